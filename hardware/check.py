@@ -1,0 +1,101 @@
+"""Commissioning: open every part of the machine and print what each one says.
+
+    python -m hardware.check            # the machine JAFFLR_MACHINE chooses (auto)
+    python -m hardware.check --machine sim
+
+Each part is opened on its own, so one missing part does not hide the others. Outputs
+are opened and left off; nothing moves and nothing heats. Run it with the services
+stopped on a Pi (they hold the GPIO lines). Exit status 1 when any part failed.
+"""
+import argparse
+import sys
+import time
+
+from .board import BOARD
+from .errors import HardwareError
+from .i2c import MCP9600, MCP9808, NAU7802, TCA9548A
+from .platform import open_platform
+
+
+def _i2c_rows(platform, board):
+    rows = []
+    mux = None
+    sleep = platform.clock.sleep
+    for part in board.i2c:
+        where = f'bus {part.bus} 0x{part.address:02X}' + (
+            f' ch {part.mux_channel}' if part.mux_channel is not None else '')
+        try:
+            if part.chip == 'MCP9600':
+                dev = MCP9600(platform.bus, part.address, name=part.name, sleep=sleep)
+                reading = f'{dev.hot_junction_c:.2f} C (cold junction {dev.cold_junction_c:.2f} C)'
+            elif part.chip == 'MCP9808':
+                dev = MCP9808(platform.bus, part.address, name=part.name, sleep=sleep)
+                reading = f'{dev.temperature_c:.2f} C'
+            elif part.chip == 'TCA9548A':
+                dev = mux = TCA9548A(platform.bus, part.address, name=part.name, sleep=sleep)
+                reading = 'all channels off'
+            elif part.chip == 'NAU7802':
+                if mux is None:
+                    raise HardwareError('the mux did not open, so the channel cannot be reached')
+                dev = NAU7802(mux.channel(part.mux_channel), part.address, name=part.name,
+                              sleep=sleep, monotonic=platform.clock.monotonic)
+                reading = f'{dev.raw_counts} counts'
+            else:
+                raise HardwareError(f'no driver for {part.chip}')
+            rows.append((part.name, f'{part.chip} {where}', dev.identity, reading, 'OK'))
+        except (HardwareError, OSError) as exc:
+            rows.append((part.name, f'{part.chip} {where}', '-', '-', f'FAIL: {exc}'))
+    return rows
+
+
+def _gpio_rows(platform, board):
+    from gpiozero import DigitalInputDevice, DigitalOutputDevice
+    rows = []
+    for part in board.gpio:
+        try:
+            if part.direction == 'out':
+                dev = DigitalOutputDevice(part.pin, pin_factory=platform.pin_factory)
+                reading = 'off'
+            else:
+                dev = DigitalInputDevice(part.pin, pull_up=part.pull == 'up',
+                                         pin_factory=platform.pin_factory)
+                reading = 'active' if dev.is_active else 'inactive'
+            dev.close()
+            rows.append((part.name, f'GPIO{part.pin} {part.direction}', 'gpio line', reading, 'OK'))
+        except Exception as exc:   # gpiozero raises many kinds; every one is a failed part
+            rows.append((part.name, f'GPIO{part.pin} {part.direction}', '-', '-',
+                         f'FAIL: {type(exc).__name__}: {exc}'))
+    return rows
+
+
+def format_table(rows):
+    header = ('part', 'address / pin', 'identity', 'reading', 'result')
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(5)]
+    line = lambda r: '  '.join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+    return '\n'.join([line(header), line(['-' * w for w in widths]), *map(line, rows)])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m hardware.check', description=__doc__.split('\n')[0])
+    parser.add_argument('--machine', choices=('auto', 'pi', 'sim'), default=None)
+    parser.add_argument('--sim-socket', default=None)
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    try:
+        platform = open_platform(args.machine, args.sim_socket)
+    except HardwareError as exc:
+        print(f'cannot open the machine: {exc}', file=sys.stderr)
+        return 2
+    try:
+        rows = _i2c_rows(platform, BOARD) + _gpio_rows(platform, BOARD)
+    finally:
+        platform.close()
+    print(f'machine: {platform.mode}')
+    print(format_table(rows))
+    failed = sum(1 for r in rows if r[4] != 'OK')
+    print(f'{len(rows) - failed} of {len(rows)} parts OK ({time.monotonic() - started:.2f} s)')
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

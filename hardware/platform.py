@@ -1,0 +1,123 @@
+"""Choosing and opening the machine a service runs on: a Raspberry Pi or the simulator.
+
+The mode comes from JAFFLR_MACHINE: `pi`, `sim`, or `auto` (the default: `pi` when the
+device tree says Raspberry Pi, else `sim`). There is no fallback: when the mode is `pi`
+and a part cannot be opened, opening fails with the part's name; when it is `sim` and
+the simulator is not running, opening fails and says how to start it.
+"""
+import logging
+import os
+import time
+
+from .board import BOARD
+from .errors import BoardConfigError, PartMissing
+from .i2c import MCP9600, MCP9808, NAU7802, TCA9548A
+from .machine import Machine
+
+log = logging.getLogger('hardware')
+
+MODES = ('auto', 'pi', 'sim')
+
+
+def is_raspberry_pi(model_path='/proc/device-tree/model'):
+    try:
+        with open(model_path, 'rb') as f:
+            return b'Raspberry Pi' in f.read()
+    except OSError:
+        return False
+
+
+def resolve_mode(requested=None, model_path='/proc/device-tree/model'):
+    requested = (requested or os.environ.get('JAFFLR_MACHINE') or 'auto').strip().lower()
+    if requested not in MODES:
+        raise BoardConfigError(f'JAFFLR_MACHINE={requested!r} is not one of {", ".join(MODES)}')
+    if requested != 'auto':
+        return requested, f'{requested} (chosen by configuration)'
+    if is_raspberry_pi(model_path):
+        return 'pi', 'pi (auto: device tree says Raspberry Pi)'
+    return 'sim', 'sim (auto: no Raspberry Pi detected, using the simulated machine)'
+
+
+class Platform:
+    """What a service is handed: a clock, a pin factory, an I2C bus, and in simulation
+    the simulator link (a person's hands: faults, refills). Close it to let go of all."""
+
+    def __init__(self, mode, clock, pin_factory, bus, link=None, closers=()):
+        self.mode = mode
+        self.clock = clock
+        self.pin_factory = pin_factory
+        self.bus = bus
+        self.link = link
+        self._closers = list(closers)
+
+    @property
+    def simulated(self):
+        return self.mode != 'pi'
+
+    def machine(self, owner, board=BOARD):
+        return Machine(board, owner=owner, pin_factory=self.pin_factory)
+
+    def close(self):
+        for close in reversed(self._closers):
+            try:
+                close()
+            except Exception:   # closing is best effort; each closer already made things safe
+                log.exception('closing the platform')
+
+
+def open_platform(mode=None, sim_socket=None):
+    """Open the machine chosen by `mode` (see resolve_mode). Raises with the part's name."""
+    mode, why = resolve_mode(mode)
+    log.info('machine: %s', why)
+    if mode == 'pi':
+        return _open_pi()
+    from .sim.link import SimLink
+    from .sim.pins import SimPinFactory
+    from .sim.protocol import default_socket_path
+    link = SimLink(sim_socket or default_socket_path())
+    factory = SimPinFactory(link)
+    return Platform('sim', link.clock, factory, link.bus(1), link=link,
+                    closers=(link.close, factory.close))
+
+
+def _open_pi():
+    from .clock import RealClock
+    try:
+        import smbus2
+        bus = smbus2.SMBus(BOARD.i2c[0].bus)
+    except (OSError, ImportError) as exc:
+        raise PartMissing(f'I2C bus {BOARD.i2c[0].bus} (/dev/i2c-{BOARD.i2c[0].bus}): {exc}; '
+                          f'enable I2C with raspi-config and add this user to the i2c group') from exc
+    try:
+        from gpiozero.pins.lgpio import LGPIOFactory
+        factory = LGPIOFactory()
+    except Exception as exc:
+        bus.close()
+        raise PartMissing(f'GPIO (lgpio on /dev/gpiochip*): {exc}; '
+                          f'install lgpio and add this user to the gpio group') from exc
+    return Platform('pi', RealClock(), factory, bus, closers=(bus.close, factory.close))
+
+
+class Sensors:
+    """The I2C parts a service owns, opened and identity-checked."""
+
+    def __init__(self, bus, board=BOARD, owner=None, bays=None, sleep=time.sleep,
+                 monotonic=time.monotonic):
+        """`bays`: the bay numbers whose load cells to open (default: all on the board)."""
+        self.board = board
+        self.plate = self.bin_air = self.mux = None
+        self.loadcells = {}
+        parts = [p for p in board.i2c if owner is None or p.owner == owner]
+        by_chip = {p.chip: p for p in parts if p.mux_channel is None}
+        if 'MCP9600' in by_chip:
+            self.plate = MCP9600(bus, by_chip['MCP9600'].address, name='plate_thermocouple',
+                                 sleep=sleep)
+        if 'MCP9808' in by_chip:
+            self.bin_air = MCP9808(bus, by_chip['MCP9808'].address, name='bin_air', sleep=sleep)
+        if 'TCA9548A' in by_chip:
+            self.mux = TCA9548A(bus, by_chip['TCA9548A'].address, name='mux', sleep=sleep)
+        for part in parts:
+            index = int(part.name.rsplit('_', 1)[1]) if part.chip == 'NAU7802' else None
+            if index is not None and self.mux is not None and (bays is None or index in bays):
+                self.loadcells[index] = NAU7802(self.mux.channel(part.mux_channel), part.address,
+                                                name=part.name, sleep=sleep, monotonic=monotonic)

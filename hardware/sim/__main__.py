@@ -1,0 +1,101 @@
+"""The simulated machine's command line.
+
+    python -m hardware.sim serve [--socket PATH] [--speed X] [--seed N]
+    python -m hardware.sim status
+    python -m hardware.sim faults
+    python -m hardware.sim fault NAME on|off
+    python -m hardware.sim nack PART RATE
+    python -m hardware.sim fill BAY UNITS
+"""
+import argparse
+import json
+import logging
+import sys
+
+from ..errors import SimulatorUnavailable
+from .protocol import default_socket_path
+from .world import FAULTS
+
+
+def _format_status(s):
+    lines = [
+        f"time {s['time_s']:.1f} s   plate {s['plate_c']:.1f} C (probe {s['plate_probe_c']:.1f})   "
+        f"bin {s['bin_c']:.2f} C",
+        f"relay {'CLOSED' if s['relay_closed'] else 'open'}   heater pin "
+        f"{'high' if s['heater_pin'] else 'low'}   heartbeat age {s['heartbeat_age_s']} s   "
+        f"chiller {'on' if s['chiller_on'] else 'off'}",
+        f"press position {s['press_position']:.2f} (0 open, 1 closed), holds {s['press_sandwich']}",
+        f"tray {s['tray']}{'  BLOCKED' if s['tray_blocked'] else ''}   delivered {s['delivered']}",
+    ]
+    for b in s['bays']:
+        lines.append(f"  bay {b['bay']} {str(b['ingredient']):9} {b['units']:3d} units "
+                     f"{b['grams']:7.1f} g  dispenser {'on' if b['dispenser_on'] else 'off'}")
+    lines.append(f"faults: {', '.join(s['faults']) or 'none'}")
+    if s['nack_rates']:
+        lines.append(f"NACK rates: {s['nack_rates']}")
+    lines += [f'  {e}' for e in s['events']]
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m hardware.sim')
+    parser.add_argument('--socket', default=None, help='default: $JAFFLR_SIM_SOCKET or '
+                        '$XDG_RUNTIME_DIR/jafflr-sim.sock')
+    sub = parser.add_subparsers(dest='command', required=True)
+    serve = sub.add_parser('serve', help='run the simulated machine')
+    serve.add_argument('--speed', type=float, default=1.0, help='time runs this many times fast')
+    serve.add_argument('--seed', type=int, default=1)
+    sub.add_parser('status', help="print the world's state")
+    status_json = sub.add_parser('status-json', help='the same, as JSON')
+    sub.add_parser('faults', help='list the faults that can be switched')
+    fault = sub.add_parser('fault', help='switch a fault on or off')
+    fault.add_argument('name')
+    fault.add_argument('state', choices=('on', 'off'))
+    nack = sub.add_parser('nack', help='make an I2C part drop transfers at a rate (0-1)')
+    nack.add_argument('part')
+    nack.add_argument('rate', type=float)
+    fill = sub.add_parser('fill', help='fill a bay (number or ingredient) with units')
+    fill.add_argument('bay')
+    fill.add_argument('units', type=int)
+    args = parser.parse_args(argv)
+    path = args.socket or default_socket_path()
+
+    if args.command == 'faults':
+        for name, what in FAULTS.items():
+            print(f'{name:22} {what}')
+        return 0
+    if args.command == 'serve':
+        from .server import serve, shutdown_on_signals
+        logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
+        serve(path, speed=args.speed, seed=args.seed, ready=shutdown_on_signals)
+        return 0
+
+    from .link import SimLink
+    try:
+        link = SimLink(path)
+    except SimulatorUnavailable as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        if args.command == 'status':
+            print(_format_status(link.status()))
+        elif args.command == 'status-json':
+            print(json.dumps(link.status(), indent=2))
+        elif args.command == 'fault':
+            print(f'{link.set_fault(args.name, args.state == "on")} {args.state}')
+        elif args.command == 'nack':
+            link.set_nack_rate(args.part, args.rate)
+            print(f'{args.part} drops {args.rate:.1%} of transfers')
+        elif args.command == 'fill':
+            link.fill(args.bay, args.units)
+            print(f'bay {args.bay} filled with {args.units}')
+    except ValueError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
+    finally:
+        link.close()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

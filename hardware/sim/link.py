@@ -1,0 +1,154 @@
+"""A service's connection to the simulator process.
+
+SimLink offers what a service needs from the machine: a `bus(n)` that answers like
+smbus2.SMBus, a wire for gpiozero's pins (drive, release, level, and input changes
+pushed back), the simulator's clock, and the hands of a person (faults, refills).
+"""
+import errno
+import socket
+import threading
+
+from ..clock import clock_from_description
+from ..errors import SimulatorUnavailable
+from .protocol import decode, encode
+
+CONNECT_TIMEOUT_S = 2.0
+CALL_TIMEOUT_S = 5.0
+
+
+class SimLink:
+    def __init__(self, path):
+        self.path = path
+        self._lock = threading.Lock()
+        self._sock, self._file = self._connect()
+        hello = self.call('hello')
+        self.clock = clock_from_description(hello['clock'])
+        self.sim_pid = hello['pid']
+        self._pins = {}
+        self._closed = False
+        # Subscribe before any pin is attached, so no input change falls between a pin's
+        # first read of its level and the stream of changes.
+        self._event_sock, stream = self._connect()
+        self._event_sock.settimeout(None)
+        self._event_sock.sendall(encode({'op': 'subscribe'}))
+        stream.readline()
+        threading.Thread(target=self._listen, args=(stream,), name='sim-inputs',
+                         daemon=True).start()
+
+    def _connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(CONNECT_TIMEOUT_S)
+        try:
+            sock.connect(self.path)
+        except OSError as exc:
+            sock.close()
+            raise SimulatorUnavailable(
+                f'the simulated machine is not reachable at {self.path} ({exc.strerror or exc}); '
+                f'start it with: python -m hardware.sim serve --socket {self.path}') from exc
+        sock.settimeout(CALL_TIMEOUT_S)
+        return sock, sock.makefile('rb')
+
+    def call(self, op, **fields):
+        fields['op'] = op
+        with self._lock:
+            try:
+                self._sock.sendall(encode(fields))
+                line = self._file.readline()
+            except OSError as exc:
+                raise SimulatorUnavailable(f'simulated machine at {self.path}: {exc}') from exc
+        if not line:
+            raise SimulatorUnavailable(f'simulated machine at {self.path} hung up')
+        answer = decode(line)
+        if answer['ok']:
+            return answer['result']
+        if answer['error'] == 'OSError':
+            raise OSError(answer['errno'] or errno.EIO, answer['message'])
+        raise ValueError(answer['message'])
+
+    # -- I2C --------------------------------------------------------------------------
+    def bus(self, number=1):
+        return RemoteBus(self, number)
+
+    # -- the wire for SimPinFactory ---------------------------------------------------------
+    def attach(self, number, pin):
+        self._pins[number] = pin
+
+    def detach(self, number):
+        self._pins.pop(number, None)
+
+    def drive(self, number, level):
+        self.call('drive', pin=number, level=level)
+
+    def release(self, number):
+        if not self._closed:
+            self.call('release', pin=number)
+
+    def level(self, number):
+        return self.call('level', pin=number)
+
+    def _listen(self, stream):
+        try:
+            for line in stream:
+                event = decode(line)
+                pin = self._pins.get(event['pin'])
+                if pin is not None:
+                    pin.world_drives(event['level'])
+        except (OSError, ValueError):
+            pass   # the link is closing, or the simulator went away; calls will say so
+
+    # -- a person's hands -------------------------------------------------------------------
+    def status(self):
+        return self.call('status')
+
+    def set_fault(self, name, on):
+        return self.call('fault', name=name, on=on)
+
+    def set_nack_rate(self, part, rate):
+        return self.call('nack', part=part, rate=rate)
+
+    def fill(self, bay, units):
+        return self.call('fill', bay=bay, units=units)
+
+    def close(self):
+        self._closed = True
+        for sock in (self._sock, self._event_sock):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+
+class RemoteBus:
+    """An smbus2-shaped bus whose transfers happen in the simulator."""
+
+    def __init__(self, link, number):
+        self.link = link
+        self.number = number
+
+    def _i2c(self, call, *args):
+        return self.link.call('i2c', bus=self.number, call=call, args=list(args))
+
+    def read_byte_data(self, address, register, force=None):
+        return self._i2c('read_byte_data', address, register)
+
+    def write_byte_data(self, address, register, value, force=None):
+        return self._i2c('write_byte_data', address, register, value)
+
+    def read_word_data(self, address, register, force=None):
+        return self._i2c('read_word_data', address, register)
+
+    def read_i2c_block_data(self, address, register, length, force=None):
+        return self._i2c('read_i2c_block_data', address, register, length)
+
+    def write_i2c_block_data(self, address, register, data, force=None):
+        return self._i2c('write_i2c_block_data', address, register, list(data))
+
+    def read_byte(self, address, force=None):
+        return self._i2c('read_byte', address)
+
+    def write_byte(self, address, value, force=None):
+        return self._i2c('write_byte', address, value)
+
+    def close(self):
+        pass
