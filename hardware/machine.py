@@ -10,6 +10,12 @@ from gpiozero import CompositeDevice, DigitalInputDevice, DigitalOutputDevice, M
 from .board import BOARD
 
 
+def _constructed(device):
+    """False while (or if) a composite's construction did not finish; gpiozero may still
+    call close() on it from __del__."""
+    return '_all' in vars(device)
+
+
 def _build(makers):
     """Construct named children in order; if one fails, close those already made."""
     made = {}
@@ -54,6 +60,8 @@ class HeaterRelay(CompositeDevice):
         return self.relay.is_active
 
     def close(self):
+        if not _constructed(self):
+            return
         if not self.closed:
             self.relay.off()
         super().close()
@@ -98,6 +106,8 @@ class Press(CompositeDevice):
         return self.motor.is_active
 
     def close(self):
+        if not _constructed(self):
+            return
         if not self.closed:
             self.motor.stop()
         super().close()
@@ -130,6 +140,8 @@ class Conveyor(CompositeDevice):
         return self.motor.is_active
 
     def close(self):
+        if not _constructed(self):
+            return
         if not self.closed:
             self.motor.off()
         super().close()
@@ -214,6 +226,8 @@ class Machine(CompositeDevice):
                 device.off()
 
     def close(self):
+        if not _constructed(self):
+            return
         if not self.closed:
             self.all_off()
         super().close()

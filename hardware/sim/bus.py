@@ -72,12 +72,14 @@ class SimBus:
 
     def read_word_data(self, address, register, force=None):
         with self.world.lock:
-            data = self._chip(address).read(register, 2)
+            data = self._chip(address).read(register, 2).ljust(2, b'\x00')
             return data[0] | (data[1] << 8)   # SMBus words are little-endian
 
     def read_i2c_block_data(self, address, register, length, force=None):
         with self.world.lock:
-            return list(self._chip(address).read(register, length))
+            data = self._chip(address).read(register, length)
+            # A block read clocks out as many bytes as asked; a short register pads with 0.
+            return list(data.ljust(length, b'\x00')[:length])
 
     def write_i2c_block_data(self, address, register, data, force=None):
         with self.world.lock:

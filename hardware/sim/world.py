@@ -88,6 +88,10 @@ class World:
             self._driven[pin] = bool(level)
             if pin == self._by_name['heater_heartbeat'].pin:
                 self.heater.heartbeat(bool(level), self.now)
+            if not level:
+                for bay in self.bays:
+                    if pin == self._by_name[f'dispenser_{bay.index}'].pin:
+                        bay.step(0.0, False, False)   # the cam re-arms when the motor stops
 
     def release(self, pin):
         """A program stops driving a line (it became an input, or was closed)."""

@@ -1,0 +1,34 @@
+# jafflr: two commands to know.
+#   make run    the whole machine, simulated, with both services and the panel
+#   make test   the default test run
+# Both create the virtual environment (.venv) when it is missing or out of date.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SPEED ?= 1
+
+.PHONY: run test test-all check sim clean
+
+$(VENV)/.runtime: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "jafflr needs Python 3.11 or newer"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.test: $(VENV)/.runtime requirements-test.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	touch $@
+
+run: $(VENV)/.runtime
+	$(PY) -m api.stack --speed $(SPEED)
+
+test: $(VENV)/.test
+	$(PY) -m pytest -q
+
+check: $(VENV)/.runtime
+	$(PY) -m hardware.check
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache

@@ -1,0 +1,131 @@
+"""The simulated machine as its own process, reached over its socket as services reach it."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from hardware.errors import SimulatorUnavailable
+from hardware.platform import open_platform
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SPEED = 10
+
+
+def _cli(sock, *args):
+    return subprocess.run([sys.executable, '-m', 'hardware.sim', '--socket', sock, *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=20)
+
+
+@pytest.fixture
+def sim(tmp_path):
+    sock = str(tmp_path / 'sim.sock')
+    proc = subprocess.Popen([sys.executable, '-m', 'hardware.sim', '--socket', sock, 'serve',
+                             '--speed', str(SPEED)], cwd=ROOT, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(sock):
+        assert proc.poll() is None and time.monotonic() < deadline, 'simulator did not start'
+        time.sleep(0.02)
+    yield sock
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+def test_sim_process_status_and_fault_from_a_shell(sim):
+    out = _cli(sim, 'status')
+    assert out.returncode == 0 and 'plate' in out.stdout and 'bay 1 cheese' in out.stdout
+    out = _cli(sim, 'fault', 'heater-welded', 'on')
+    assert out.returncode == 0, out.stderr
+    assert 'faults: heater-welded' in _cli(sim, 'status').stdout
+    _cli(sim, 'fault', 'heater-welded', 'off')
+    assert 'faults: none' in _cli(sim, 'status').stdout
+    bad = _cli(sim, 'fault', 'kitchen-fire', 'on')
+    assert bad.returncode == 1 and 'unknown fault' in bad.stderr
+
+
+def test_sim_process_shares_its_clock_and_world_with_two_clients(sim):
+    a = open_platform('sim', sim)
+    b = open_platform('sim', sim)
+    try:
+        assert abs(a.clock.monotonic() - b.clock.monotonic()) < 0.05 * SPEED
+        press_side = a.machine('jafflr')
+        bin_side = b.machine('chillybin')
+        press_side.dispensers[1].on()
+        a.clock.sleep(1.2)
+        press_side.dispensers[1].off()
+        status = b.link.status()
+        assert status['bays'][1]['units'] == 9 and status['tray']['units'] == {'cheese': 1}
+        bin_side.chiller.on()
+        assert a.link.status()['chiller_on']
+        press_side.close()
+        bin_side.close()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_sim_process_input_changes_are_pushed(sim):
+    p = open_platform('sim', sim)
+    try:
+        m = p.machine('jafflr')
+        assert m.press.is_open
+        m.press.start_closing()
+        p.clock.sleep(4.3)
+        assert m.press.is_closed and not m.press.is_open
+        m.close()
+    finally:
+        p.close()
+
+
+def test_sim_process_relay_opens_after_client_is_killed_with_heater_on(sim, tmp_path):
+    """kill -9 a program holding the heater on: its lines keep their level, as on a Pi,
+    and only the heartbeat monostable opens the relay, within its 1 s hold."""
+    script = tmp_path / 'holder.py'
+    script.write_text(
+        'import sys\n'
+        'from hardware.platform import open_platform\n'
+        'p = open_platform("sim", sys.argv[1])\n'
+        'm = p.machine("jafflr")\n'
+        'm.heater.on()\n'
+        'print("on", flush=True)\n'
+        'while True:\n'
+        '    m.heater.beat(); p.clock.sleep(0.1)\n')
+    holder = subprocess.Popen([sys.executable, str(script), sim], cwd=ROOT, stdout=subprocess.PIPE,
+                              env=dict(os.environ, PYTHONPATH=ROOT))
+    assert holder.stdout.readline().strip() == b'on'
+    p = open_platform('sim', sim)
+    try:
+        p.clock.sleep(0.5)
+        assert p.link.status()['relay_closed']
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        killed_at = p.clock.monotonic()
+        while p.link.status()['relay_closed']:
+            assert p.clock.monotonic() - killed_at < 1.5, 'relay still closed'
+            time.sleep(0.005)
+        opened_after = p.clock.monotonic() - killed_at
+        status = p.link.status()
+        assert status['heater_pin'], 'the dead program left the pin high'
+        assert opened_after <= 1.0 + 0.1 * SPEED * 0.05
+    finally:
+        p.close()
+
+
+def test_sim_process_absent_is_a_loud_error_not_a_fallback(tmp_path):
+    with pytest.raises(SimulatorUnavailable, match='python -m hardware.sim serve'):
+        open_platform('sim', str(tmp_path / 'nothing.sock'))
+
+
+def test_commissioning_check_runs_against_the_simulator(sim):
+    out = subprocess.run([sys.executable, '-m', 'hardware.check', '--machine', 'sim',
+                          '--sim-socket', sim], capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert 'plate_thermocouple  MCP9600 bus 1 0x60' in out.stdout
+    assert '26 of 26 parts OK' in out.stdout
+    _cli(sim, 'fault', 'bin-sensor-nack', 'on')
+    out = subprocess.run([sys.executable, '-m', 'hardware.check', '--machine', 'sim',
+                          '--sim-socket', sim], capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert out.returncode == 1
+    assert 'bin_air' in out.stdout and 'FAIL' in out.stdout and '25 of 26 parts OK' in out.stdout
