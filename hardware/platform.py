@@ -55,7 +55,10 @@ class Platform:
         return self.mode != 'pi'
 
     def machine(self, owner, board=BOARD):
-        return Machine(board, owner=owner, pin_factory=self.pin_factory)
+        """The GPIO parts `owner` claims; closed (outputs off) before the platform closes."""
+        machine = Machine(board, owner=owner, pin_factory=self.pin_factory)
+        self._closers.append(machine.close)
+        return machine
 
     def close(self):
         for close in reversed(self._closers):

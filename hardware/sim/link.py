@@ -84,6 +84,8 @@ class SimLink:
             self.call('release', pin=number)
 
     def level(self, number):
+        if self._closed:
+            return False   # a pin being closed after the link: nothing to read
         return self.call('level', pin=number)
 
     def _listen(self, stream):

@@ -260,6 +260,9 @@ class World:
                 if self.heater.last_beat > -1e300 else None,
                 'chiller_on': self.is_active('chiller_relay'),
                 'press_position': round(self.press.position, 3),
+                'press_motor': ('closing' if self.is_active('press_close') else
+                                'opening' if self.is_active('press_open') else 'off'),
+                'tray_motor_on': self.is_active('tray_motor'),
                 'press_sandwich': self.press.sandwich.describe() if self.press.sandwich else None,
                 'tray': self.tray.on_tray.describe() if self.tray.on_tray else None,
                 'tray_blocked': self.tray.blocked,

@@ -129,3 +129,40 @@ def test_commissioning_check_runs_against_the_simulator(sim):
                           '--sim-socket', sim], capture_output=True, text=True, cwd=ROOT, timeout=30)
     assert out.returncode == 1
     assert 'bin_air' in out.stdout and 'FAIL' in out.stdout and '25 of 26 parts OK' in out.stdout
+
+
+def test_safe_off_drives_a_killed_programs_outputs_low(sim, tmp_path):
+    script = tmp_path / 'holder.py'
+    script.write_text(
+        'import sys, time\n'
+        'from hardware.platform import open_platform\n'
+        'p = open_platform("sim", sys.argv[1])\n'
+        'm = p.machine("jafflr")\n'
+        'm.heater.on(); m.heater.beat(); m.conveyor.run()\n'
+        'print("on", flush=True)\n'
+        'time.sleep(60)\n')
+    holder = subprocess.Popen([sys.executable, str(script), sim], cwd=ROOT, stdout=subprocess.PIPE,
+                              env=dict(os.environ, PYTHONPATH=ROOT))
+    assert holder.stdout.readline().strip() == b'on'
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    p = open_platform('sim', sim)
+    try:
+        before = p.link.status()
+        assert before['heater_pin'] and before['tray_motor_on'], 'the killed program left them on'
+        out = subprocess.run([sys.executable, '-m', 'hardware.safe_off', '--machine', 'sim'],
+                             capture_output=True, text=True, cwd=ROOT, timeout=30,
+                             env=dict(os.environ, JAFFLR_SIM_SOCKET=sim))
+        assert out.returncode == 0, out.stderr
+        after = p.link.status()
+        assert not after['heater_pin'] and not after['relay_closed']
+        assert not after['tray_motor_on']
+    finally:
+        p.close()
+
+
+def test_safe_off_without_a_machine_fails_loudly(tmp_path):
+    out = subprocess.run([sys.executable, '-m', 'hardware.safe_off', '--machine', 'sim'],
+                         capture_output=True, text=True, cwd=ROOT, timeout=30,
+                         env=dict(os.environ, JAFFLR_SIM_SOCKET=str(tmp_path / 'none.sock')))
+    assert out.returncode == 1 and 'cannot open the machine' in out.stderr
