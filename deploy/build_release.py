@@ -1,0 +1,75 @@
+"""Build a release archive from a git ref: the code the Pi runs, plus VERSIONS.json.
+
+    python deploy/build_release.py [--ref HEAD] [--version NAME] [--out dist]
+
+Prints one JSON line: {"release", "chillybin", "jafflr", "archive"}. The archive holds the
+tracked files the services need at that ref (not the work tree, so uncommitted edits are
+never shipped) and VERSIONS.json with each service's version from service_version.py.
+The playbook runs this on the controller; it is also handy by hand.
+"""
+import argparse
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from service_version import SERVICES, last_commit, service_files  # noqa: E402
+
+SHIPPED = ('api', 'firmware', 'hardware', 'systemd', 'requirements.txt', 'README.md')
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _git(repo, *args, binary=False):
+    out = subprocess.run(['git', '-C', repo, *args], capture_output=True, check=True)
+    return out.stdout if binary else out.stdout.decode().strip()
+
+
+def default_version(repo, ref):
+    return _git(repo, 'describe', '--tags', '--always', ref)
+
+
+def build(repo, ref, version, out_dir):
+    commit = _git(repo, 'rev-parse', '--verify', f'{ref}^{{commit}}')
+    version = version or default_version(repo, commit)
+    if not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9._+-]*', version):
+        raise SystemExit(f'release name {version!r} must be letters, digits and . _ + -')
+    present = set(_git(repo, 'ls-tree', '--name-only', commit).split('\n'))
+    paths = [p for p in SHIPPED if p in present]
+    tar_bytes = _git(repo, 'archive', '--format=tar', commit, '--', *paths, binary=True)
+    with tempfile.TemporaryDirectory() as tree:
+        with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+            tar.extractall(tree, filter='data')
+        versions = {'release': version}
+        for service in SERVICES:
+            versions[service] = last_commit(repo, service_files(tree, service), commit)
+        with open(os.path.join(tree, 'VERSIONS.json'), 'w') as f:
+            json.dump(versions, f, indent=2)
+            f.write('\n')
+        os.makedirs(out_dir, exist_ok=True)
+        archive = os.path.abspath(os.path.join(out_dir, f'jafflr-{version}.tar.gz'))
+        with tarfile.open(archive + '.part', 'w:gz') as tar:
+            for name in sorted(os.listdir(tree)):
+                tar.add(os.path.join(tree, name), arcname=name)
+        os.replace(archive + '.part', archive)
+    return dict(versions, archive=archive, commit=commit)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python deploy/build_release.py',
+                                     description=__doc__.split('\n')[0])
+    parser.add_argument('--repo', default=REPO)
+    parser.add_argument('--ref', default='HEAD')
+    parser.add_argument('--version', default=None, help='release name (default: git describe)')
+    parser.add_argument('--out', default=os.path.join(REPO, 'dist'))
+    args = parser.parse_args(argv)
+    print(json.dumps(build(args.repo, args.ref, args.version, args.out)))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
