@@ -21,10 +21,15 @@ $(VENV)/.test: $(VENV)/.runtime requirements-test.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
 	touch $@
 
+# ansible-core and ansible-lint, for the deploy tests (and for deploying from here).
+$(VENV)/.deploy: $(VENV)/.test deploy/requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r deploy/requirements.txt
+	touch $@
+
 run: $(VENV)/.runtime
 	$(PY) -m api.stack --speed $(SPEED)
 
-test: $(VENV)/.test
+test: $(VENV)/.deploy
 	$(PY) -m pytest -q
 
 check: $(VENV)/.runtime
