@@ -24,6 +24,7 @@ from .load import Load
 
 pytestmark = pytest.mark.systemd
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ARTIFACTS = os.path.join(ROOT, 'test-artifacts', 'systemd')
 FAKES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fake_services')
 JAFFLR, CHILLYBIN = 80, 7001
 SIM_SPEED = 5
@@ -117,17 +118,22 @@ class Host:
 """)
 
     def deploy(self, release, *extra):
+        """Run the playbook as an operator would; its output goes to test-artifacts/systemd/."""
         started = time.monotonic()
         playbook = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
-        out = subprocess.run(
-            [playbook, '-i', str(self.inventory), os.path.join(ROOT, 'deploy', 'site.yml'),
-             '-e', f'release_repo={self.tmp / "repo"}', '-e', f'release_ref={self.refs[release]}',
-             '-e', f'release_version={release}', '-e', f'release_out={self.tmp / "dist"}', *extra],
-            capture_output=True, text=True, timeout=900, cwd=os.path.join(ROOT, 'deploy'),
-            env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'deploy', 'ansible.cfg'),
-                     ANSIBLE_HOST_KEY_CHECKING='False', ANSIBLE_NOCOLOR='1'))
-        (self.tmp / f'deploy-{release}{"-".join(extra)}.log').write_text(out.stdout + out.stderr)
-        return out, time.monotonic() - started
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        log = os.path.join(ARTIFACTS, f'deploy-{release}{"".join(extra)}.log')
+        with open(log, 'w') as f:
+            proc = subprocess.run(
+                [playbook, '-i', str(self.inventory), os.path.join(ROOT, 'deploy', 'site.yml'),
+                 '-e', f'release_repo={self.tmp / "repo"}', '-e', f'release_ref={self.refs[release]}',
+                 '-e', f'release_version={release}', '-e', f'release_out={self.tmp / "dist"}', *extra],
+                stdout=f, stderr=subprocess.STDOUT, text=True, timeout=900,
+                cwd=os.path.join(ROOT, 'deploy'),
+                env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'deploy', 'ansible.cfg'),
+                         ANSIBLE_HOST_KEY_CHECKING='False', ANSIBLE_NOCOLOR='1'))
+        proc.stdout = open(log).read()
+        return proc, time.monotonic() - started
 
     def versions(self, release):
         path = self.container.path(f'/opt/jafflr/releases/{release}/VERSIONS.json')
@@ -155,13 +161,20 @@ def host(tmp_path_factory):
         raise
     REPORT['host'] = {'boot_s': round(h.container.boot_seconds, 1),
                       'services': 'stand-ins (tests/systemd/fake_services)' if h.fakes else 'real'}
-    yield h
-    h.container.stop()
+    try:
+        yield h
+    finally:
+        journal = h.container.run(['journalctl', '--no-pager', '-o', 'short-monotonic', '-u',
+                                   'jafflr*', '-u', 'chillybin*'], check=False).stdout
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        with open(os.path.join(ARTIFACTS, 'journal.txt'), 'w') as f:
+            f.write(journal)
+        h.container.stop()
 
 
 def test_1_deploy_release_a_serves_through_socket_activation(host):
     out, took = host.deploy('A')
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert out.returncode == 0, out.stdout[-4000:]
     a = host.versions('A')
     assert _http(JAFFLR, '/health')[1] == a['jafflr']
     assert _http(CHILLYBIN, '/health')[1] == a['chillybin']
@@ -186,7 +199,7 @@ def test_2_deploy_b_and_ten_restarts_under_load_fail_no_request(host):
     c = host.container
     chillybin_pid = host.main_pid('chillybin')
     restarts = []
-    with Load(LOAD_TARGETS, clients=24) as load:
+    with Load(LOAD_TARGETS, clients=24, timeout=30) as load:
         time.sleep(2)
         out, took = host.deploy('B')
         for _ in range(10):
@@ -211,7 +224,7 @@ def test_2_deploy_b_and_ten_restarts_under_load_fail_no_request(host):
 
 def test_3_a_release_that_cannot_become_ready_rolls_back_by_itself(host):
     b = host.versions('B')
-    with Load(LOAD_TARGETS, clients=24) as load:
+    with Load(LOAD_TARGETS, clients=24, timeout=30) as load:
         time.sleep(1)
         out, took = host.deploy('C')
         time.sleep(1)

@@ -87,6 +87,7 @@ def serve(service, routes, default_port, on_stop=lambda: None, before_ready=lamb
                 status, body = 404, 'not found'
             data = (body if isinstance(body, str) else json.dumps(body)).encode()
             self.send_response(status)
+            self.send_header('Content-Type', 'text/plain' if isinstance(body, str) else 'application/json')
             self.send_header('Content-Length', str(len(data)))
             self.end_headers()
             self.wfile.write(data)
