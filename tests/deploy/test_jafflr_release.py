@@ -1,0 +1,86 @@
+"""The on-Pi release tool: install is atomic, switch and prune keep what must stay."""
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+import tarfile
+
+import pytest
+
+TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                    'deploy', 'roles', 'jafflr_release', 'files', 'jafflr-release')
+
+
+@pytest.fixture
+def tool():
+    loader = importlib.machinery.SourceFileLoader('jafflr_release_tool', TOOL)
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    module.running_release = lambda layout, service: None   # no systemd on the test host
+    return module
+
+
+def _fake_release(base, name, mtime, versions=None):
+    path = os.path.join(base, 'releases', name)
+    os.makedirs(path)
+    with open(os.path.join(path, 'VERSIONS.json'), 'w') as f:
+        json.dump(versions or {'release': name, 'chillybin': 'c', 'jafflr': 'j-' + name}, f)
+    marker = os.path.join(path, '.installed')
+    open(marker, 'w').close()
+    os.utime(marker, (mtime, mtime))
+
+
+def _run(tool, base, *args, capsys):
+    rc = tool.main(['--base', str(base), *args])
+    return rc, json.loads(capsys.readouterr().out or 'null')
+
+
+def test_jafflr_release_switch_is_a_symlink_rename_and_remembers_previous(tool, tmp_path, capsys):
+    for n, name in enumerate('ABC'):
+        _fake_release(tmp_path, name, 1000 + n)
+    assert _run(tool, tmp_path, 'switch', 'A', capsys=capsys)[1]['previous'] is None
+    rc, out = _run(tool, tmp_path, 'switch', 'B', capsys=capsys)
+    assert rc == 0 and out == {'previous': 'A', 'current': 'B', 'changed': True}
+    assert os.readlink(tmp_path / 'current') == 'releases/B'
+    assert os.readlink(tmp_path / 'previous') == 'releases/A'
+    assert _run(tool, tmp_path, 'switch', 'nope', capsys=capsys)[0] == 1
+
+
+def test_jafflr_release_plan_restarts_services_not_running(tool, tmp_path, capsys):
+    rc, out = _run(tool, tmp_path, 'plan', json.dumps({'chillybin': 'c', 'jafflr': 'j'}),
+                   capsys=capsys)
+    assert rc == 0 and out['restart'] == ['chillybin', 'jafflr']
+
+
+def test_jafflr_release_plan_restarts_only_changed_services(tool, tmp_path, capsys):
+    _fake_release(tmp_path, 'A', 1000)
+    tool.running_release = lambda layout, service: 'A'
+    rc, out = _run(tool, tmp_path, 'plan', json.dumps({'chillybin': 'c', 'jafflr': 'j-B'}),
+                   capsys=capsys)
+    assert out['restart'] == ['jafflr']
+
+
+def test_jafflr_release_prune_keeps_the_newest_current_previous_and_running(tool, tmp_path, capsys):
+    for n, name in enumerate('ABCDEF'):
+        _fake_release(tmp_path, name, 1000 + n)
+    _run(tool, tmp_path, 'switch', 'A', capsys=capsys)
+    _run(tool, tmp_path, 'switch', 'B', capsys=capsys)
+    tool.running_release = lambda layout, service: 'C' if service == 'chillybin' else 'B'
+    rc, out = _run(tool, tmp_path, 'prune', '--keep', '2', capsys=capsys)
+    assert rc == 0 and out['removed'] == ['D']
+    assert sorted(os.listdir(tmp_path / 'releases')) == ['A', 'B', 'C', 'E', 'F']
+
+
+def test_jafflr_release_install_refuses_an_archive_that_escapes(tool, tmp_path, capsys):
+    evil = tmp_path / 'evil.tar.gz'
+    outside = tmp_path / 'outside.txt'
+    outside.write_text('x')
+    with tarfile.open(evil, 'w:gz') as tar:
+        tar.add(outside, arcname='../../escaped.txt')
+    with pytest.raises((SystemExit, tarfile.TarError)):
+        tool.main(['--base', str(tmp_path / 'base'), 'install', str(evil), 'E',
+                   '--python', sys.executable])
+    assert not (tmp_path / 'escaped.txt').exists()
+    assert not os.path.exists(tmp_path / 'base' / 'releases' / 'E')
