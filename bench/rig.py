@@ -26,7 +26,8 @@ CHEESE_AND_VEGEMITE = (('bread', 35.0), ('bread', 35.0), ('cheese', 21.0), ('veg
 class PlateRig:
     """A PlateController on the simulated plate. `run()` ticks it and moves the clock."""
 
-    def __init__(self, clock, world, bus, pin_factory, *, config=None, controller='pid'):
+    def __init__(self, clock, world, bus, pin_factory, *, config=None, controller='pid',
+                 on_tick=None):
         self.clock, self.world = clock, world
         self.machine = Machine(pin_factory=pin_factory, owner='jafflr')
         part = BOARD.i2c_part('plate_thermocouple')
@@ -34,7 +35,8 @@ class PlateRig:
         self.shutdown = Shutdown()
         self.plate = PlateController(self.machine.heater, lambda: self.sensor.hot_junction_c,
                                      self.shutdown, config, controller=controller,
-                                     interlocks=self.interlocks, open_errors=(SensorOpen,))
+                                     interlocks=self.interlocks, on_tick=on_tick,
+                                     open_errors=(SensorOpen,))
 
     def interlocks(self):
         active = []
