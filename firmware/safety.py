@@ -77,7 +77,10 @@ class Shutdown:
     turn outputs off, fail the current order). Trips while latched are recorded, one per
     reason, but do not replace the first: it is the cause, the rest are consequences."""
 
-    def __init__(self):
+    def __init__(self, wall_clock=None):
+        # wall_clock() -> epoch seconds, handed in (clock.time) so that faults tripped
+        # with only `now` still carry a timestamp that means something after a restart.
+        self._wall_clock = wall_clock
         self._lock = threading.RLock()
         self._listeners = []
         self._fault = None
@@ -107,6 +110,8 @@ class Shutdown:
     def trip(self, reason, detail, now, wall=None):
         """Latch a fault unless one is latched already. Never refuses: an unknown reason
         still shuts down. Returns the latched fault."""
+        if wall is None and self._wall_clock is not None:
+            wall = self._wall_clock()
         fault = Fault(str(reason), str(detail), now, wall)
         with self._lock:
             if self._fault is not None:

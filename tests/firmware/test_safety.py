@@ -23,6 +23,12 @@ def test_shutdown_first_trip_latches_with_reason_detail_and_time():
     assert fault.as_dict()['reason'] == 'lid-open'
 
 
+def test_shutdown_stamps_wall_time_from_the_clock_it_was_handed():
+    sd = Shutdown(wall_clock=lambda: 1_700_000_100.0)
+    assert sd.trip('estop', 'pressed', 3.0).wall == 1_700_000_100.0
+    assert Shutdown().trip('estop', 'pressed', 3.0).wall is None
+
+
 def test_shutdown_later_trips_are_recorded_but_do_not_replace_the_first():
     sd, heard = Shutdown(), []
     sd.add_listener(heard.append)
