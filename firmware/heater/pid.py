@@ -17,10 +17,11 @@ from ..errors import ConfigError
 class Controller:
     """What every control algorithm offers; the defaults do nothing."""
 
+    SPEC = {}     # setting name -> (default, min, max)
+
     def __init__(self, config=None):
         self.cfg = checked(config, self.SPEC, type(self).__name__)
-
-    SPEC = {}
+        self.reset()
 
     def reset(self):
         pass
@@ -74,10 +75,6 @@ class PID(Controller):
         'load_tau_s': (70.0, 1.0, 3600.0),
     }
 
-    def __init__(self, config=None):
-        super().__init__(config)
-        self.reset()
-
     def reset(self):
         self._last_now = None
         self._last_temp = None
@@ -127,10 +124,6 @@ class BangBang(Controller):
     overshoots by the probe lag times the heating rate, a few degrees more than PID."""
 
     SPEC = {'max_delta_c': (2.0, 0.1, 20.0)}
-
-    def __init__(self, config=None):
-        super().__init__(config)
-        self.reset()
 
     def reset(self):
         self._on = False
