@@ -1,9 +1,29 @@
-"""Errors the control logic raises for requests it must refuse. Each has a `kind` that
-the HTTP layer maps to a status, and a message that says what happened in numbers."""
+"""Named errors of the control logic. One root (FirmwareError); leaves also subclass the
+matching built-in, in the manner of gpiozero and hardware.errors.
+
+Requests the logic must refuse raise a RefusedError leaf: its `kind` is what the HTTP
+layer maps to a status, and its message says what happened in numbers.
+"""
 
 
-class RefusedError(Exception):
-    """Root of everything firmware refuses; `kind` names the reason for the HTTP layer."""
+class FirmwareError(Exception):
+    """Base class for every error raised by firmware/."""
+
+
+class ConfigError(FirmwareError, ValueError):
+    """A setting is unknown, not a number, or out of its range."""
+
+
+class OutOfRange(FirmwareError, ValueError):
+    """A requested value (a plate temperature, a time budget) outside what is allowed."""
+
+
+class HeaterFaulted(FirmwareError, RuntimeError):
+    """The heater cannot be used: a fault is latched until a person resets it."""
+
+
+class RefusedError(FirmwareError):
+    """A request the logic refuses; `kind` names the reason for the HTTP layer."""
     kind = 'refused'
 
     def __init__(self, message, *, field=None, allowed=None):
@@ -15,6 +35,10 @@ class RefusedError(Exception):
 
 class InvalidRequest(RefusedError, ValueError):
     kind = 'invalid'
+
+
+class UnknownDoneness(InvalidRequest):
+    """A doneness name that is not one of the profiles."""
 
 
 class UnknownIngredient(RefusedError, LookupError):
