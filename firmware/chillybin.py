@@ -36,7 +36,8 @@ class ChillyBin:
         self.simulated = simulated
         self.lock = threading.RLock()
         self.bays = {b['name']: Bay(b['name'], b['slot'], b['unit_g'],
-                                    Calibration(b['tare_counts'], b['counts_per_g']))
+                                    Calibration(b['tare_counts'], b['counts_per_g']),
+                                    b.get('units'), b.get('baseline_g'))
                      for b in store.bays()}
         self.clocks = store.clocks()
         for name in self.bays:
@@ -116,11 +117,14 @@ class ChillyBin:
             return
         if bay.error is not None:
             self.event(wall, 'sensor', bay=bay.name, detail='load cell recovered')
+        was_counted = bay.units is not None
         change = bay.sample(counts)
         if change > 0:
             self._risen(wall, bay, change)
         elif change < 0:
             self._fallen(wall, bay, -change)
+        if change or (bay.units is not None and not was_counted):
+            self.store.save_bay(self._bay_doc(bay))
 
     def _risen(self, wall, bay, units):
         clock = self.clocks[bay.name]
@@ -268,6 +272,9 @@ class ChillyBin:
                 self.refill(bay.slot, units, name)
             self._resample(bay, wall)
             with self.lock:
+                if bay.grams is not None:
+                    bay.declare(units)
+                    self.store.save_bay(self._bay_doc(bay))
                 reset = self.clocks[name].restocked(wall, replaced)
                 self.event(wall, 'restock', bay=name, units=units, detail='restocked by a person'
                            + ('; food-safety clock restarted' if reset else ''))
@@ -277,8 +284,7 @@ class ChillyBin:
 
     def _resample(self, bay, wall):
         with self.lock:
-            bay.resample()
-            bay.units = None    # a new baseline: the rise was recorded by the caller
+            bay.resample()      # a new baseline: the rise was recorded by the caller
         for _ in range(3):
             value, error = self._read(self.read_counts, bay.slot)
             with self.lock:
@@ -313,7 +319,6 @@ class ChillyBin:
                                      allowed='tare, span')
             self.store.save_bay(self._bay_doc(bay))
             bay.resample()
-            bay.units = None
             self.event(wall, 'calibrated', bay=name, detail=f'{step}: tare {cal.tare_counts:.0f} '
                        f'counts, {cal.counts_per_g:.3f} counts/g')
             return bay.describe()
@@ -322,7 +327,8 @@ class ChillyBin:
     def _bay_doc(bay):
         return {'name': bay.name, 'slot': bay.slot, 'unit_g': bay.unit_g,
                 'tare_counts': bay.calibration.tare_counts,
-                'counts_per_g': bay.calibration.counts_per_g}
+                'counts_per_g': bay.calibration.counts_per_g,
+                'units': bay.units, 'baseline_g': bay.baseline_g}
 
     def configure_bay(self, name, slot, unit_g, wall, calibration):
         """Put an ingredient in a bay slot (more bays by configuration)."""

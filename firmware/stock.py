@@ -2,14 +2,22 @@
 the whole units of its ingredient that weight means.
 
 A bay reads raw ADC counts; calibration (tare and scale) turns them into grams; a median
-filter rejects single-sample spikes (a dispenser or conveyor shaking the cell); units
-move with hysteresis so noise at a half-unit boundary does not make stock flicker.
+filter rejects single-sample spikes (a dispenser or conveyor shaking the cell).
+
+Units are counted by steps in weight, not by dividing the total: real units vary (a
+vegemite portion is 6 g give or take 8 %), so ten portions may weigh 10.3 "units" and
+nine 9.3, and rounding the total would miss a drop. Instead the bay keeps a baseline
+weight; a change of at least half a unit from it is a step of round(change / unit)
+units (at least one), and becomes the new baseline. The count is anchored by what a
+person declares on restock; after a restart it carries on from the stored count when
+the bay still weighs what that count stood for; otherwise (and when nothing is known)
+it is estimated from the total, and when the bay reads empty it is zero.
 """
 from collections import deque
 from dataclasses import dataclass
 
 MEDIAN_WINDOW = 5          # a spike must last 3 of 5 samples to count
-UNIT_HYSTERESIS = 0.2      # units change only when grams/unit is 0.2 past the boundary
+STEP_UNITS = 0.5           # a change of half a unit's weight is a step
 
 
 @dataclass
@@ -42,7 +50,7 @@ class Bay:
     """One ingredient's bay: its load cell's meaning and state. Not thread-safe on its own;
     the bin holds one lock around all bays."""
 
-    def __init__(self, name, slot, unit_g, calibration):
+    def __init__(self, name, slot, unit_g, calibration, units=None, baseline_g=None):
         if unit_g <= 0:
             raise ValueError(f'unit weight of {name} must be above 0 g, not {unit_g}')
         self.name = name
@@ -52,6 +60,9 @@ class Bay:
         self.filter = SpikeFilter()
         self.grams = None          # filtered weight of the contents; None until measured
         self.units = None          # whole units; None until measured
+        self.baseline_g = None     # the weight the current count stands for
+        self.stored = (units, baseline_g) if units is not None and baseline_g is not None else None
+        self.estimated = False     # True when the count came from dividing the total
         self.error = None          # the named sensor error, while the cell cannot be read
         self.last_raw = None
 
@@ -67,28 +78,45 @@ class Bay:
         if filtered is None:
             return 0
         self.grams = self.calibration.grams(filtered)
-        return self._update_units(self.grams / self.unit_g)
+        return self._count(self.grams)
 
-    def _update_units(self, exact):
-        exact = max(0.0, exact)
+    def _count(self, grams):
         if self.units is None:
-            self.units = round(exact)
+            stored, self.stored = self.stored, None
+            if stored and abs(grams - stored[1]) < STEP_UNITS * self.unit_g:
+                self.units, self.estimated = stored[0], False
+            else:
+                self.units, self.estimated = max(0, round(grams / self.unit_g)), True
+            self.baseline_g = grams
             return 0
-        if abs(exact - self.units) < 0.5 + UNIT_HYSTERESIS:
+        step = grams - self.baseline_g
+        if abs(step) >= STEP_UNITS * self.unit_g:
+            new = max(0, self.units + (round(step / self.unit_g) or (1 if step > 0 else -1)))
+        elif grams < STEP_UNITS * self.unit_g and self.units:
+            new = 0        # it reads empty: whatever the count said, nothing is left
+        else:
             return 0
-        new = round(exact)
-        change, self.units = new - self.units, new
+        change, self.units, self.baseline_g = new - self.units, new, grams
         return change
+
+    def declare(self, units):
+        """A person says how many units are in the bay now (a restock): the count is that,
+        and the weight it stands for is what the cell reads."""
+        self.units, self.baseline_g, self.estimated = units, self.grams, False
 
     def fail(self, error):
         """The cell could not be read: say so, by name. The reading is not replaced by 0."""
         self.error = str(error)
 
     def resample(self):
-        """Forget the filter's history (after a restock, so the new weight shows at once)."""
+        """Measure from scratch: forget the filter's history and the count's baseline (after
+        a restock or a calibration, so the new weight shows at once)."""
         self.filter.reset()
+        self.units = None
+        self.baseline_g = None
 
     def describe(self):
         return {'name': self.name, 'slot': self.slot, 'unit_g': self.unit_g,
                 'grams': None if self.grams is None else round(self.grams, 1),
-                'units': self.units, 'sensor': {'ok': self.error is None, 'error': self.error}}
+                'units': self.units, 'estimated': self.estimated,
+                'sensor': {'ok': self.error is None, 'error': self.error}}

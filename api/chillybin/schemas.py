@@ -52,6 +52,7 @@ BAY = {
     'properties': {
         'name': {'type': 'string'}, 'slot': {'type': 'integer'}, 'unit_g': {'type': 'number'},
         'grams': NULLABLE_NUMBER, 'units': {'type': ['integer', 'null']},
+        'estimated': {'type': 'boolean', 'description': 'the count was estimated from the total weight, not declared at a restock'},
         'reserved': {'type': 'integer', 'minimum': 0}, 'available': {'type': 'integer', 'minimum': 0},
         'sensor': {'type': 'object', 'required': ['ok'],
                    'properties': {'ok': {'type': 'boolean'}, 'error': NULLABLE_STRING}},
