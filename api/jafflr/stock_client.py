@@ -16,6 +16,13 @@ from firmware.errors import (BayLocked, Conflict, InvalidRequest, NotEnoughStock
 BY_STATUS = {400: InvalidRequest, 409: NotEnoughStock, 423: BayLocked, 503: SensorFault}
 
 
+def bays_from_stock(stock):
+    """chillybin's v2 stock -> what the assembler needs of each bay."""
+    return {b['name']: {'slot': b['slot'], 'unit_g': b['unit_g'], 'available': b['available'],
+                        'locked': b['food_safety']['locked'], 'sensor_ok': b['sensor']['ok'],
+                        'grams': b['grams']} for b in stock['bays']}
+
+
 class ChillybinClient:
     def __init__(self, url, default_slots, unit_weights, timeout_s=3.0):
         parts = urlsplit(url)
@@ -91,9 +98,7 @@ class ChillybinClient:
         """ingredient -> {'slot', 'unit_g', 'available', 'locked', 'sensor_ok', 'grams'}"""
         status, answer = self.request('GET', '/v2/stock')
         if status == 200 and isinstance(answer, dict):
-            return {b['name']: {'slot': b['slot'], 'unit_g': b['unit_g'], 'available': b['available'],
-                                'locked': b['food_safety']['locked'], 'sensor_ok': b['sensor']['ok'],
-                                'grams': b['grams']} for b in answer['bays']}
+            return bays_from_stock(answer)
         if status != 404:
             raise self._refuse(status, answer, 'the stock list')
         flat = self._call('GET', '/', 'the stock list')     # a v1-only chillybin
