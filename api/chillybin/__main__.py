@@ -1,6 +1,7 @@
 """python -m api.chillybin [serve] [--host H] [--port P]
    python -m api.chillybin migrate [--to N]"""
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -26,6 +27,12 @@ def main(argv=None):
     except (HardwareError, DatabaseTooNew, StorageCorrupt) as exc:
         logging.getLogger('chillybin').critical('%s', exc)
         return 2
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            logging.getLogger('chillybin').critical('%s:%d is already in use (is another chillybin running?); '
+                                             'choose another with --port', args.host, args.port)
+            return 2
+        raise
 
 
 def migrate_command(target):

@@ -173,7 +173,7 @@ class JafflrService:
     # -- running and stopping -------------------------------------------------------------------
     def run(self):
         threading.excepthook = self._thread_died
-        atexit.register(self.machine.all_off)
+        atexit.register(self._off_at_exit)
         self.kitchen.recover(self.clock.time())
         self.control_loop.start()
         self.deadman.start()
@@ -183,6 +183,12 @@ class JafflrService:
             self.http.serve()
         finally:
             self.close()
+
+    def _off_at_exit(self):
+        try:
+            self.machine.all_off()
+        except Exception as exc:   # the machine may be gone; the heartbeat has stopped anyway
+            log.warning('at exit, could not drive the outputs off: %s', exc)
 
     def _drain(self):
         """SIGTERM: nothing new; let the toastie in the press finish (bounded); then stop."""

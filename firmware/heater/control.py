@@ -78,6 +78,7 @@ class PlateController:
         self._duty = 0.0
         self._relay_on = False
         self._last_tick = None
+        self._off_failure = None
         self._was_latched = False
         self._order = None            # {'budget_s', 'on_s'} while an order runs
         shutdown.add_listener(self._on_fault)
@@ -184,8 +185,12 @@ class PlateController:
         self._relay_on = False
         try:
             self._heater.off()
-        except Exception:
-            log.exception('could not switch the heater off; the heartbeat stops with the loop')
+            self._off_failure = None
+        except Exception as exc:
+            # Said once per kind of failure, not every tick: the log must stay readable.
+            if self._off_failure != repr(exc):
+                self._off_failure = repr(exc)
+                log.exception('could not switch the heater off; the heartbeat stops with the loop')
 
     def _tick(self, now):
         was_on = self._relay_on
