@@ -152,3 +152,15 @@ def main(argv=None):
 
 if __name__ == '__main__':
     sys.exit(main())
+
+
+def measure_all():
+    """Every profile, without the load hint (what the service runs), for `python -m bench`."""
+    return [run_profile(profile_named(n), load_hint=False) for n in DONENESS]
+
+
+def verdicts(results):
+    return [(f"control quality {r['profile']}: overshoot <= {OVERSHOOT_MAX_C:.0f} C, "
+             f">= {IN_BAND_MIN_PCT:.0f} % in band", not misses(r),
+             f"{r['overshoot_c']:.2f} C, {r['in_band_pct']:.1f} %, cold to band "
+             f"{r['cold_to_band_s']} s") for r in results]

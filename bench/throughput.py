@@ -50,6 +50,13 @@ def measure(doneness='medium', toasties=12, seed=1):
             'fraction_of_limit': round(rate / limit_per_h, 4)}
 
 
+def verdicts(results):
+    return [(f"{r['doneness']}: >= {TARGET:.0%} of the physical limit", r['fraction_of_limit'] >= TARGET,
+             f"{r['per_hour']:.2f}/h of {r['physical_limit_per_hour']:.2f}/h "
+             f"({r['fraction_of_limit']:.1%}); first from cold {r['first_toastie_from_cold_s']:.0f} s")
+            for r in results]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m bench.throughput')
     parser.add_argument('--doneness', default='all')

@@ -54,6 +54,7 @@ class ChillyBin:
         self.last_temperature_at = None
         self._v1_json = b'{}'
         self._count_downtime(meta.get('last_seen_wall'), wall)
+        self.store.forget_reservations(self.ledger.forget_old(wall))
 
     def _count_downtime(self, last_seen, wall):
         """Time nobody watched the bin counts as above 5 C."""

@@ -19,7 +19,8 @@ HELD, CONFIRMED, CANCELLED, EXPIRED, TAKEN = 'held', 'confirmed', 'cancelled', '
 OPEN_STATES = (HELD, CONFIRMED)
 DEFAULT_TTL_S = 120.0
 PICK_TTL_S = 600.0       # a v1 pick waits this long for its units to leave the bay
-KEEP_CLOSED_S = 24 * 3600.0   # closed reservations (and their idempotency keys) are kept a day
+KEEP_CLOSED_S = 24 * 3600.0   # closed reservations (and their idempotency keys) are kept a day,
+KEEP_CLOSED_MAX = 2000        # but no more than this many, so the store stays small
 
 
 @dataclass
@@ -66,16 +67,19 @@ class Ledger:
     def __init__(self, reservations=(), next_number=1):
         self.by_id = {r.id: r for r in reservations}
         self.by_key = {r.key: r for r in reservations if r.key}
+        # Only open reservations count towards outstanding units: keeping them apart makes
+        # a pick cost the same with a day of closed reservations behind it as with none.
+        self._open = {r.id: r for r in reservations if r.state in OPEN_STATES}
         self._numbers = itertools.count(next_number)
 
     def new_id(self, prefix='r'):
         return f'{prefix}{next(self._numbers)}'
 
     def outstanding(self, name):
-        return sum(r.outstanding(name) for r in self.by_id.values())
+        return sum(r.outstanding(name) for r in self._open.values())
 
     def open(self):
-        return [r for r in self.by_id.values() if r.state in OPEN_STATES]
+        return list(self._open.values())
 
     def get(self, rid):
         try:
@@ -95,6 +99,8 @@ class Ledger:
 
     def add(self, reservation):
         self.by_id[reservation.id] = reservation
+        if reservation.state in OPEN_STATES:
+            self._open[reservation.id] = reservation
         if reservation.key:
             self.by_key[reservation.key] = reservation
 
@@ -147,16 +153,20 @@ class Ledger:
         return due
 
     def _close(self, r, state, wall, note=''):
+        self._open.pop(r.id, None)
         r.state = state
         r.closed_at = wall
         if note:
             r.note = note
 
     def forget_old(self, wall):
-        """Drop closed reservations older than a day so the store stays small."""
-        old = [r for r in self.by_id.values()
-               if r.state not in OPEN_STATES and r.closed_at is not None
-               and wall - r.closed_at > KEEP_CLOSED_S]
+        """Drop closed reservations older than a day, or beyond the newest KEEP_CLOSED_MAX,
+        so the store stays small. Their events stay in the journal."""
+        closed = sorted((r for r in self.by_id.values() if r.state not in OPEN_STATES),
+                        key=lambda r: r.closed_at or 0.0)
+        excess = max(0, len(closed) - KEEP_CLOSED_MAX)
+        old = closed[:excess] + [r for r in closed[excess:]
+                                 if r.closed_at is not None and wall - r.closed_at > KEEP_CLOSED_S]
         for r in old:
             del self.by_id[r.id]
             if r.key and self.by_key.get(r.key) is r:

@@ -8,11 +8,13 @@ log = logging.getLogger('api.loop')
 
 
 class PeriodicLoop:
-    def __init__(self, name, clock, period_s, step, *, keep_lateness=2000):
+    def __init__(self, name, clock, period_s, step, *, keep_lateness=2000, observe=None):
+        """`observe(seconds_late)` is called for every step (a metrics histogram)."""
         self.name = name
         self.clock = clock
         self.period_s = period_s
         self.step = step
+        self.observe = observe
         self.lateness = deque(maxlen=keep_lateness)   # real seconds late, per call
         self.errors = 0
         self.last_error = None
@@ -40,7 +42,10 @@ class PeriodicLoop:
             if now < due:
                 self.clock.wait(self._stop, due - now)
                 continue
-            self.lateness.append((now - due) / self.clock.speed)
+            late = (now - due) / self.clock.speed
+            self.lateness.append(late)
+            if self.observe is not None:
+                self.observe(late)
             try:
                 self.step(now)
             except Exception as exc:   # one bad step is logged; the loop goes on

@@ -26,6 +26,10 @@ class ServiceMetrics:
     def gauge(self, name, doc, labels=()):
         return Gauge(f'{self.service}_{name}', doc, labels, registry=self.registry)
 
+    def histogram(self, name, doc, labels=(), buckets=LATENCY_BUCKETS):
+        return Histogram(f'{self.service}_{name}', doc, labels, buckets=buckets,
+                         registry=self.registry)
+
     def counter(self, name, doc, labels=()):
         return Counter(f'{self.service}_{name}', doc, labels, registry=self.registry)
 

@@ -38,7 +38,7 @@ class JafflrCollector:
             outcomes.add_metric([outcome], count)
         yield outcomes
         late = s.control_loop.lateness_summary()
-        lateness = GaugeMetricFamily('jafflr_control_loop_lateness_seconds',
+        lateness = GaugeMetricFamily('jafflr_control_loop_recent_lateness_seconds',
                                      'Control loop lateness over the last 2000 ticks',
                                      labels=['quantile'])
         if late['count']:

@@ -76,11 +76,15 @@ class JafflrService:
                                   self.shutdown, self.events)
         self.kitchen = Kitchen(self.book, self.store, self.controller, self.shutdown,
                                self.assembler, self.press, self.stock, self.events, machine.all_off)
-        self.control_loop = PeriodicLoop('control', clock, CONTROL_PERIOD_S, self.controller.tick)
+        self.metrics = ServiceMetrics('jafflr', settings.version)
+        lateness = self.metrics.histogram(
+            'control_loop_lateness_seconds', 'How late each control tick started (real seconds)',
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0))
+        self.control_loop = PeriodicLoop('control', clock, CONTROL_PERIOD_S, self.controller.tick,
+                                         observe=lateness.observe)
         self.press_loop = PeriodicLoop('press', clock, STATION_PERIOD_S, self._press_tick)
         self.assembler_loop = PeriodicLoop('assembler', clock, STATION_PERIOD_S,
                                            lambda now: self.assembler.tick(now, clock.time()))
-        self.metrics = ServiceMetrics('jafflr', settings.version)
         self.metrics.registry.register(JafflrCollector(self))
         self.readiness = self._readiness()
         self.auth = AdminAuth(admin_token(settings.token_file), settings.token_file)
