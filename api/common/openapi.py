@@ -19,7 +19,8 @@ def _response(description, schema=None, headers=None):
     return response
 
 
-def operation(summary, responses, *, body=None, params=(), admin=False, idempotent_key=False):
+def operation(summary, responses, *, body=None, body_required=True, params=(), admin=False,
+              idempotent_key=False):
     """One operation: `responses` maps status -> (description, schema or None[, headers])."""
     op = {'summary': summary, 'responses': {}}
     parameters = [dict(p) for p in params]
@@ -30,7 +31,7 @@ def operation(summary, responses, *, body=None, params=(), admin=False, idempote
     if parameters:
         op['parameters'] = parameters
     if body is not None:
-        op['requestBody'] = {'required': True,
+        op['requestBody'] = {'required': body_required,
                              'content': {'application/json': {'schema': body}}}
     if admin:
         op['security'] = [{'admin': []}]

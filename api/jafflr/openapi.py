@@ -31,7 +31,8 @@ def build_document(version):
         '/v2/status': {'get': operation('The machine at a glance', {200: ('status', s.STATUS)})},
         '/v2/stop': {'post': operation(
             'Stop the machine now (anyone may press it): every output off, latched until reset',
-            {200: ('stopped', s.STATUS), 400: ('bad request', None)}, body=s.STOP_REQUEST)},
+            {200: ('stopped', s.STATUS), 400: ('bad request', None)}, body=s.STOP_REQUEST,
+            body_required=False)},
         '/v2/reset': {'post': operation(
             'Clear the latched fault (admin); the machine clears its tray and press',
             {200: ('reset', s.STATUS), **ADMIN})},
