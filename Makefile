@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SPEED ?= 1
 
-.PHONY: run test test-all check sim clean
+.PHONY: run test test-all check sim clean bench
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -37,3 +37,6 @@ check: $(VENV)/.runtime
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache
+
+bench: $(VENV)/.test
+	$(PY) -m bench

@@ -69,14 +69,15 @@ def main(argv=None):
     procs = []
 
     def stop(*_):
+        # One at a time, last started first: jafflr drains (its toastie finishes or is
+        # failed safely) while the simulated machine it drives is still there.
         for name, proc in reversed(procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for name, proc in reversed(procs):
             try:
-                proc.wait(timeout=15)
+                proc.wait(timeout=150)
             except subprocess.TimeoutExpired:
-                print(f'{name} did not stop within 15 s; killing it', flush=True)
+                print(f'{name} did not stop within 150 s; killing it', flush=True)
                 proc.kill()
         print('stopped', flush=True)
 

@@ -1,0 +1,1 @@
+"""Control logic: pure functions of `now`, handed everything it touches."""

@@ -5,7 +5,7 @@
     python -m hardware.sim faults
     python -m hardware.sim fault NAME on|off
     python -m hardware.sim nack PART RATE
-    python -m hardware.sim fill BAY UNITS
+    python -m hardware.sim fill BAY UNITS [INGREDIENT]
 """
 import argparse
 import json
@@ -57,6 +57,7 @@ def main(argv=None):
     fill = sub.add_parser('fill', help='fill a bay (number or ingredient) with units')
     fill.add_argument('bay')
     fill.add_argument('units', type=int)
+    fill.add_argument('ingredient', nargs='?', default=None, help='put this ingredient in the bay')
     args = parser.parse_args(argv)
     path = args.socket or default_socket_path()
 
@@ -87,8 +88,8 @@ def main(argv=None):
             link.set_nack_rate(args.part, args.rate)
             print(f'{args.part} drops {args.rate:.1%} of transfers')
         elif args.command == 'fill':
-            link.fill(args.bay, args.units)
-            print(f'bay {args.bay} filled with {args.units}')
+            link.fill(args.bay, args.units, args.ingredient)
+            print(f'bay {args.bay} filled with {args.units} {args.ingredient or ""}'.rstrip())
     except ValueError as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 1

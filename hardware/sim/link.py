@@ -108,8 +108,8 @@ class SimLink:
     def set_nack_rate(self, part, rate):
         return self.call('nack', part=part, rate=rate)
 
-    def fill(self, bay, units):
-        return self.call('fill', bay=bay, units=units)
+    def fill(self, bay, units, ingredient=None):
+        return self.call('fill', bay=bay, units=units, ingredient=ingredient)
 
     def close(self):
         self._closed = True

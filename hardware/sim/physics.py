@@ -108,7 +108,7 @@ class Bay:
         self.rng = rng
         self.hopper_g = hopper_g
         self.counts_per_g = counts_per_g
-        self.offset_counts = rng.randint(-3000, 3000)   # the ADC's own zero offset
+        self.offset_counts = rng.randint(-150, 150)     # the ADC's zero offset, ~0.7 g
         self.scale_error = 0.0                           # set to mis-calibrate a cell
         self.noise_g = 0.15
         self.spike_probability = 0.01                    # vibration spikes

@@ -71,7 +71,7 @@ class SimServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         if op == 'nack':
             return world.set_nack_rate(request['part'], float(request['rate']))
         if op == 'fill':
-            return world.fill(request['bay'], int(request['units']))
+            return world.fill(request['bay'], int(request['units']), request.get('ingredient'))
         raise ValueError(f'unknown op {op!r}')
 
 

@@ -236,13 +236,19 @@ class World:
             self._update_inputs()
             return fault
 
-    def fill(self, bay_ref, units):
-        """A person fills a bay with `units` fresh units (0 empties it)."""
+    def fill(self, bay_ref, units, ingredient=None):
+        """A person fills a bay with `units` fresh units (0 empties it), putting
+        `ingredient` in it if given."""
         with self.lock:
             self.sync()
             bay = self.bays[self.bay_index(bay_ref)]
+            if ingredient is not None:
+                if ingredient not in self.board.ingredients:
+                    raise ValueError(f'the simulator knows no ingredient {ingredient!r}; known: '
+                                     f'{", ".join(sorted(self.board.ingredients))}')
+                bay.ingredient = self.board.ingredients[ingredient]
             if bay.ingredient is None:
-                raise ValueError(f'bay {bay.index} has no ingredient assigned')
+                raise ValueError(f'bay {bay.index} has no ingredient: say which to fill it with')
             bay.fill(units)
             self._event(f'bay {bay.index} filled with {units} {bay.ingredient.name}')
 

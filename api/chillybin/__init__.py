@@ -1,0 +1,1 @@
+"""chillybin: stock, reservations, the chiller and food safety, over HTTP."""

@@ -1,0 +1,183 @@
+"""chillybin's HTTP API: v1 as the original project answered it, v2 in JSON.
+
+Handlers are short: read and check the request, call the bin, shape the answer.
+Refusals from the bin (firmware.errors) become statuses here and nowhere else.
+"""
+import hashlib
+import json
+import logging
+
+import re
+
+import bottle
+
+from firmware import errors
+from ..common.web import ApiError, AdminAuth, install_error_pages, json_answer, json_body, \
+    query_int, query_one
+from . import schemas
+from .openapi import build_document
+
+log = logging.getLogger('chillybin')
+
+STATUS_OF = {'invalid': 400, 'unknown': 404, 'not-found': 404, 'insufficient': 409,
+             'conflict': 409, 'locked': 423, 'sensor': 503, 'unavailable': 503}
+
+V1_SUCCESSORS = {'/': '/v2/stock', '/pick': '/v2/reservations', '/restock': '/v2/restock',
+                 '/health': '/v2/ready'}
+
+
+def refused(exc):
+    return ApiError(STATUS_OF.get(exc.kind, 400), exc.message, code=exc.kind, field=exc.field,
+                    allowed=exc.allowed)
+
+
+def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, simulated):
+    app = bottle.Bottle(autojson=False)
+    app.uninstall(True)
+    install_error_pages(app, log)
+    openapi = json.dumps(build_document(version)).encode()
+
+    def wall():
+        return clock.time()
+
+    def call(fn, *args, **kw):
+        try:
+            return fn(*args, **kw)
+        except errors.RefusedError as exc:
+            raise refused(exc) from None
+
+    # -- v1 ------------------------------------------------------------------------------
+    @app.get('/')
+    def v1_stock():
+        bottle.response.content_type = 'application/json'
+        return chilly.v1_stock_json()
+
+    @app.route('/pick', method=['GET', 'POST'])
+    def v1_pick():
+        name = query_one('name', required=True)
+        quantity = query_int('quantity', 1, 10, required=True)
+        call(chilly.pick, name, quantity, wall())
+        bottle.response.content_type = 'text/plain; charset=utf-8'
+        return 'ok'
+
+    @app.route('/restock', method=['GET', 'POST'])
+    def v1_restock():
+        if not simulated:
+            auth.check()    # in simulation it stays open, so the original integration test runs
+        call(chilly.restock, {'bread': 10, 'cheese': 10, 'vegemite': 10}, wall())
+        bottle.response.content_type = 'text/plain; charset=utf-8'
+        return 'ok'
+
+    @app.get('/health')
+    def health():
+        bottle.response.content_type = 'text/plain; charset=utf-8'
+        return version
+
+    # -- v2 ------------------------------------------------------------------------------
+    @app.get('/v2/')
+    def v2_index():
+        return json_answer({'service': 'chillybin', 'version': version, 'links': {
+            'stock': '/v2/stock', 'reservations': '/v2/reservations', 'events': '/v2/events',
+            'alerts': '/v2/alerts', 'chilly': '/v2/chilly', 'ready': '/v2/ready',
+            'openapi': '/v2/openapi.json'}})
+
+    @app.get('/v2/stock')
+    def v2_stock():
+        return json_answer(chilly.snapshot(clock.monotonic()))
+
+    @app.get('/v2/stock/<name>')
+    def v2_stock_one(name):
+        with chilly.lock:
+            call(chilly.bay, name)
+            return json_answer(chilly.bay_snapshot(name))
+
+    @app.get('/v2/chilly')
+    def v2_bin():
+        with chilly.lock:
+            return json_answer(chilly.bin_status(clock.monotonic()))
+
+    @app.post('/v2/reservations')
+    def v2_reserve():
+        body = json_body(schemas.RESERVATION_REQUEST)
+        key = bottle.request.get_header('Idempotency-Key')
+        if key is not None and not 1 <= len(key) <= 100:
+            raise ApiError(400, 'Idempotency-Key must be 1 to 100 characters',
+                           field='Idempotency-Key', allowed='1-100 characters')
+        fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+        r, replayed = call(chilly.reserve, body['items'], wall(), key=key, fingerprint=fingerprint,
+                           ttl_s=body.get('ttl_s', 120))
+        headers = {'Location': f'/v2/reservations/{r.id}'}
+        if replayed:
+            headers['Idempotent-Replayed'] = 'true'
+        return json_answer(public(r), 200 if replayed else 201, headers)
+
+    @app.get('/v2/reservations/<rid>')
+    def v2_reservation(rid):
+        return json_answer(public(call(chilly.reservation, rid)))
+
+    @app.post('/v2/reservations/<rid>/confirm')
+    def v2_confirm(rid):
+        return json_answer(public(call(chilly.confirm, rid, wall())))
+
+    @app.post('/v2/reservations/<rid>/cancel')
+    def v2_cancel(rid):
+        return json_answer(public(call(chilly.cancel, rid, wall())))
+
+    @app.post('/v2/restock')
+    def v2_restock():
+        auth.check()
+        body = json_body(schemas.RESTOCK_REQUEST)
+        call(chilly.restock, body['items'], wall(), replaced=body.get('replaced', True))
+        return json_answer(chilly.snapshot(clock.monotonic()))
+
+    @app.post('/v2/bays/<name>/calibrate')
+    def v2_calibrate(name):
+        auth.check()
+        body = json_body(schemas.CALIBRATE_REQUEST)
+        return json_answer(call(chilly.calibrate, name, body['step'], wall(), body.get('known_g')))
+
+    @app.put('/v2/bays/<name>')
+    def v2_configure_bay(name):
+        auth.check()
+        if not re.fullmatch(schemas.NAME['pattern'], name):
+            raise ApiError(400, f'{name!r} is not an ingredient name', field='name',
+                           allowed=schemas.NAME['description'])
+        body = json_body(schemas.BAY_REQUEST)
+        call(chilly.configure_bay, name, body['slot'], body['unit_g'], wall(),
+             chilly.default_calibration(body['slot']))
+        with chilly.lock:
+            return json_answer(chilly.bay_snapshot(name))
+
+    @app.get('/v2/events')
+    def v2_events():
+        limit = query_int('limit', 1, 500, default=50)
+        kind = query_one('kind')
+        return json_answer({'events': chilly.store.events.recent(limit, kind)})
+
+    @app.get('/v2/alerts')
+    def v2_alerts():
+        return json_answer({'alerts': chilly.alerts(clock.monotonic())})
+
+    @app.get('/v2/ready')
+    def v2_ready():
+        ready, checks = readiness.report()
+        return json_answer({'ready': ready, 'checks': checks}, 200 if ready else 503)
+
+    @app.get('/v2/openapi.json')
+    def v2_openapi():
+        bottle.response.content_type = 'application/json'
+        return openapi
+
+    @app.get('/metrics')
+    def prometheus():
+        bottle.response.content_type = metrics.content_type
+        return metrics.render()
+
+    return app
+
+
+def public(r):
+    d = r.to_dict()
+    d.pop('key', None)
+    d.pop('fingerprint', None)
+    return d

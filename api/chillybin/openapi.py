@@ -1,0 +1,68 @@
+"""chillybin's v2 OpenAPI document, from the same schemas the handlers validate with."""
+from ..common.openapi import document, operation, path_param, query_param
+from . import schemas as s
+
+NAME_PARAM = path_param('name', 'ingredient name', s.NAME)
+RID = path_param('rid', 'reservation id')
+
+
+def build_document(version):
+    reservation_errors = {
+        400: ('bad request: the field, what was wrong and what is allowed', None),
+        404: ('unknown ingredient or reservation', None),
+        409: ('not enough stock, or an Idempotency-Key reused for a different request', None),
+        423: ('a bay locked by food safety (above 5 C for 4 hours)', None),
+        503: ('a load cell cannot be read: stock unknown', None),
+    }
+    admin_errors = {401: ('the admin token is missing or wrong', None)}
+    paths = {
+        '/v2/stock': {'get': operation('Stock per bay, and the bin', {200: ('stock', s.STOCK)})},
+        '/v2/stock/{name}': {'get': operation(
+            'One bay', {200: ('the bay', s.BAY), 404: ('no such ingredient', None)},
+            params=[NAME_PARAM])},
+        '/v2/bin': {'get': operation('The bin air temperature and chiller', {200: ('bin', s.BIN)})},
+        '/v2/reservations': {'post': operation(
+            'Reserve several items, all or none',
+            {201: ('reserved', s.RESERVATION, ['Location']),
+             200: ('the same reservation again (Idempotency-Key replay)', s.RESERVATION),
+             **reservation_errors},
+            body=s.RESERVATION_REQUEST, idempotent_key=True)},
+        '/v2/reservations/{rid}': {'get': operation(
+            'A reservation, with how many units have left each bay',
+            {200: ('reservation', s.RESERVATION), 404: ('no such reservation', None)},
+            params=[RID])},
+        '/v2/reservations/{rid}/confirm': {'post': operation(
+            'Confirm once every unit has dropped',
+            {200: ('confirmed', s.RESERVATION), 404: ('no such reservation', None),
+             409: ('not every unit has left its bay yet, or the reservation is closed', None)},
+            params=[RID])},
+        '/v2/reservations/{rid}/cancel': {'post': operation(
+            'Cancel: what was not taken goes back',
+            {200: ('cancelled', s.RESERVATION), 404: ('no such reservation', None),
+             409: ('already taken in full', None)}, params=[RID])},
+        '/v2/restock': {'post': operation(
+            'A person refilled bays (in simulation, the simulator refills them)',
+            {200: ('stock after the restock', s.STOCK), 400: ('bad request', None),
+             404: ('unknown ingredient', None), **admin_errors, 503: ('sensor fault', None)},
+            body=s.RESTOCK_REQUEST, admin=True)},
+        '/v2/bays/{name}': {'put': operation(
+            'Put an ingredient in a bay slot', {200: ('the bay', s.BAY),
+                                                400: ('bad request', None), **admin_errors},
+            body=s.BAY_REQUEST, params=[NAME_PARAM], admin=True)},
+        '/v2/bays/{name}/calibrate': {'post': operation(
+            'Calibrate a bay: tare it empty, then span with a known weight',
+            {200: ('the bay after calibration', {'type': 'object'}), 400: ('bad request', None),
+             404: ('unknown ingredient', None), **admin_errors, 503: ('sensor fault', None)},
+            body=s.CALIBRATE_REQUEST, params=[NAME_PARAM], admin=True)},
+        '/v2/events': {'get': operation(
+            'Recent events, newest first', {200: ('events', s.EVENTS), 400: ('bad limit', None)},
+            params=[query_param('limit', 'at most this many (1-500, default 50)',
+                                {'type': 'integer', 'minimum': 1, 'maximum': 500}),
+                    query_param('kind', 'only events of this kind', {'type': 'string'})])},
+        '/v2/alerts': {'get': operation('Alerts active now', {200: ('alerts', s.ALERTS)})},
+        '/v2/ready': {'get': operation(
+            'Readiness: each dependency', {200: ('ready', s.READY), 503: ('not ready', s.READY)})},
+    }
+    return document('chillybin', version, 'Stock measured by load cells, reservations, the '
+                    'chiller and food safety of the chilly bin. v2 can also be reached on an '
+                    'unversioned path with the header `API-Version: 2`.', paths)

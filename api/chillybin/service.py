@@ -1,0 +1,170 @@
+"""chillybin put together: the machine's bin parts, the store, the bin logic, its loop,
+the HTTP app and the server."""
+import logging
+import os
+
+from hardware.board import BOARD, LOADCELL_COUNTS_PER_G, BAY_HOPPER_G
+from hardware.platform import Sensors, open_platform
+from firmware.binstore import BinStore, DB_NAME
+from firmware.chillybin import ChillyBin
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from ..common.health import Readiness, storage_writable
+from ..common.loop import PeriodicLoop
+from ..common.metrics import ServiceMetrics
+from ..common.serve import HttpService, bind_socket, inherited_sockets
+from ..common.settings import admin_token, load_settings
+from ..common.web import AdminAuth, Edge, HostNames
+from .app import V1_SUCCESSORS, build_app
+
+log = logging.getLogger('chillybin')
+TICK_S = 0.1
+
+
+def nominal_calibration(slot):
+    """A load cell's factory calibration: the empty hopper's counts, and counts per gram."""
+    return (BAY_HOPPER_G * LOADCELL_COUNTS_PER_G, LOADCELL_COUNTS_PER_G)
+
+
+def default_bays(board=BOARD):
+    bays = []
+    for slot in board.bays:
+        if slot.default_ingredient:
+            tare, per_g = nominal_calibration(slot.index)
+            bays.append({'name': slot.default_ingredient, 'slot': slot.index,
+                         'unit_g': board.ingredients[slot.default_ingredient].unit_g,
+                         'tare_counts': tare, 'counts_per_g': per_g})
+    return bays
+
+
+class BinCollector:
+    """Prometheus gauges read from the bin at scrape time."""
+
+    def __init__(self, chilly, clock):
+        self.chilly = chilly
+        self.clock = clock
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        c = self.chilly
+        with c.lock:
+            temp = GaugeMetricFamily('chillybin_bin_temperature_celsius', 'Bin air temperature')
+            if c.bin_c is not None:
+                temp.add_metric([], c.bin_c)
+            yield temp
+            yield GaugeMetricFamily('chillybin_bin_above_5c_seconds', 'Continuous time above 5 C',
+                                    value=c.chiller.warm_for_s(self.clock.monotonic()))
+            yield GaugeMetricFamily('chillybin_chiller_on', 'Chiller running', value=int(c.chiller.on))
+            yield GaugeMetricFamily('chillybin_reservations_open', 'Open reservations and picks',
+                                    value=len(c.ledger.open()))
+            families = {
+                'units': GaugeMetricFamily('chillybin_bay_units', 'Units measured', labels=['bay']),
+                'available': GaugeMetricFamily('chillybin_bay_available', 'Units available',
+                                               labels=['bay']),
+                'grams': GaugeMetricFamily('chillybin_bay_grams', 'Contents weight', labels=['bay']),
+                'locked': GaugeMetricFamily('chillybin_bay_food_safety_locked',
+                                            'Bay locked by food safety', labels=['bay']),
+                'minutes': GaugeMetricFamily('chillybin_bay_food_safety_minutes',
+                                             'Minutes above 5 C since restock', labels=['bay']),
+                'sensor': GaugeMetricFamily('chillybin_bay_sensor_ok', 'Load cell readable',
+                                            labels=['bay']),
+            }
+            for name, bay in c.bays.items():
+                if bay.units is not None:
+                    families['units'].add_metric([name], bay.units)
+                    families['available'].add_metric([name], c.available(name))
+                if bay.grams is not None:
+                    families['grams'].add_metric([name], bay.grams)
+                families['locked'].add_metric([name], int(c.clocks[name].locked))
+                families['minutes'].add_metric([name], c.clocks[name].seconds_above / 60.0)
+                families['sensor'].add_metric([name], int(bay.error is None))
+            yield from families.values()
+            errors = CounterMetricFamily('chillybin_sensor_errors', 'Failed sensor reads',
+                                         labels=['part'])
+            for part, count in c.sensor_errors.items():
+                errors.add_metric([part], count)
+            yield errors
+
+
+class ChillybinService:
+    def __init__(self, settings, platform, *, sockets, threads=None):
+        # Two worker threads answer fastest on two cores: more only add GIL hand-offs, and
+        # every chillybin handler is short (the longest is one fsync).
+        threads = threads or int(os.environ.get('CHILLYBIN_THREADS', 2))
+        self.settings = settings
+        self.platform = platform
+        clock = platform.clock
+        self.clock = clock
+        sensors = Sensors(platform.bus, owner='chillybin', sleep=clock.sleep,
+                          monotonic=clock.monotonic)
+        self.machine = platform.machine('chillybin')
+        self.store = BinStore(settings.state_dir, default_bays(), now_wall=clock.time())
+        refill = None
+        if platform.simulated:
+            refill = lambda slot, units, name: platform.link.fill(slot, units, name)
+        chiller = self.machine.chiller
+        self.chilly = ChillyBin(
+            self.store, lambda: sensors.bin_air.temperature_c,
+            lambda slot: sensors.loadcells[slot].raw_counts,
+            lambda on: chiller.on() if on else chiller.off(),
+            now=clock.monotonic(), wall=clock.time(), default_calibration=nominal_calibration,
+            refill=refill, simulated=platform.simulated)
+        self.loop = PeriodicLoop('bin-loop', clock, TICK_S,
+                                 lambda now: self.chilly.tick(now, clock.time()))
+        self.metrics = ServiceMetrics('chillybin', settings.version)
+        self.metrics.registry.register(BinCollector(self.chilly, clock))
+        self.readiness = self._readiness()
+        auth = AdminAuth(admin_token(settings.token_file), settings.token_file)
+        app = build_app(self.chilly, clock=clock, auth=auth, metrics=self.metrics,
+                        readiness=self.readiness, version=settings.version,
+                        simulated=platform.simulated)
+        self.http = HttpService('chillybin', None, sockets, threads=threads,
+                                before_exit=[self._before_exit])
+        self.http.app = Edge(app, hostnames=HostNames(settings.hostnames),
+                             state_changing_gets={'/pick', '/restock'},
+                             v1_successors=V1_SUCCESSORS, metrics=self.metrics,
+                             draining=self.http.draining)
+
+    def _readiness(self):
+        r = Readiness()
+        c = self.chilly
+        r.add('storage', storage_writable(os.path.join(self.settings.state_dir, DB_NAME)))
+        r.add('migrations', lambda: (True, f'schema {len(self.store.migrations)}'))
+        r.add('bin-loop', lambda: (self.loop.alive and c.last_tick is not None and
+                                   self.clock.monotonic() - c.last_tick < 2.0,
+                                   f'last tick {self.clock.monotonic() - (c.last_tick or 0):.1f} s ago'))
+        r.add('bin-sensor', lambda: (c.bin_error is None, c.bin_error or f'{c.bin_c} C'),
+              required=False)
+        r.add('load-cells', lambda: (any(b.error is None for b in c.bays.values()),
+                                     '; '.join(f'{n}: {b.error or "ok"}' for n, b in c.bays.items())))
+        return r
+
+    def _before_exit(self):
+        self.loop.stop()
+        self.chilly.stop(self.clock.time())
+
+    def run(self):
+        self.chilly.tick(self.clock.monotonic(), self.clock.time())
+        self.loop.start()
+        try:
+            self.http.serve()
+        finally:
+            self.close()
+
+    def close(self):
+        self.loop.stop()
+        self.store.close()
+        self.platform.close()
+
+
+def open_service(host, port, env=os.environ):
+    settings = load_settings('chillybin', env)
+    sockets = inherited_sockets(env) or [bind_socket(host, port)]
+    platform = open_platform()
+    try:
+        return ChillybinService(settings, platform, sockets=sockets)
+    except BaseException:
+        platform.close()
+        raise

@@ -1,0 +1,153 @@
+"""Serving a WSGI app with waitress: on sockets systemd passes (socket activation), or on
+a port it binds itself when started by hand; READY=1 once serving; and on SIGTERM or
+SIGINT a drain that finishes accepted requests before exit.
+
+A restart under systemd loses nothing: systemd keeps the listening socket open while the
+service restarts, so new connections wait in its backlog for the next process.
+"""
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+
+import waitress
+from waitress import wasyncore
+
+from .sdnotify import Notifier
+
+log = logging.getLogger('api.serve')
+
+
+def inherited_sockets(env=os.environ):
+    """The listening sockets systemd passed (fds 3..), or [] when none were passed to us."""
+    count = env.get('LISTEN_FDS')
+    if not count or env.get('LISTEN_PID') != str(os.getpid()):
+        return []
+    sockets = [socket.socket(fileno=3 + i) for i in range(int(count))]
+    for name in ('LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES'):
+        env.pop(name, None)       # so children do not think the sockets are theirs
+    for sock in sockets:
+        os.set_inheritable(sock.fileno(), False)
+    return sockets
+
+
+def bind_socket(host, port, backlog=1024):
+    family = socket.AF_INET6 if ':' in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    return sock
+
+
+class HttpService:
+    """One waitress server over one or more listening sockets, with a graceful drain.
+
+    `before_exit` hooks run during the drain, after new connections stop being accepted
+    and while accepted requests are still being answered (jafflr finishes the toastie in
+    the press there). `draining` is visible to the app so it can refuse new work and
+    send `Connection: close`.
+    """
+
+    def __init__(self, name, app, sockets, *, threads=8, drain_timeout_s=30.0,
+                 max_body_bytes=64 * 1024, notifier=None, before_exit=()):
+        self.name = name
+        self.app = app
+        self.sockets = sockets
+        self.threads = threads
+        self.drain_timeout_s = drain_timeout_s
+        self.max_body_bytes = max_body_bytes
+        self.notifier = notifier or Notifier()
+        self.before_exit = list(before_exit)
+        self.draining = threading.Event()
+        self.stopped = threading.Event()
+        self._server = None
+        self._stop_lock = threading.Lock()
+
+    @property
+    def addresses(self):
+        return [s.getsockname()[:2] for s in self.sockets]
+
+    def _map(self):
+        server = self._server
+        return server.map if hasattr(server, 'map') else server._map
+
+    def _listeners(self):
+        return [d for d in self._map().values() if hasattr(d, 'accept_connections')]
+
+    def _call_in_loop(self, thunk):
+        done = threading.Event()
+
+        def run():
+            try:
+                thunk()
+            finally:
+                done.set()
+        self._trigger.pull_trigger(run)
+        done.wait(5)
+
+    def serve(self, ready_status='serving'):
+        """Serve until stopped; returns once the drain has finished."""
+        self._server = waitress.create_server(
+            self.app, sockets=self.sockets, threads=self.threads, ident=self.name,
+            asyncore_use_poll=True, channel_timeout=60, connection_limit=200,
+            max_request_body_size=self.max_body_bytes, backlog=1024,
+            expose_tracebacks=False)   # asyncore_loop_timeout stays 1 s: waitress int()s it
+        # The loop's own wake-up channel: it stays in the map until the very end.
+        self._trigger = self._listeners()[0].trigger
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stop())
+        self.notifier.ready(ready_status)
+        log.info('%s serving on %s', self.name,
+                 ', '.join(f'{h}:{p}' for h, p in self.addresses))
+        try:
+            self._server.run()
+        finally:
+            self.stopped.set()
+
+    def stop(self):
+        """Begin the drain (idempotent; safe from a signal handler)."""
+        with self._stop_lock:
+            if self.draining.is_set():
+                return
+            self.draining.set()
+        threading.Thread(target=self._drain, name='drain', daemon=True).start()
+
+    def _stop_accepting(self):
+        for listener in self._listeners():
+            listener.accepting = False
+            listener.del_channel()
+            listener.socket.close()   # systemd still holds its copy: new clients wait for the next us
+
+    def _busy_channels(self):
+        return [c for c in list(self._map().values())
+                if hasattr(c, 'requests') and (c.requests or c.total_outbufs_len)]
+
+    def _close_idle(self):
+        for channel in list(self._map().values()):
+            if hasattr(channel, 'requests') and not channel.requests and not channel.total_outbufs_len:
+                channel.will_close = True
+
+    def _drain(self):
+        started = time.monotonic()
+        self.notifier.stopping('draining')
+        log.info('%s draining: no new connections; finishing accepted requests', self.name)
+        self._call_in_loop(self._stop_accepting)
+        for hook in self.before_exit:
+            try:
+                hook()
+            except Exception:
+                log.exception('%s: a before-exit hook failed', self.name)
+        deadline = started + self.drain_timeout_s
+        while self._busy_channels() and time.monotonic() < deadline:
+            self._call_in_loop(self._close_idle)
+            time.sleep(0.05)
+        left = len(self._busy_channels())
+        if left:
+            log.warning('%s: %d requests still running after %.0f s; closing', self.name, left,
+                        self.drain_timeout_s)
+        self._call_in_loop(lambda: wasyncore.close_all(self._map()))
+        self._server.task_dispatcher.shutdown(timeout=2)
+        log.info('%s drained in %.2f s', self.name, time.monotonic() - started)

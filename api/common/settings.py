@@ -1,0 +1,76 @@
+"""Settings every service reads from its environment at start, checked then and there.
+
+Nothing keeps the raw environment afterwards; a bad value stops the service with a
+message naming the variable, what was wrong, and what is allowed.
+"""
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+
+log = logging.getLogger('api.settings')
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value the service cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    state_dir: str
+    token_file: str
+    hostnames: tuple
+    version: str
+
+
+def release_version(service, env=os.environ, root=ROOT):
+    """This service's version: JAFFLR_RELEASE, else VERSIONS.json beside the code (written
+    by the deploy), else 'dev'."""
+    if env.get('JAFFLR_RELEASE'):
+        return env['JAFFLR_RELEASE']
+    try:
+        with open(os.path.join(root, 'VERSIONS.json'), encoding='utf-8') as f:
+            versions = json.load(f)
+        return str(versions.get(service) or versions.get('release') or 'dev')
+    except (OSError, ValueError):
+        return 'dev'
+
+
+def load_settings(service, env=os.environ):
+    state_dir = env.get('JAFFLR_STATE_DIR') or env.get('STATE_DIRECTORY') or '/var/lib/jafflr'
+    state_dir = state_dir.split(':')[0]
+    try:
+        os.makedirs(state_dir, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(f'JAFFLR_STATE_DIR={state_dir!r} cannot be created: {exc}') from exc
+    token_file = env.get('JAFFLR_ADMIN_TOKEN_FILE')
+    if not token_file and env.get('CREDENTIALS_DIRECTORY'):
+        token_file = os.path.join(env['CREDENTIALS_DIRECTORY'], 'admin-token')
+    token_file = token_file or os.path.join(state_dir, 'admin-token')
+    names = tuple(n.strip() for n in env.get('JAFFLR_HOSTNAMES', '').split(',') if n.strip())
+    return Settings(service, state_dir, token_file, names + (service, f'{service}.local'),
+                    release_version(service, env))
+
+
+def admin_token(path):
+    """Read the admin token, creating it (mode 0600) when it does not exist yet."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = os.stat(path).st_mode & 0o777
+        if mode & 0o077:
+            log.warning('admin token file %s is readable by others (mode %o); chmod 600 it', path, mode)
+        with open(path, encoding='utf-8') as f:
+            token = f.read().strip()
+        if len(token) < 16:
+            raise SettingsError(f'the admin token in {path} is shorter than 16 characters')
+        log.info('admin token read from %s', path)
+        return token
+    token = secrets.token_urlsafe(32)
+    with os.fdopen(fd, 'w') as f:
+        f.write(token + '\n')
+    log.info('admin token created in %s (mode 600)', path)
+    return token

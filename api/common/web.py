@@ -1,0 +1,263 @@
+"""The HTTP edge both services share.
+
+- `ApiError`: raise it in a handler; it answers with the status and a body that names
+  the field, what was wrong and what is allowed (JSON under /v2, a sentence under v1).
+- `Edge`: WSGI middleware every request passes before the app: API version by header,
+  DNS-rebinding defence (421 for a Host that is not ours), cross-site refusal of
+  state-changing requests (403), body limits (413), `Connection: close` while draining,
+  v1 deprecation headers, request metrics.
+- helpers to read query parameters and JSON bodies, and to require the admin token.
+"""
+import hmac
+import ipaddress
+import json
+import socket
+import time
+from urllib.parse import urlsplit
+
+import bottle
+
+from .schema import SchemaError, validate
+
+SAFE_METHODS = frozenset({'GET', 'HEAD', 'OPTIONS'})
+MAX_BODY_BYTES = 16 * 1024
+
+
+def wants_json(environ):
+    path = environ.get('PATH_INFO', '')
+    return path.startswith('/v2') or 'application/json' in environ.get('HTTP_ACCEPT', '')
+
+
+def error_payload(status, message, *, code=None, field=None, allowed=None, as_json=True):
+    if as_json:
+        error = {'status': status, 'code': code or bottle.HTTP_CODES.get(status, 'error')
+                 .lower().replace(' ', '-'), 'message': message}
+        if field is not None:
+            error['field'] = field
+        if allowed is not None:
+            error['allowed'] = allowed
+        return 'application/json', json.dumps({'error': error}).encode()
+    return 'text/plain; charset=utf-8', (message + '\n').encode()
+
+
+class ApiError(bottle.HTTPResponse):
+    """An answer that says what went wrong: raise ApiError(409, 'not enough cheese ...')."""
+
+    def __init__(self, status, message, *, code=None, field=None, allowed=None, headers=None):
+        self.message = message
+        self.code = code
+        ctype, body = error_payload(status, message, code=code, field=field, allowed=allowed,
+                                    as_json=wants_json(bottle.request.environ))
+        super().__init__(body=body, status=status, headers=headers)
+        self.content_type = ctype
+
+
+def install_error_pages(app, log):
+    """Bottle's own 404/405/500 pages become our error bodies; a 500 never shows a traceback."""
+    def handler(res):
+        if res.status_code >= 500:
+            log.error('%s %s failed: %s', bottle.request.method, bottle.request.path,
+                      res.exception, exc_info=res.exception)
+            message = 'something went wrong inside the service; it has been logged'
+        elif res.status_code == 404:
+            message = f'there is nothing at {bottle.request.path}'
+        elif res.status_code == 405:
+            message = (f'{bottle.request.method} is not allowed on {bottle.request.path}; '
+                       f'use {res.headers.get("Allow", "another method")}')
+        else:
+            message = str(res.body)
+        ctype, body = error_payload(res.status_code, message, as_json=wants_json(bottle.request.environ))
+        bottle.response.content_type = ctype
+        return body
+    app.default_error_handler = handler
+
+
+def json_answer(payload, status=200, headers=None):
+    response = bottle.HTTPResponse(body=json.dumps(payload).encode(), status=status,
+                                   headers=headers)
+    response.content_type = 'application/json'
+    return response
+
+
+# -- reading requests ------------------------------------------------------------------
+def query_one(name, default=None, required=False):
+    values = bottle.request.query.getall(name)
+    if len(values) > 1:
+        raise ApiError(400, f'give {name} once, not {len(values)} times', field=name)
+    if not values:
+        if required:
+            raise ApiError(400, f'{name} is required', field=name)
+        return default
+    return values[0]
+
+
+def query_int(name, lo, hi, default=None, required=False):
+    raw = query_one(name, None, required)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f'{name} must be a whole number from {lo} to {hi}, not {raw!r}',
+                       field=name, allowed=f'{lo}-{hi}') from None
+    if not lo <= value <= hi:
+        raise ApiError(400, f'{name} must be from {lo} to {hi}, not {value}', field=name,
+                       allowed=f'{lo}-{hi}')
+    return value
+
+
+def json_body(schema, limit=MAX_BODY_BYTES):
+    """The request's JSON body, validated against `schema`, or an ApiError naming the problem."""
+    request = bottle.request
+    length = request.content_length
+    if length > limit:
+        raise ApiError(413, f'the body is {length} bytes; at most {limit} are accepted',
+                       allowed=f'<= {limit} bytes')
+    raw = request.body.read(limit + 1)
+    if len(raw) > limit:
+        raise ApiError(413, f'the body is over {limit} bytes', allowed=f'<= {limit} bytes')
+    if not raw.strip():
+        raw = b'{}'
+    elif 'json' not in (request.content_type or ''):
+        raise ApiError(415, f'send the body as JSON (Content-Type: application/json), not '
+                            f'{request.content_type or "no content type"}',
+                       allowed='application/json')
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f'the body is not valid JSON: {exc}', field='(body)') from None
+    try:
+        return validate(schema, value)
+    except SchemaError as exc:
+        raise ApiError(400, f'{exc.field} {exc.problem}', field=exc.field,
+                       allowed=exc.allowed) from None
+
+
+class AdminAuth:
+    """Admin actions need `Authorization: Bearer <token>`; the token is compared in
+    constant time and never logged."""
+
+    def __init__(self, token, where):
+        self._token = token.encode()
+        self.where = where
+
+    def check(self):
+        header = bottle.request.get_header('Authorization', '')
+        scheme, _, given = header.partition(' ')
+        if scheme.lower() != 'bearer' or not given:
+            raise ApiError(401, f'this needs the admin token: send "Authorization: Bearer '
+                                f'<token>" (the token is in {self.where} on the machine)',
+                           code='admin-token-required',
+                           headers={'WWW-Authenticate': 'Bearer realm="jafflr"'})
+        if not hmac.compare_digest(given.strip().encode(), self._token):
+            raise ApiError(401, 'the admin token is wrong', code='admin-token-wrong',
+                           headers={'WWW-Authenticate': 'Bearer realm="jafflr", error="invalid_token"'})
+
+    def allows(self):
+        try:
+            self.check()
+            return True
+        except ApiError:
+            return False
+
+
+# -- the edge ---------------------------------------------------------------------------
+class HostNames:
+    """The names and addresses this service answers to. Anything else is a DNS-rebinding
+    attempt (a hostile page's name resolving to us) and gets 421."""
+
+    def __init__(self, extra=()):
+        host = socket.gethostname()
+        self.names = {'localhost', host.lower(), f'{host.lower()}.local', *(n.lower() for n in extra)}
+        self._addresses = {}
+
+    def _is_ours(self, address):
+        if address not in self._addresses:
+            if len(self._addresses) > 256:
+                self._addresses.clear()
+            try:
+                ip = ipaddress.ip_address(address)
+                with socket.socket(socket.AF_INET6 if ip.version == 6 else socket.AF_INET) as s:
+                    s.bind((address, 0))   # bindable means it is one of this machine's addresses
+                self._addresses[address] = True
+            except (ValueError, OSError):
+                self._addresses[address] = False
+        return self._addresses[address]
+
+    def allows(self, host_header):
+        host = host_header.strip().lower()
+        if host.startswith('['):
+            host = host[1:host.find(']')]
+        elif host.count(':') == 1:
+            host = host.split(':')[0]
+        return host in self.names or self._is_ours(host)
+
+
+class Edge:
+    def __init__(self, app, *, hostnames, state_changing_gets=(), v1_successors=None,
+                 metrics=None, draining=None, max_body_bytes=MAX_BODY_BYTES):
+        self.app = app
+        self.hostnames = hostnames
+        self.state_changing_gets = frozenset(state_changing_gets)
+        self.v1_successors = v1_successors or {}
+        self.metrics = metrics
+        self.draining = draining
+        self.max_body_bytes = max_body_bytes
+
+    def _refuse(self, environ, start_response, status, message, code):
+        ctype, body = error_payload(status, message, code=code, as_json=wants_json(environ))
+        start_response(f'{status} {bottle.HTTP_CODES[status]}',
+                       [('Content-Type', ctype), ('Content-Length', str(len(body)))])
+        return [body]
+
+    def _check(self, environ):
+        """None when the request may go on, else (status, message, code)."""
+        if not self.hostnames.allows(environ.get('HTTP_HOST', '')):
+            return 421, (f'this service does not answer to the name '
+                         f'{environ.get("HTTP_HOST", "")!r}'), 'misdirected-request'
+        method = environ['REQUEST_METHOD']
+        if method not in SAFE_METHODS or environ['PATH_INFO'] in self.state_changing_gets:
+            if environ.get('HTTP_SEC_FETCH_SITE') == 'cross-site':
+                return 403, 'refused: another site asked your browser to make this request', 'cross-site'
+            for header in ('HTTP_ORIGIN', 'HTTP_REFERER'):
+                value = environ.get(header)
+                if value and value != 'null' and not self.hostnames.allows(urlsplit(value).netloc):
+                    return 403, f'refused: a page from {urlsplit(value).netloc or value} may not ' \
+                                f'change this machine', 'cross-site'
+        try:
+            length = int(environ.get('CONTENT_LENGTH') or 0)
+        except ValueError:
+            return 400, 'Content-Length is not a number', 'bad-content-length'
+        if length > self.max_body_bytes:
+            return 413, (f'the body is {length} bytes; at most {self.max_body_bytes} are '
+                         f'accepted'), 'body-too-large'
+        return None
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        path = environ.get('PATH_INFO', '')
+        if environ.get('HTTP_API_VERSION') == '2' and not path.startswith(('/v2/', '/v1/')):
+            environ['PATH_INFO'] = path = '/v2' + path if path != '/' else '/v2/'
+        refusal = self._check(environ)
+        extra = []
+        if self.draining is not None and self.draining.is_set():
+            extra.append(('Connection', 'close'))
+        successor = self.v1_successors.get(path)
+        if successor:
+            extra += [('Deprecation', '@1767225600'),
+                      ('Link', f'<{successor}>; rel="successor-version"')]
+        status_seen = []
+
+        def respond(status, headers, exc_info=None):
+            status_seen.append(status)
+            return start_response(status, headers + extra, exc_info)
+        try:
+            if refusal:
+                return self._refuse(environ, respond, *refusal)
+            return self.app(environ, respond)
+        finally:
+            if self.metrics is not None and status_seen:
+                route = environ.get('bottle.route')
+                self.metrics.observe_request(environ['REQUEST_METHOD'],
+                                             route.rule if route else 'unmatched',
+                                             status_seen[0][:3], time.perf_counter() - started)

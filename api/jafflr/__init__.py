@@ -1,0 +1,1 @@
+"""jafflr: orders, the press, the assembler and the kitchen panel, over HTTP."""

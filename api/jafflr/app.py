@@ -1,0 +1,239 @@
+"""jafflr's HTTP API: v1 as the original project answered it, v2 in JSON, the panel.
+
+`/toastie` (v1) answers `done` once the toastie is made; the request waits on the
+order's event in its waitress thread, which holds no lock, so other requests go on.
+"""
+import hashlib
+import json
+import logging
+
+import bottle
+
+from firmware import errors
+from ..common.web import ApiError, install_error_pages, json_answer, json_body, query_int, query_one
+from . import schemas
+from .openapi import build_document
+
+log = logging.getLogger('jafflr')
+
+STATUS_OF = {'invalid': 400, 'unknown': 400, 'not-found': 404, 'insufficient': 409,
+             'conflict': 409, 'locked': 423, 'sensor': 503, 'unavailable': 503,
+             'queue-full': 503}
+V1_SUCCESSORS = {'/toastie': '/v2/toasties', '/': '/v2/status', '/health': '/v2/ready'}
+V1_WAIT_S = 3600.0       # simulated seconds a v1 /toastie waits before giving an id instead
+
+
+def refused(exc):
+    headers = None
+    if isinstance(exc, errors.QueueFull):
+        headers = {'Retry-After': str(max(1, round(exc.retry_after_s)))}
+    return ApiError(STATUS_OF.get(exc.kind, 400), exc.message, code=exc.kind, field=exc.field,
+                    allowed=exc.allowed, headers=headers)
+
+
+def failure_answer(order):
+    """A v1 caller's answer for a toastie that was not made."""
+    failure = order.failure or {}
+    kind, reason = failure.get('kind', ''), failure.get('reason', 'failed')
+    status = STATUS_OF.get(kind, 409 if kind == 'cancelled' else 503)
+    return ApiError(status, f'toastie {order.id} was not made: {reason}: '
+                            f'{failure.get("detail", "")}'.rstrip(': '), code=reason)
+
+
+class JafflrApi:
+    def __init__(self, service):
+        self.s = service
+        self.openapi = json.dumps(build_document(service.version)).encode()
+
+    def order_json(self, order, now, wall, ready=None):
+        d = order.to_dict()
+        for private in ('key', 'fingerprint', 'step_started_at', 'step_expected_s', 'customer',
+                        'source'):
+            d.pop(private, None)
+        d['units'] = order.units
+        d['progress'] = order.progress(wall)
+        ready = ready if ready is not None else self.s.kitchen.estimates(now, wall)
+        d['ready_at'] = order.finished_at if order.finished else ready.get(order.id)
+        d['time_left_s'] = None if d['ready_at'] is None else max(0.0, d['ready_at'] - wall)
+        d['queue_position'] = self.s.book.position(order.id)
+        return d
+
+    def call(self, fn, *args, **kw):
+        try:
+            return fn(*args, **kw)
+        except errors.RefusedError as exc:
+            raise refused(exc) from None
+
+    def submit(self, ingredients, doneness, name='', customer='', source='v2'):
+        key = bottle.request.get_header('Idempotency-Key')
+        if key is not None and not 1 <= len(key) <= 100:
+            raise ApiError(400, 'Idempotency-Key must be 1 to 100 characters',
+                           field='Idempotency-Key', allowed='1-100 characters')
+        fingerprint = hashlib.sha256(json.dumps([sorted(ingredients), doneness, name, customer])
+                                     .encode()).hexdigest()[:16]
+        return self.call(self.s.kitchen.submit, ingredients, doneness, self.s.clock.time(),
+                         name=name, customer=customer, source=source, key=key,
+                         fingerprint=fingerprint)
+
+    def wait_v1(self, order):
+        """Wait for the toastie without holding anything another request needs."""
+        s = self.s
+        done = s.book.done_event(order.id)
+        deadline = s.clock.monotonic() + V1_WAIT_S
+        while not done.is_set():
+            if s.released.is_set():
+                raise ApiError(503, f'jafflr is restarting; toastie {order.id} is kept and will '
+                                    f'be made: follow it at /v2/toasties/{order.id}',
+                               code='restarting', headers={'Retry-After': '5'})
+            if s.clock.monotonic() >= deadline:
+                raise ApiError(504, f'toastie {order.id} is still being made; follow it at '
+                                    f'/v2/toasties/{order.id}', code='still-cooking')
+            s.clock.wait(done, 1.0 * s.clock.speed)
+        order = s.book.get(order.id)
+        if order.state != 'done':
+            raise failure_answer(order)
+
+
+def build_app(service, panel=None):
+    s = service
+    api = JafflrApi(service)
+    app = bottle.Bottle()
+    app.uninstall(True)
+    install_error_pages(app, log)
+
+    def now_wall():
+        return s.clock.monotonic(), s.clock.time()
+
+    # -- v1 ------------------------------------------------------------------------------
+    @app.get('/')
+    def index():
+        if panel is not None and 'text/html' in bottle.request.get_header('Accept', ''):
+            return panel()
+        bottle.response.content_type = 'text/plain; charset=utf-8'
+        return f'toasting: {"true" if s.press.in_press is not None else "false"}'
+
+    @app.get('/toastie')
+    def v1_toastie():
+        ingredients = bottle.request.query.getall('i')
+        doneness = query_one('doneness', default='medium')
+        customer = query_one('customer', default='')
+        order, _ = api.submit(ingredients, doneness, customer=customer[:40], source='v1')
+        api.wait_v1(order)
+        bottle.response.content_type = 'text/plain; charset=utf-8'
+        return 'done'
+
+    @app.get('/health')
+    def health():
+        bottle.response.content_type = 'text/plain; charset=utf-8'
+        return s.version
+
+    # -- v2 ------------------------------------------------------------------------------
+    @app.get('/v2/')
+    def v2_index():
+        return json_answer({'service': 'jafflr', 'version': s.version, 'links': {
+            'toasties': '/v2/toasties', 'status': '/v2/status', 'flags': '/v2/flags',
+            'events': '/v2/events', 'stock': '/v2/stock', 'ready': '/v2/ready',
+            'openapi': '/v2/openapi.json'}})
+
+    @app.post('/v2/toasties')
+    def v2_create():
+        body = json_body(schemas.TOASTIE_REQUEST)
+        order, replayed = api.submit(body['ingredients'], body.get('doneness', 'medium'),
+                                     body.get('name', ''), body.get('customer', ''))
+        now, wall = now_wall()
+        headers = {'Location': f'/v2/toasties/{order.id}'}
+        if replayed:
+            headers['Idempotent-Replayed'] = 'true'
+        return json_answer(api.order_json(order, now, wall), 200 if replayed else 202, headers)
+
+    @app.get('/v2/toasties')
+    def v2_list():
+        now, wall = now_wall()
+        ready = s.kitchen.estimates(now, wall)
+        return json_answer({'orders': [api.order_json(o, now, wall, ready)
+                                       for o in s.book.recent(query_int('limit', 1, 100, 30))]})
+
+    @app.get('/v2/toasties/<oid>')
+    def v2_order(oid):
+        now, wall = now_wall()
+        return json_answer(api.order_json(api.call(s.book.get, oid), now, wall))
+
+    @app.post('/v2/toasties/<oid>/cancel')
+    def v2_cancel(oid):
+        now, wall = now_wall()
+        return json_answer(api.order_json(api.call(s.kitchen.cancel, oid, wall), now, wall))
+
+    @app.get('/v2/status')
+    def v2_status():
+        return json_answer(s.status())
+
+    @app.post('/v2/stop')
+    def v2_stop():
+        body = json_body(schemas.STOP_REQUEST)
+        now, wall = now_wall()
+        s.kitchen.stop(now, wall, body.get('by') or f'HTTP from {bottle.request.remote_addr}')
+        return json_answer(s.status())
+
+    @app.post('/v2/reset')
+    def v2_reset():
+        s.auth.check()
+        now, wall = now_wall()
+        s.kitchen.reset(now, wall, f'admin from {bottle.request.remote_addr}')
+        return json_answer(s.status())
+
+    @app.post('/v2/queue/<action:re:pause|resume>')
+    def v2_queue(action):
+        s.auth.check()
+        s.kitchen.pause(action == 'pause')
+        return json_answer(s.status())
+
+    @app.get('/v2/flags')
+    def v2_flags():
+        return json_answer({'flags': s.flags.describe()})
+
+    @app.put('/v2/flags/<name>')
+    def v2_set_flag(name):
+        s.auth.check()
+        body = json_body(schemas.FLAG_REQUEST)
+        api.call(s.flags.set, name, body.get('enabled'), body.get('customers'), body.get('percent'))
+        s.store.save_flags(s.flags.stored())
+        s.events('flag', detail=f'{name} set to {body}')
+        return json_answer(s.flags.describe(name)[0])
+
+    @app.get('/v2/events')
+    def v2_events():
+        limit = query_int('limit', 1, 500, default=50)
+        return json_answer({'events': s.store.events.recent(limit, query_one('kind'))})
+
+    @app.get('/v2/stock')
+    def v2_stock():
+        try:
+            stock = s.stock.stock()
+        except errors.Unavailable as exc:
+            raise ApiError(503, exc.message, code='chillybin-unreachable') from None
+        if stock is None:
+            raise ApiError(503, 'chillybin did not give its stock', code='chillybin-unreachable')
+        return json_answer(stock)
+
+    @app.get('/v2/ready')
+    def v2_ready():
+        ready, checks = s.readiness.report()
+        return json_answer({'ready': ready, 'checks': checks}, 200 if ready else 503)
+
+    @app.get('/v2/openapi.json')
+    def v2_openapi():
+        bottle.response.content_type = 'application/json'
+        return api.openapi
+
+    @app.get('/metrics')
+    def prometheus():
+        bottle.response.content_type = s.metrics.content_type
+        return s.metrics.render()
+
+    if s.debug_hooks:
+        @app.post('/v2/debug/stall')
+        def v2_debug_stall():
+            s.stall_control_loop()
+            return json_answer({'stalled': True})
+
+    return app

@@ -1,0 +1,49 @@
+"""Prometheus gauges read from jafflr at scrape time."""
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+
+class JafflrCollector:
+    def __init__(self, service):
+        self.s = service
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        s = self.s
+        plate = s.controller.status()
+        temp = GaugeMetricFamily('jafflr_plate_temperature_celsius', 'Press plate temperature')
+        target = GaugeMetricFamily('jafflr_plate_target_celsius', 'Press plate target')
+        if plate['temp_c'] is not None:
+            temp.add_metric([], plate['temp_c'])
+        if plate['target_c'] is not None:
+            target.add_metric([], plate['target_c'])
+        yield temp
+        yield target
+        yield GaugeMetricFamily('jafflr_heater_duty', 'Commanded heater duty (0-1)',
+                                value=plate['duty'] or 0.0)
+        yield GaugeMetricFamily('jafflr_heater_relay_on', 'Heater relay commanded on',
+                                value=int(plate['relay_on']))
+        fault = s.shutdown.fault
+        latched = GaugeMetricFamily('jafflr_fault_latched', 'A fault is latched (1) with its reason',
+                                    labels=['reason'])
+        latched.add_metric([fault.reason if fault else ''], 1 if fault else 0)
+        yield latched
+        yield GaugeMetricFamily('jafflr_queue_length', 'Toasties waiting', value=len(s.book.queue))
+        yield GaugeMetricFamily('jafflr_busy', 'A toastie is being assembled or in the press',
+                                value=int(s.kitchen.busy))
+        outcomes = CounterMetricFamily('jafflr_orders', 'Toasties finished, by outcome',
+                                       labels=['outcome'])
+        for outcome, count in s.book.outcomes.items():
+            outcomes.add_metric([outcome], count)
+        yield outcomes
+        late = s.control_loop.lateness_summary()
+        lateness = GaugeMetricFamily('jafflr_control_loop_recent_lateness_seconds',
+                                     'Control loop lateness over the last 2000 ticks',
+                                     labels=['quantile'])
+        if late['count']:
+            for q, key in (('0.5', 'p50_ms'), ('0.99', 'p99_ms'), ('1', 'max_ms')):
+                lateness.add_metric([q], late[key] / 1000.0)
+        yield lateness
+        yield CounterMetricFamily('jafflr_control_loop_errors', 'Control steps that raised',
+                                  value=s.control_loop.errors)

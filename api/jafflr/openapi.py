@@ -1,0 +1,61 @@
+"""jafflr's v2 OpenAPI document, from the schemas the handlers validate with."""
+from ..common.openapi import document, operation, path_param, query_param
+from . import schemas as s
+
+OID = path_param('oid', 'toastie id, e.g. t12')
+ADMIN = {401: ('the admin token is missing or wrong', None)}
+
+
+def build_document(version):
+    paths = {
+        '/v2/toasties': {
+            'post': operation(
+                'Order a toastie; it joins the queue',
+                {202: ('accepted and queued', s.ORDER, ['Location']),
+                 200: ('the same toastie again (Idempotency-Key replay)', s.ORDER),
+                 400: ('a bad toastie: no cheese, no ingredients, unknown doneness or ingredient', None),
+                 409: ('not enough stock, or the Idempotency-Key was used for another toastie', None),
+                 423: ('an ingredient locked by food safety', None),
+                 503: ('chillybin unreachable, the machine faulted or restarting, or the queue '
+                       'full (with Retry-After)', None, ['Retry-After'])},
+                body=s.TOASTIE_REQUEST, idempotent_key=True),
+            'get': operation('Toasties queued, in the machine, and recent',
+                             {200: ('orders', s.ORDERS)})},
+        '/v2/toasties/{oid}': {'get': operation(
+            'One toastie: state, step, progress, ready time, failure reason',
+            {200: ('the toastie', s.ORDER), 404: ('no such toastie', None)}, params=[OID])},
+        '/v2/toasties/{oid}/cancel': {'post': operation(
+            'Cancel a toastie that is still queued',
+            {200: ('cancelled', s.ORDER), 404: ('no such toastie', None),
+             409: ('already being made', None)}, params=[OID])},
+        '/v2/status': {'get': operation('The machine at a glance', {200: ('status', s.STATUS)})},
+        '/v2/stop': {'post': operation(
+            'Stop the machine now (anyone may press it): every output off, latched until reset',
+            {200: ('stopped', s.STATUS), 400: ('bad request', None)}, body=s.STOP_REQUEST,
+            body_required=False)},
+        '/v2/reset': {'post': operation(
+            'Clear the latched fault (admin); the machine clears its tray and press',
+            {200: ('reset', s.STATUS), **ADMIN})},
+        '/v2/queue/pause': {'post': operation(
+            'Start no new toastie (the current one finishes)', {200: ('paused', s.STATUS), **ADMIN})},
+        '/v2/queue/resume': {'post': operation('Start toasties again',
+                                               {200: ('resumed', s.STATUS), **ADMIN})},
+        '/v2/flags': {'get': operation('Feature flags', {200: ('flags', s.FLAGS)})},
+        '/v2/flags/{name}': {'put': operation(
+            'Switch a feature flag, or roll it out to customers or a share of them (admin)',
+            {200: ('the flag', s.FLAG), 400: ('bad request', None), 404: ('no such flag', None),
+             **ADMIN}, body=s.FLAG_REQUEST, params=[path_param('name', 'flag name')])},
+        '/v2/events': {'get': operation(
+            'Recent events, newest first', {200: ('events', s.EVENTS), 400: ('bad limit', None)},
+            params=[query_param('limit', '1-500, default 50',
+                                {'type': 'integer', 'minimum': 1, 'maximum': 500}),
+                    query_param('kind', 'only this kind', {'type': 'string'})])},
+        '/v2/stock': {'get': operation(
+            "chillybin's stock, as the panel shows it",
+            {200: ('stock', {'type': 'object'}), 503: ('chillybin unreachable', None)})},
+        '/v2/ready': {'get': operation('Readiness: each dependency',
+                                       {200: ('ready', s.READY), 503: ('not ready', s.READY)})},
+    }
+    return document('jafflr', version, 'Orders, the press and the assembler of the toastie '
+                    'machine. v2 can also be reached on an unversioned path with the header '
+                    '`API-Version: 2`.', paths)

@@ -1,0 +1,91 @@
+"""The shapes of jafflr's v2 requests and answers: validated against and documented."""
+from firmware.heater.profiles import DONENESS
+
+NAME = {'type': 'string', 'pattern': r'[a-z][a-z-]{0,30}',
+        'description': 'an ingredient name: lower-case letters and dashes'}
+LABEL = {'type': 'string', 'maxLength': 40, 'pattern': r"[\w .,'&-]*",
+         'description': 'letters, digits, spaces and . , \' & - (up to 40)'}
+
+TOASTIE_REQUEST = {
+    'type': 'object', 'additionalProperties': False, 'required': ['ingredients'],
+    'properties': {
+        'ingredients': {'type': 'array', 'minItems': 1, 'maxItems': 6, 'items': NAME,
+                        'description': 'the fillings; cheese is required, bread is added'},
+        'doneness': {'type': 'string', 'enum': list(DONENESS)},
+        'name': LABEL,
+        'customer': LABEL,
+    },
+}
+FLAG_REQUEST = {
+    'type': 'object', 'additionalProperties': False, 'minProperties': 1,
+    'properties': {
+        'enabled': {'type': 'boolean'},
+        'customers': {'type': 'array', 'maxItems': 100, 'items': LABEL},
+        'percent': {'type': 'integer', 'minimum': 0, 'maximum': 100},
+    },
+}
+STOP_REQUEST = {
+    'type': 'object', 'additionalProperties': False,
+    'properties': {'by': LABEL},
+}
+
+NULLABLE_NUMBER = {'type': ['number', 'null']}
+FAILURE = {'type': ['object', 'null'], 'properties': {
+    'reason': {'type': 'string'}, 'detail': {'type': 'string'}, 'kind': {'type': 'string'}}}
+ORDER = {
+    'type': 'object',
+    'required': ['id', 'state', 'step', 'progress', 'ingredients', 'units', 'doneness',
+                 'created_at', 'ready_at', 'failure'],
+    'properties': {
+        'id': {'type': 'string'},
+        'state': {'type': 'string', 'enum': ['queued', 'assembling', 'assembled', 'toasting',
+                                             'done', 'failed', 'cancelled']},
+        'step': {'type': 'string'}, 'progress': {'type': 'number', 'minimum': 0, 'maximum': 1},
+        'ingredients': {'type': 'array', 'items': {'type': 'string'}},
+        'units': {'type': 'array', 'items': {'type': 'string'}},
+        'doneness': {'type': 'string'}, 'name': {'type': 'string'},
+        'created_at': {'type': 'number'}, 'started_at': NULLABLE_NUMBER,
+        'finished_at': NULLABLE_NUMBER, 'ready_at': NULLABLE_NUMBER,
+        'time_left_s': NULLABLE_NUMBER, 'queue_position': {'type': ['integer', 'null']},
+        'failure': FAILURE, 'stock': {'type': 'object'},
+    },
+}
+ORDERS = {'type': 'object', 'required': ['orders'],
+          'properties': {'orders': {'type': 'array', 'items': ORDER}}}
+FAULT = {'type': ['object', 'null'], 'properties': {
+    'reason': {'type': 'string'}, 'detail': {'type': 'string'}, 'at': {'type': 'number'},
+    'wall': NULLABLE_NUMBER, 'help': {'type': 'string'}}}
+STATUS = {
+    'type': 'object', 'required': ['state', 'busy', 'paused', 'plate', 'fault', 'queue'],
+    'properties': {
+        'state': {'type': 'string', 'enum': ['available', 'preheating', 'assembling', 'toasting',
+                                             'faulted', 'paused', 'stopping']},
+        'busy': {'type': 'boolean'}, 'paused': {'type': 'boolean'},
+        'plate': {'type': 'object', 'required': ['temp_c', 'target_c', 'relay_on', 'phase'],
+                  'properties': {'temp_c': NULLABLE_NUMBER, 'target_c': NULLABLE_NUMBER,
+                                 'duty': NULLABLE_NUMBER, 'relay_on': {'type': 'boolean'},
+                                 'phase': {'type': 'string'}, 'at_target': {'type': 'boolean'}}},
+        'fault': FAULT,
+        'queue': {'type': 'object', 'required': ['length', 'max', 'orders'],
+                  'properties': {'length': {'type': 'integer'}, 'max': {'type': 'integer'},
+                                 'orders': {'type': 'array', 'items': {'type': 'string'}}}},
+        'press': {'type': ['string', 'null']}, 'tray': {'type': ['string', 'null']},
+        'assembling': {'type': ['string', 'null']}, 'version': {'type': 'string'},
+        'chillybin': {'type': 'object'}, 'current': {'type': ['object', 'null']},
+    },
+}
+FLAG = {'type': 'object', 'required': ['name', 'enabled', 'customers', 'percent'],
+        'properties': {'name': {'type': 'string'}, 'enabled': {'type': 'boolean'},
+                       'customers': {'type': 'array', 'items': {'type': 'string'}},
+                       'percent': {'type': 'integer'}, 'description': {'type': 'string'},
+                       'env_override': {'type': ['boolean', 'null']},
+                       'env_variable': {'type': 'string'}}}
+FLAGS = {'type': 'object', 'required': ['flags'],
+         'properties': {'flags': {'type': 'array', 'items': FLAG}}}
+EVENTS = {'type': 'object', 'required': ['events'],
+          'properties': {'events': {'type': 'array', 'items': {
+              'type': 'object', 'required': ['kind', 'wall', 'seq'],
+              'properties': {'kind': {'type': 'string'}, 'wall': {'type': 'number'},
+                             'seq': {'type': 'integer'}}}}}}
+READY = {'type': 'object', 'required': ['ready', 'checks'],
+         'properties': {'ready': {'type': 'boolean'}, 'checks': {'type': 'object'}}}

@@ -1,0 +1,238 @@
+"""jafflr put together: the press's parts, the plate controller and its safety, the two
+stations and their threads, the store, the chillybin client, the HTTP app and server.
+
+Every way out leaves the heater off: a normal stop and SIGTERM/SIGINT drain and switch
+every output off; an unhandled exception in any thread trips the shutdown (outputs
+off); exit runs all_off once more; SIGKILL and hangs are caught outside the program by
+the heartbeat monostable (1 s) and by systemd's watchdog and ExecStopPost.
+"""
+import atexit
+import logging
+import os
+import threading
+import time
+
+from hardware.board import BOARD
+from hardware.errors import SensorOpen
+from hardware.platform import Sensors, open_platform
+from firmware.assembler import Assembler
+from firmware.deadman import DeadMan
+from firmware.flags import Flags
+from firmware.heater.control import PlateController
+from firmware.kitchen import Kitchen
+from firmware.orders import OrderBook
+from firmware.orderstore import DB_NAME, OrderStore
+from firmware.press import PressStation
+from firmware.safety import CONTROL_ERROR, CONTROL_LOOP_STALLED, ESTOP, LID_OPEN, Shutdown
+
+from ..common.health import Readiness, storage_writable
+from ..common.loop import PeriodicLoop
+from ..common.metrics import ServiceMetrics
+from ..common.sdnotify import Notifier
+from ..common.serve import HttpService, bind_socket, inherited_sockets
+from ..common.settings import admin_token, load_settings
+from ..common.web import AdminAuth, Edge, HostNames
+from .app import V1_SUCCESSORS, build_app
+from .collector import JafflrCollector
+from .stock_client import ChillybinClient
+
+log = logging.getLogger('jafflr')
+
+CONTROL_PERIOD_S = 0.1
+STATION_PERIOD_S = 0.05
+DEADMAN_S = 2.0
+DRAIN_BOUND_S = 120.0        # clock seconds a toastie in the press may take to finish a stop
+
+
+class JafflrService:
+    def __init__(self, settings, platform, *, sockets, chillybin_url, env=os.environ, threads=None):
+        self.settings = settings
+        self.version = settings.version
+        self.platform = platform
+        self.clock = clock = platform.clock
+        self.debug_hooks = env.get('JAFFLR_DEBUG_HOOKS') == '1'
+        self.notifier = Notifier(env)
+        self.released = threading.Event()      # v1 waiters stop waiting (restart)
+        self._stalled = threading.Event()
+        self._last_watchdog = 0.0
+        self.sensors = Sensors(platform.bus, owner='jafflr', sleep=clock.sleep,
+                               monotonic=clock.monotonic)
+        self.machine = machine = platform.machine('jafflr')
+        self.store = OrderStore(settings.state_dir, now_wall=clock.time())
+        self.shutdown = Shutdown(wall_clock=clock.time)
+        self.flags = Flags(self.store.flags(), env)
+        self.stock = ChillybinClient(chillybin_url, {b.default_ingredient: b.index for b in BOARD.bays
+                                                     if b.default_ingredient},
+                                     {n: i.unit_g for n, i in BOARD.ingredients.items()})
+        self.controller = PlateController(
+            machine.heater, lambda: self.sensors.plate.hot_junction_c, self.shutdown,
+            interlocks=self._interlocks, on_tick=self._on_control_tick, open_errors=(SensorOpen,))
+        self.deadman = DeadMan(clock, DEADMAN_S, self._on_stall)
+        meta = self.store.meta()
+        self.book = OrderBook(self.store, self.store.orders(), meta['next_order'])
+        self.assembler = Assembler(self.book, self.stock, machine.dispensers, self.flags,
+                                   self.shutdown, self.events)
+        self.press = PressStation(machine.press, machine.conveyor, self.controller, self.book,
+                                  self.shutdown, self.events)
+        self.kitchen = Kitchen(self.book, self.store, self.controller, self.shutdown,
+                               self.assembler, self.press, self.stock, self.events, machine.all_off)
+        self.metrics = ServiceMetrics('jafflr', settings.version)
+        lateness = self.metrics.histogram(
+            'control_loop_lateness_seconds', 'How late each control tick started (real seconds)',
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0))
+        self.control_loop = PeriodicLoop('control', clock, CONTROL_PERIOD_S, self.controller.tick,
+                                         observe=lateness.observe)
+        self.press_loop = PeriodicLoop('press', clock, STATION_PERIOD_S, self._press_tick)
+        self.assembler_loop = PeriodicLoop('assembler', clock, STATION_PERIOD_S,
+                                           lambda now: self.assembler.tick(now, clock.time()))
+        self.metrics.registry.register(JafflrCollector(self))
+        self.readiness = self._readiness()
+        self.auth = AdminAuth(admin_token(settings.token_file), settings.token_file)
+        self.http = HttpService('jafflr', None, sockets, before_exit=[self._drain],
+                                threads=threads or int(env.get('JAFFLR_THREADS', 16)),
+                                notifier=self.notifier, drain_timeout_s=30.0)
+        self.http.app = Edge(build_app(self), hostnames=HostNames(settings.hostnames),
+                             state_changing_gets={'/toastie'}, v1_successors=V1_SUCCESSORS,
+                             metrics=self.metrics, draining=self.http.draining)
+        self._wire_interlocks()
+
+    # -- safety wiring ----------------------------------------------------------------------
+    def _interlocks(self):
+        found = []
+        if self.machine.lid_open:
+            found.append((LID_OPEN, 'the lid is open'))
+        if self.machine.estop_pressed:
+            found.append((ESTOP, 'the emergency stop is pressed'))
+        return found
+
+    def _wire_interlocks(self):
+        # gpiozero calls these the moment the line changes, not on the next tick.
+        trip = self.shutdown.trip
+        now = self.clock.monotonic
+        self.machine.lid.when_deactivated = lambda: trip(LID_OPEN, 'the lid was opened', now())
+        self.machine.estop.when_deactivated = lambda: trip(ESTOP, 'the emergency stop was pressed',
+                                                           now())
+
+    def _on_control_tick(self, now):
+        if self._stalled.is_set():
+            self._stalled.wait()      # a test hook: the control loop hangs here, for real
+        self.deadman.refresh(now)
+        real = time.monotonic()
+        if self.notifier.watchdog_s and real - self._last_watchdog >= self.notifier.watchdog_s / 4:
+            self._last_watchdog = real
+            self.notifier.watchdog()
+
+    def _on_stall(self):
+        """The dead-man: the control loop has not ticked for 2 s. Heater pin off directly."""
+        try:
+            self.machine.heater.off()
+        finally:
+            self.shutdown.trip(CONTROL_LOOP_STALLED, f'the control loop did not tick for '
+                               f'{DEADMAN_S:.0f} s', self.clock.monotonic())
+
+    def stall_control_loop(self):
+        self._stalled.set()
+
+    def _thread_died(self, args):
+        log.critical('unhandled exception in thread %s', getattr(args.thread, 'name', '?'),
+                     exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+        self.machine.all_off()
+        self.shutdown.trip(CONTROL_ERROR, f'{args.exc_type.__name__} in thread '
+                           f'{getattr(args.thread, "name", "?")}: {args.exc_value}',
+                           self.clock.monotonic())
+
+    def events(self, kind, **fields):
+        return self.store.events.append({'wall': self.clock.time(), 'kind': kind, **fields})
+
+    def _press_tick(self, now):
+        self.press.tick(now, self.clock.time(), self.assembler, self.book.queued())
+
+    # -- what is reported ---------------------------------------------------------------------
+    def status(self):
+        now, wall = self.clock.monotonic(), self.clock.time()
+        status = self.kitchen.status(now, wall)
+        status['version'] = self.version
+        return status
+
+    def _readiness(self):
+        r = Readiness()
+        r.add('storage', storage_writable(os.path.join(self.settings.state_dir, DB_NAME)))
+        r.add('migrations', lambda: (True, f'schema {len(self.store.migrations)}'))
+        r.add('control-loop', self._control_loop_check)
+        r.add('plate-sensor', lambda: (self.controller.status()['temp_c'] is not None,
+                                       f'{self.controller.status()["temp_c"]} C'))
+        r.add('chillybin', self._chillybin_check, required=False)
+        return r
+
+    def _control_loop_check(self):
+        loop = self.control_loop
+        if not loop.alive or loop.last_run is None:
+            return False, 'the control loop is not running'
+        # In real seconds: a sped-up clock makes simulated seconds short.
+        quiet = (self.clock.monotonic() - loop.last_run) / self.clock.speed
+        return quiet < 1.0, f'last tick {quiet * 1000:.0f} ms ago; lateness {loop.lateness_summary()}'
+
+    def _chillybin_check(self):
+        from firmware.errors import RefusedError
+        try:
+            status, _ = self.stock.request('GET', '/health')
+            return status == 200, f'{self.stock.url} answers {status}'
+        except RefusedError as exc:
+            return False, exc.message
+
+    # -- running and stopping -------------------------------------------------------------------
+    def run(self):
+        threading.excepthook = self._thread_died
+        atexit.register(self._off_at_exit)
+        self.kitchen.recover(self.clock.time())
+        self.control_loop.start()
+        self.deadman.start()
+        self.press_loop.start()
+        self.assembler_loop.start()
+        try:
+            self.http.serve()
+        finally:
+            self.close()
+
+    def _off_at_exit(self):
+        try:
+            self.machine.all_off()
+        except Exception as exc:   # the machine may be gone; the heartbeat has stopped anyway
+            log.warning('at exit, could not drive the outputs off: %s', exc)
+
+    def _drain(self):
+        """SIGTERM: nothing new; let the toastie in the press finish (bounded); then stop."""
+        self.kitchen.begin_drain()
+        started = self.clock.monotonic()
+        while not self.kitchen.drained() and self.clock.monotonic() - started < DRAIN_BOUND_S:
+            self.clock.sleep(0.1)
+        self.kitchen.fail_unfinished_press(self.clock.monotonic(), self.clock.time(),
+                                           self.clock.monotonic() - started)
+        self.released.set()
+        for loop in (self.assembler_loop, self.press_loop):
+            loop.stop()
+        self.kitchen.finish_drain()
+        self.controller.off(self.clock.monotonic())
+
+    def close(self):
+        for loop in (self.assembler_loop, self.press_loop):
+            loop.stop()
+        self.controller.off(self.clock.monotonic())
+        self.deadman.stop()
+        self.control_loop.stop()
+        self.machine.all_off()
+        self.store.close()
+        self.platform.close()
+
+
+def open_service(host, port, env=os.environ):
+    settings = load_settings('jafflr', env)
+    sockets = inherited_sockets(env) or [bind_socket(host, port)]
+    platform = open_platform()
+    try:
+        return JafflrService(settings, platform, sockets=sockets,
+                             chillybin_url=env.get('CHILLYBIN_URL', 'http://127.0.0.1:7001'), env=env)
+    except BaseException:
+        platform.close()
+        raise
+

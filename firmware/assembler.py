@@ -1,0 +1,258 @@
+"""The assembly station: builds a toastie on the tray, one unit at a time.
+
+For each order: reserve everything at chillybin at once (or, with the `pick-v2` flag
+off, one v1 pick per ingredient as the original project did); run each bay's dispenser
+once per unit, bread first and last; wait until chillybin's load cell shows the unit
+left the bay; confirm the reservation; leave the sandwich on the tray for the press.
+
+Every step has a deadline. A unit that does not drop is a jam: the order fails, the
+reservation is cancelled so what was not taken goes back, and the fault latches (the
+tray holds a part-made sandwich a person must see to). `tick(now, wall)` does one small
+step; the network calls it makes are bounded by the stock client's timeouts.
+"""
+import logging
+
+from .config import checked
+from .errors import RefusedError, Unavailable
+
+log = logging.getLogger(__name__)
+
+DISPENSER_JAM = 'dispenser-jam'
+STOCK_UNREACHABLE = 'chillybin-unreachable'
+
+
+class Assembler:
+    SPEC = {
+        'run_s': (1.0, 0.1, 10.0),            # one dispenser run; the cam drops at 0.8 s
+        'drop_timeout_s': (4.0, 0.5, 30.0),   # after the run, for the load cell to see it
+        'poll_s': (0.2, 0.02, 5.0),           # how often to ask chillybin
+        'reserve_timeout_s': (10.0, 1.0, 60.0),
+        'confirm_timeout_s': (10.0, 1.0, 60.0),
+    }
+
+    def __init__(self, book, stock, dispensers, flags, shutdown, events, config=None):
+        """`stock`: the chillybin client; `dispensers`: slot -> device with on()/off();
+        `events(kind, **fields)` records what happened."""
+        self.cfg = checked(config or {}, self.SPEC, 'Assembler')
+        self.book = book
+        self.stock = stock
+        self.dispensers = dispensers
+        self.flags = flags
+        self.shutdown = shutdown
+        self.events = events
+        self.order = None          # being assembled
+        self.tray = None           # assembled, waiting for the press
+        self.paused = False
+        self.halted = False        # after a fault, until reset
+        self.to_cancel = []        # (order, reservation) left held by a crash
+        self._reset_work()
+
+    def _reset_work(self):
+        self.phase = 'idle'
+        self.deadline = None
+        self.next_poll = 0.0
+        self.plan = []             # units still to drop
+        self.bays = {}             # ingredient -> {'slot', 'unit_g'}
+        self.reservation = None
+        self.dropped = {}          # ingredient -> units seen leaving the bay
+        self.running = None        # the dispenser slot running now
+        self.baseline_g = None
+
+    @property
+    def busy(self):
+        return self.order is not None
+
+    # -- the loop --------------------------------------------------------------------------
+    def tick(self, now, wall):
+        self._cancel_leftovers()
+        fault = self.shutdown.fault
+        if fault is not None and not self.halted:
+            self.abandon(fault.reason, fault.detail, wall)
+        if self.halted:
+            self._stop_dispenser()
+            return
+        if self.order is None:
+            if self.tray is None and not self.paused:
+                self._start(now, wall)
+            return
+        try:
+            getattr(self, f'_{self.phase.replace("-", "_")}')(now, wall)
+        except RefusedError as exc:
+            self._fail(exc.kind, exc.message, wall, now)
+
+    def _start(self, now, wall):
+        order = self.book.take_next(wall)
+        if order is None:
+            return
+        self.order = order
+        self._reset_work()
+        self.plan = list(order.units)
+        self.phase = 'reserve'
+        self.deadline = now + self.cfg.reserve_timeout_s
+        self.events('order', order=order.id, detail=f'assembling {", ".join(order.units)}')
+
+    def _reserve(self, now, wall):
+        order = self.order
+        try:
+            self.bays = self.stock.bays()
+            missing = [n for n in order.needs() if n not in self.bays]
+            if missing:
+                raise RefusedError(f'chillybin has no bay for {", ".join(missing)}')
+            if self.flags.enabled('pick-v2', order.customer):
+                r = self.stock.reserve(order.needs(), key=f'jafflr-{order.id}')
+                self.reservation = r['id']
+                self.book.note_stock(order, mode='v2', reservation=r['id'], reserved=order.needs())
+            else:
+                self._pick_v1(order)
+        except Unavailable as exc:
+            if now < self.deadline:
+                return      # retried next tick; the idempotency key makes that safe
+            raise Unavailable(f'could not reserve at chillybin: {exc.message}') from None
+        self.book.move(order, order.state, 'dispensing', wall, expected_s=len(self.plan) * 1.5)
+        self.phase = 'run'
+
+    def _pick_v1(self, order):
+        """One /pick per ingredient, no rollback: what v2 reservations replace. Whatever was
+        picked before a failure stays recorded on the order, so it is accounted for."""
+        picked = dict(order.stock.get('picked', {}))
+        for name, quantity in order.needs().items():
+            if name in picked:
+                continue
+            try:
+                self.stock.pick(name, quantity)
+            except RefusedError:
+                self.book.note_stock(order, mode='v1', picked=picked)
+                raise
+            picked[name] = quantity
+            self.book.note_stock(order, mode='v1', picked=picked)
+
+    def _run(self, now, wall):
+        name = self.plan[0]
+        self.running = self.bays[name]['slot']
+        self.baseline_g = None if self.reservation else self.stock.grams(name)
+        device = self.dispensers[self.running]
+        if not self.shutdown.run_unless_latched(device.on):
+            return      # a fault latched meanwhile; the next tick abandons the order
+        self.deadline = now + self.cfg.run_s
+        self.phase = 'running'
+
+    def _running(self, now, wall):
+        if now < self.deadline:
+            return
+        self._stop_dispenser()
+        self.phase = 'await-drop'
+        self.deadline = now + self.cfg.drop_timeout_s
+        self.next_poll = now
+
+    def _await_drop(self, now, wall):
+        if now < self.next_poll:
+            return
+        self.next_poll = now + self.cfg.poll_s
+        name = self.plan[0]
+        try:
+            seen = self._dropped(name)
+        except Unavailable:
+            seen = False
+        if seen:
+            self.dropped[name] = self.dropped.get(name, 0) + 1
+            self.plan.pop(0)
+            self.book.note_stock(self.order, dropped=dict(self.dropped))
+            self.phase = 'run' if self.plan else 'confirm'
+            self.deadline = now + self.cfg.confirm_timeout_s
+        elif now >= self.deadline:
+            slot = self.bays[name]['slot']
+            self._fail(DISPENSER_JAM, f'no {name} reached the tray: the bay {slot} dispenser ran '
+                       f'but chillybin\'s load cell saw nothing leave within '
+                       f'{self.cfg.drop_timeout_s:.0f} s (jammed or empty)', wall, now,
+                       latch=True)
+
+    def _dropped(self, name):
+        if self.reservation:
+            r = self.stock.reservation(self.reservation)
+            return r['taken'].get(name, 0) >= self.dropped.get(name, 0) + 1
+        if self.baseline_g is None:
+            return True     # a v1-only chillybin cannot show weights: trust the dispenser
+        grams = self.stock.grams(name)
+        return grams is not None and grams <= self.baseline_g - 0.5 * self.bays[name]['unit_g']
+
+    def _confirm(self, now, wall):
+        if self.reservation:
+            try:
+                self.stock.confirm(self.reservation)
+            except Unavailable:
+                if now < self.deadline:
+                    return
+                raise
+        order = self.order
+        self.book.note_stock(order, taken=order.needs())
+        self.book.move(order, 'assembled', 'waiting for the press', wall)
+        self.events('order', order=order.id, detail='assembled; waiting for the press')
+        self.tray, self.order = order, None
+        self._reset_work()
+
+    # -- when things go wrong ------------------------------------------------------------------
+    def _stop_dispenser(self):
+        if self.running is not None:
+            self.dispensers[self.running].off()
+            self.running = None
+
+    def _fail(self, kind, detail, wall, now, latch=False):
+        order = self.order
+        self._stop_dispenser()
+        returned = self._give_back()
+        self.book.note_stock(order, returned=returned, dropped=dict(self.dropped))
+        self.book.fail(order, kind, detail, wall, kind=kind)
+        self.events('order-failed', order=order.id, reason=kind, detail=detail)
+        self.order = None
+        self._reset_work()
+        if latch:
+            self.shutdown.trip(kind, detail, now, wall)
+
+    def _give_back(self):
+        """Cancel the reservation: chillybin returns every unit that has not left its bay.
+        If chillybin cannot be reached the reservation expires there by itself."""
+        if not self.reservation:
+            return {}
+        try:
+            r = self.stock.cancel(self.reservation)
+            return {n: q - r['taken'].get(n, 0) for n, q in r['items'].items()}
+        except RefusedError as exc:
+            log.warning('could not cancel reservation %s now (%s); it will expire at chillybin',
+                        self.reservation, exc)
+            return {'pending': 'expires at chillybin'}
+
+    def reservation_to_cancel(self, order):
+        """After a crash: a reservation still held for an order that will not be made."""
+        rid = order.stock.get('reservation')
+        if rid and 'taken' not in order.stock:
+            self.to_cancel.append((order, rid))
+
+    def _cancel_leftovers(self):
+        for order, rid in list(self.to_cancel):
+            try:
+                r = self.stock.cancel(rid)
+            except Unavailable:
+                return      # try again next tick; chillybin expires it anyway
+            except RefusedError as exc:
+                r = None
+                log.warning('reservation %s of %s: %s', rid, order.id, exc)
+            self.to_cancel.remove((order, rid))
+            if r is not None:
+                self.book.note_stock(order, returned={n: q - r['taken'].get(n, 0)
+                                                      for n, q in r['items'].items()})
+
+    def abandon(self, reason, detail, wall):
+        """A latched fault elsewhere: stop, fail the order being built, give back stock.
+        Called from the assembler's own thread (see Kitchen) so network calls stay here."""
+        self._stop_dispenser()
+        if self.order is not None:
+            self._fail(reason, detail, wall, None)
+        if self.tray is not None:
+            self.book.fail(self.tray, reason, f'waiting on the tray when the machine stopped: '
+                           f'{detail}', wall)
+            self.tray = None
+        self.halted = True
+
+    def resume(self):
+        self.halted = False
+        self._reset_work()

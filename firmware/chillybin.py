@@ -1,0 +1,376 @@
+"""chillybin's logic: the bin's bays, their stock, reservations, food safety, the chiller.
+
+It is handed how to read the bin's air temperature and each bay's load cell, how to
+switch the chiller, and its store; `tick(now, wall)` does one round of measuring and
+deciding, and the request methods (reserve, confirm, cancel, pick, restock, calibrate)
+change state under one lock, each change persisted before it is acknowledged.
+"""
+import json
+import threading
+from collections import deque
+
+from .chiller import ChillerConfig, ChillerControl
+from .errors import BayLocked, InvalidRequest, NotEnoughStock, SensorFault, UnknownIngredient
+from .foodsafety import FoodSafetyClock, is_above
+from .reservations import DEFAULT_TTL_S, HELD, PICK_TTL_S, CONFIRMED, Ledger, Reservation
+from .stock import Bay, Calibration
+
+PERSIST_CLOCKS_EVERY_S = 60.0
+CALIBRATION_SAMPLES = 16
+TEMPERATURE_HISTORY = 360          # one sample every 5 s: the last half hour
+TEMPERATURE_EVERY_S = 5.0
+
+
+class ChillyBin:
+    def __init__(self, store, read_bin_c, read_counts, set_chiller, *, now, wall,
+                 default_calibration, chiller=ChillerConfig(), refill=None, simulated=False):
+        """`read_counts(slot)` reads a load cell; `default_calibration(slot)` gives the
+        nominal (tare_counts, counts_per_g) of a slot's cell; `refill(slot, units,
+        ingredient)` is a person's hands in the simulator (None on real hardware)."""
+        self.default_calibration = default_calibration
+        self.store = store
+        self.read_bin_c = read_bin_c
+        self.read_counts = read_counts
+        self.set_chiller = set_chiller
+        self.refill = refill
+        self.simulated = simulated
+        self.lock = threading.RLock()
+        self.bays = {b['name']: Bay(b['name'], b['slot'], b['unit_g'],
+                                    Calibration(b['tare_counts'], b['counts_per_g']),
+                                    b.get('units'), b.get('baseline_g'))
+                     for b in store.bays()}
+        self.clocks = store.clocks()
+        for name in self.bays:
+            self.clocks.setdefault(name, FoodSafetyClock())
+        meta = store.meta()
+        self.ledger = Ledger(store.reservations(), meta.get('next_reservation', 1))
+        self.chiller = ChillerControl(chiller)
+        self.bin_c = None
+        self.bin_error = 'not read yet'
+        self.sensor_errors = {}            # part -> failed reads, for metrics
+        self.last_tick = None
+        self.last_clock_save = now
+        self.temperatures = deque(maxlen=TEMPERATURE_HISTORY)
+        self.last_temperature_at = None
+        self._v1_json = b'{}'
+        self._count_downtime(meta.get('last_seen_wall'), wall)
+        self.store.forget_reservations(self.ledger.forget_old(wall))
+
+    def _count_downtime(self, last_seen, wall):
+        """Time nobody watched the bin counts as above 5 C."""
+        if last_seen is not None and wall > last_seen:
+            for clock in self.clocks.values():
+                clock.add(wall - last_seen, True)
+            self.event(wall, 'food-safety', detail=f'{(wall - last_seen) / 60:.1f} min unwatched '
+                       f'(service not running) counted as above 5 C')
+        self.store.save_clocks(self.clocks, wall)
+
+    # -- measuring ---------------------------------------------------------------------
+    def tick(self, now, wall):
+        """One round: read the bin and every bay, drive the chiller, keep the clocks."""
+        temp, temp_error = self._read(self.read_bin_c)
+        counts = {name: self._read(self.read_counts, bay.slot) for name, bay in self.bays.items()}
+        with self.lock:
+            dt = 0.0 if self.last_tick is None else max(0.0, now - self.last_tick)
+            self.last_tick = now
+            self._take_bin_reading(now, wall, temp, temp_error)
+            for name, (value, error) in counts.items():
+                self._take_bay_reading(wall, self.bays[name], value, error)
+            self._count_food_safety(dt, wall)
+            for r in self.ledger.expire(wall):
+                self._closed(r, wall)
+            if now - self.last_clock_save >= PERSIST_CLOCKS_EVERY_S:
+                self.store.save_clocks(self.clocks, wall)
+                self.store.forget_reservations(self.ledger.forget_old(wall))
+                self.last_clock_save = now
+            self._refresh_v1()
+
+    @staticmethod
+    def _read(reader, *args):
+        try:
+            return reader(*args), None
+        except Exception as exc:   # a failed read is reported by name, never a made-up value
+            return None, f'{type(exc).__name__}: {exc}'
+
+    def _take_bin_reading(self, now, wall, temp, error):
+        if error is not None:
+            self.sensor_errors['bin_air'] = self.sensor_errors.get('bin_air', 0) + 1
+        if (error is None) != (self.bin_error is None):
+            self.event(wall, 'sensor', detail=f'bin air sensor {"recovered" if error is None else "failed: " + error}')
+        self.bin_c, self.bin_error = temp, error
+        was_alert = self.chiller.alert
+        self.set_chiller(self.chiller.update(now, temp))
+        if self.chiller.alert != was_alert:
+            self.event(wall, 'alert', detail='bin above 5 C for more than 15 minutes'
+                       if self.chiller.alert else 'bin back at or below 5 C')
+        if self.last_temperature_at is None or now - self.last_temperature_at >= TEMPERATURE_EVERY_S:
+            self.last_temperature_at = now
+            self.temperatures.append((wall, temp))
+            self.store.temperatures.append({'wall': wall, 'c': temp})
+
+    def _take_bay_reading(self, wall, bay, counts, error):
+        if error is not None:
+            part = f'loadcell_{bay.slot}'
+            self.sensor_errors[part] = self.sensor_errors.get(part, 0) + 1
+            if bay.error is None:
+                self.event(wall, 'sensor', bay=bay.name, detail=f'load cell failed: {error}')
+            bay.fail(error)
+            return
+        if bay.error is not None:
+            self.event(wall, 'sensor', bay=bay.name, detail='load cell recovered')
+        was_counted = bay.units is not None
+        change = bay.sample(counts)
+        if change > 0:
+            self._risen(wall, bay, change)
+        elif change < 0:
+            self._fallen(wall, bay, -change)
+        if change or (bay.units is not None and not was_counted):
+            self.store.save_bay(self._bay_doc(bay))
+
+    def _risen(self, wall, bay, units):
+        clock = self.clocks[bay.name]
+        reset = clock.restocked(wall, replaced=False)
+        self.event(wall, 'restock', bay=bay.name, units=units,
+                   detail='refilled from empty: food-safety clock restarted' if reset
+                   else 'topped up: the food-safety clock keeps the oldest food\'s time')
+
+    def _fallen(self, wall, bay, units):
+        explained, changed = self.ledger.attribute(bay.name, units, wall)
+        with self.store.transaction():
+            self.store.save_reservations(changed)
+        for r in changed:
+            self.event(wall, 'taken', bay=bay.name, reservation=r.id, units=r.taken[bay.name],
+                       detail=f'{r.taken[bay.name]}/{r.items[bay.name]} {bay.name} of {r.id} left the bay')
+        if units > explained:
+            self.event(wall, 'removal', bay=bay.name, units=units - explained,
+                       detail=f'{units - explained} {bay.name} left the bay that no reservation expected')
+        if bay.units == 0:
+            self.clocks[bay.name].mark_empty()
+
+    def _count_food_safety(self, dt, wall):
+        above = is_above(self.bin_c)
+        for name, clock in self.clocks.items():
+            if clock.add(dt, above):
+                self.event(wall, 'food-safety', bay=name, detail=f'{name} is now {clock.state} '
+                           f'({clock.seconds_above / 60:.0f} min above 5 C)')
+                self.store.save_clocks(self.clocks, wall)
+
+    # -- what requests see -------------------------------------------------------------------
+    def available(self, name):
+        bay = self.bays[name]
+        if bay.units is None:
+            return 0
+        return max(0, bay.units - self.ledger.outstanding(name))
+
+    def _refresh_v1(self):
+        stock = {n: self.available(n) for n, b in self.bays.items() if b.ok}
+        self._v1_json = json.dumps(stock).encode()
+
+    def v1_stock_json(self):
+        """The original project's flat map of name -> units, as bytes (kept ready: it is
+        the busiest answer the service gives)."""
+        return self._v1_json
+
+    def bay_snapshot(self, name, now=None):
+        bay = self.bays[name]
+        outstanding = self.ledger.outstanding(name)
+        return {**bay.describe(), 'reserved': outstanding, 'available': self.available(name),
+                'food_safety': self.clocks[name].describe()}
+
+    def snapshot(self, now):
+        with self.lock:
+            return {'bays': [self.bay_snapshot(n) for n in sorted(self.bays, key=lambda n: self.bays[n].slot)],
+                    'bin': self.bin_status(now)}
+
+    def bin_status(self, now):
+        return {'temp_c': self.bin_c, 'ok': self.bin_error is None, 'error': self.bin_error,
+                'chiller_on': self.chiller.on, 'limit_c': 5.0,
+                'above_5c_minutes': round(self.chiller.warm_for_s(now) / 60.0, 1),
+                'alert': 'bin-warm' if self.chiller.alert else None,
+                'history': [{'wall': w, 'c': c} for w, c in self.temperatures]}
+
+    def bay(self, name):
+        try:
+            return self.bays[name]
+        except KeyError:
+            raise UnknownIngredient(f'there is no {name!r} in the bin', field='name',
+                                    allowed=', '.join(sorted(self.bays))) from None
+
+    # -- reservations ---------------------------------------------------------------------------
+    def reserve(self, items, wall, *, key=None, fingerprint='', ttl_s=DEFAULT_TTL_S, kind='reservation'):
+        """Reserve every item or none. Returns (reservation, replayed)."""
+        if not items:
+            raise InvalidRequest('a reservation needs at least one item', field='items')
+        with self.lock:
+            existing = self.ledger.replay(key, fingerprint)
+            if existing is not None:
+                return existing, True
+            for name, quantity in items.items():
+                self._check_can_take(name, quantity)
+            rid = self.ledger.new_id('p' if kind == 'pick' else 'r')
+            r = Reservation(rid, dict(items), wall, wall + ttl_s, kind, key, fingerprint,
+                            CONFIRMED if kind == 'pick' else HELD)
+            self.ledger.add(r)
+            with self.store.transaction():
+                self.store.save_reservations([r])
+                self.store.set_meta(next_reservation=int(rid[1:]) + 1)
+            self.event(wall, 'reserved' if kind != 'pick' else 'pick', reservation=rid,
+                       detail=', '.join(f'{q} {n}' for n, q in items.items()))
+            self._refresh_v1()
+            return r, False
+
+    def _check_can_take(self, name, quantity):
+        bay = self.bay(name)
+        if bay.error is not None:
+            raise SensorFault(f'the {name} load cell cannot be read ({bay.error}); stock is unknown',
+                              field=name)
+        if bay.units is None:
+            raise SensorFault(f'the {name} load cell has not given a reading yet', field=name)
+        if self.clocks[name].locked:
+            raise BayLocked(f'{name} has been above 5 C for more than 4 hours and must be thrown '
+                            f'out: empty and restock the bay', field=name)
+        available = self.available(name)
+        if quantity > available:
+            raise NotEnoughStock(f'not enough {name}: {available} available, {quantity} asked',
+                                 field=name, allowed=f'0-{available}')
+
+    def pick(self, name, quantity, wall):
+        """v1 /pick: take `quantity` of one ingredient now."""
+        return self.reserve({name: quantity}, wall, ttl_s=PICK_TTL_S, kind='pick')[0]
+
+    def confirm(self, rid, wall):
+        with self.lock:
+            r = self.ledger.confirm(rid, wall)
+            self._closed(r, wall)
+            return r
+
+    def cancel(self, rid, wall):
+        with self.lock:
+            r = self.ledger.cancel(rid, wall)
+            self._closed(r, wall)
+            return r
+
+    def reservation(self, rid):
+        with self.lock:
+            return self.ledger.get(rid)
+
+    def _closed(self, r, wall):
+        self.store.save_reservations([r])
+        returned = {n: q - r.taken.get(n, 0) for n, q in r.items.items() if q > r.taken.get(n, 0)}
+        self.event(wall, r.state, reservation=r.id, detail=r.note or r.state,
+                   returned=returned or None)
+        self._refresh_v1()
+
+    # -- a person's work -----------------------------------------------------------------------
+    def restock(self, items, wall, replaced=True):
+        """A person refilled bays (in simulation, the simulator's hands do it). Each bay's
+        reading restarts at once; replaced food restarts its food-safety clock."""
+        for name in items:
+            self.bay(name)
+        for name, units in items.items():
+            bay = self.bays[name]
+            if self.refill is not None:
+                self.refill(bay.slot, units, name)
+            self._resample(bay, wall)
+            with self.lock:
+                if bay.grams is not None:
+                    bay.declare(units)
+                    self.store.save_bay(self._bay_doc(bay))
+                reset = self.clocks[name].restocked(wall, replaced)
+                self.event(wall, 'restock', bay=name, units=units, detail='restocked by a person'
+                           + ('; food-safety clock restarted' if reset else ''))
+        with self.lock:
+            self.store.save_clocks(self.clocks, wall)
+            self._refresh_v1()
+
+    def _resample(self, bay, wall):
+        with self.lock:
+            bay.resample()      # a new baseline: the rise was recorded by the caller
+        for _ in range(3):
+            value, error = self._read(self.read_counts, bay.slot)
+            with self.lock:
+                self._take_bay_reading(wall, bay, value, error)
+
+    def calibrate(self, name, step, wall, known_g=None):
+        """'tare' with the bay empty, then 'span' with a known weight on it."""
+        bay = self.bay(name)
+        samples = []
+        for _ in range(CALIBRATION_SAMPLES):
+            value, error = self._read(self.read_counts, bay.slot)
+            if error:
+                raise SensorFault(f'cannot calibrate {name}: {error}', field=name)
+            samples.append(value)
+        mean = sum(sorted(samples)[2:-2]) / (len(samples) - 4)
+        with self.lock:
+            cal = bay.calibration
+            if step == 'tare':
+                cal.tare_counts = mean
+            elif step == 'span':
+                if not known_g or known_g <= 0:
+                    raise InvalidRequest('span calibration needs known_g, the weight placed on '
+                                         'the bay in grams', field='known_g', allowed='> 0')
+                per_g = (mean - cal.tare_counts) / known_g
+                if per_g <= 0:
+                    raise InvalidRequest(f'the bay reads {mean - cal.tare_counts:.0f} counts over '
+                                         f'its tare with {known_g} g on it; tare it empty first',
+                                         field='known_g')
+                cal.counts_per_g = per_g
+            else:
+                raise InvalidRequest(f'unknown calibration step {step!r}', field='step',
+                                     allowed='tare, span')
+            self.store.save_bay(self._bay_doc(bay))
+            bay.resample()
+            self.event(wall, 'calibrated', bay=name, detail=f'{step}: tare {cal.tare_counts:.0f} '
+                       f'counts, {cal.counts_per_g:.3f} counts/g')
+            return bay.describe()
+
+    @staticmethod
+    def _bay_doc(bay):
+        return {'name': bay.name, 'slot': bay.slot, 'unit_g': bay.unit_g,
+                'tare_counts': bay.calibration.tare_counts,
+                'counts_per_g': bay.calibration.counts_per_g,
+                'units': bay.units, 'baseline_g': bay.baseline_g}
+
+    def configure_bay(self, name, slot, unit_g, wall, calibration):
+        """Put an ingredient in a bay slot (more bays by configuration)."""
+        with self.lock:
+            for other in self.bays.values():
+                if other.slot == slot and other.name != name:
+                    raise InvalidRequest(f'slot {slot} already holds {other.name}', field='slot')
+            existing = self.bays.get(name)
+            cal = existing.calibration if existing else Calibration(*calibration)
+            bay = Bay(name, slot, unit_g, cal)
+            self.bays[name] = bay
+            self.clocks.setdefault(name, FoodSafetyClock())
+            with self.store.transaction():
+                self.store.save_bay(self._bay_doc(bay))
+                self.store.save_clocks(self.clocks, wall)
+            self.event(wall, 'bay-configured', bay=name, detail=f'slot {slot}, {unit_g} g a unit')
+            return bay
+
+    # -- history -------------------------------------------------------------------------------
+    def event(self, wall, kind, **fields):
+        return self.store.events.append({'wall': wall, 'kind': kind,
+                                         **{k: v for k, v in fields.items() if v is not None}})
+
+    def alerts(self, now):
+        with self.lock:
+            found = []
+            if self.chiller.alert:
+                found.append({'alert': 'bin-warm', 'detail': f'the bin has been above 5 C for '
+                              f'{self.chiller.warm_for_s(now) / 60:.0f} minutes'})
+            if self.bin_error:
+                found.append({'alert': 'bin-sensor', 'detail': self.bin_error})
+            for name, bay in self.bays.items():
+                if bay.error:
+                    found.append({'alert': 'loadcell', 'bay': name, 'detail': bay.error})
+                state = self.clocks[name].state
+                if state != 'ok':
+                    found.append({'alert': f'food-safety-{state}', 'bay': name,
+                                  'detail': f'{name}: {self.clocks[name].seconds_above / 60:.0f} '
+                                            f'min above 5 C'})
+            return found
+
+    def stop(self, wall):
+        with self.lock:
+            self.store.save_clocks(self.clocks, wall)

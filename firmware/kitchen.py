@@ -1,0 +1,247 @@
+"""The kitchen: orders, the two stations, the plate and the one shutdown, put together.
+
+It checks a toastie before anything is taken (cheese required, known doneness, bays
+that exist, enough stock for it after the toasties ahead of it), queues it, reports
+the machine's state, and handles stop, reset, pause, the drain before a restart and the
+recovery after one. The stations do the work on their own threads (see api/jafflr).
+"""
+import logging
+
+from .errors import BayLocked, InvalidRequest, NotEnoughStock, SensorFault, Unavailable
+from .heater.profiles import DONENESS, profile
+from .orders import ACTIVE, ASSEMBLED, ASSEMBLING, QUEUED, TOASTING
+from .safety import FAULT_HELP, STOPPED
+
+log = logging.getLogger(__name__)
+
+MAX_FILLINGS = 6
+LOAD_S, CLOSE_S, OPEN_S, EJECT_S = 3.0, 4.0, 4.0, 3.0
+HEAT_RATE_C_S, COOL_RATE_C_S = 0.8, 0.25      # the plate, roughly, for estimates
+
+
+def check_toastie(ingredients, doneness):
+    """The original project's rules, checked before anything is taken."""
+    if not ingredients:
+        raise InvalidRequest('a toastie needs at least one ingredient (and cheese)', field='i',
+                             allowed='ingredient names, e.g. i=cheese&i=vegemite')
+    if 'bread' in ingredients:
+        raise InvalidRequest('leave out the bread: the machine adds two slices itself',
+                             field='i')
+    if 'cheese' not in ingredients:
+        raise InvalidRequest('a toastie needs cheese', field='i', allowed='cheese plus others')
+    if len(ingredients) > MAX_FILLINGS:
+        raise InvalidRequest(f'at most {MAX_FILLINGS} fillings fit between the bread, not '
+                             f'{len(ingredients)}', field='i', allowed=f'1-{MAX_FILLINGS}')
+    if doneness not in DONENESS:
+        raise InvalidRequest(f'unknown doneness {doneness!r}', field='doneness',
+                             allowed=', '.join(DONENESS))
+
+
+class Kitchen:
+    def __init__(self, book, store, controller, shutdown, assembler, press, stock, events, all_off):
+        self.book = book
+        self.store = store
+        self.controller = controller
+        self.shutdown = shutdown
+        self.assembler = assembler
+        self.press = press
+        self.stock = stock
+        self.events = events
+        self.all_off = all_off
+        self.draining = False
+        self.assembler.paused = bool(store.meta().get('paused'))
+        shutdown.add_listener(self._on_fault)
+
+    def _on_fault(self, fault):
+        # Runs in the tripping thread: outputs off at once; the stations fail their orders
+        # on their own next tick (network calls stay on the assembler's thread).
+        self.all_off()
+        self.events('fault', reason=fault.reason, detail=fault.detail)
+
+    # -- taking orders -----------------------------------------------------------------------
+    def submit(self, ingredients, doneness, wall, **order_fields):
+        """Check and queue a toastie; returns (order, replayed)."""
+        check_toastie(ingredients, doneness)
+        replay = self.book.replay(order_fields.get('key'), order_fields.get('fingerprint', ''))
+        if replay is not None:
+            return replay, True
+        self._check_machine()
+        self._check_stock(ingredients)
+        order, replayed = self.book.submit(ingredients, doneness, wall,
+                                           retry_after_s=self.queue_wait_s(), **order_fields)
+        if not replayed:
+            self.events('order', order=order.id, detail=f'queued: {", ".join(order.units)}, '
+                        f'{doneness}' + (f' for {order.name}' if order.name else ''))
+        return order, replayed
+
+    def _check_machine(self):
+        if self.draining:
+            raise Unavailable('jafflr is restarting and takes no new toasties for a few seconds; '
+                              'try again shortly')
+        fault = self.shutdown.fault
+        if fault is not None:
+            raise Unavailable(f'the machine is stopped ({fault.reason}: {fault.detail}); '
+                              f'{FAULT_HELP.get(fault.reason, "a person must reset it")}')
+
+    def _check_stock(self, ingredients):
+        """Enough for this toastie after what the toasties ahead of it will take."""
+        bays = self.stock.bays()
+        needs = {'bread': 2}
+        for name in ingredients:
+            needs[name] = needs.get(name, 0) + 1
+        unknown = [n for n in needs if n not in bays]
+        if unknown:
+            raise InvalidRequest(f'there is no {", ".join(unknown)} in the machine', field='i',
+                                 allowed=', '.join(n for n in sorted(bays) if n != 'bread'))
+        ahead = {}
+        for order in self.book.queued():
+            for name, count in order.needs().items():
+                ahead[name] = ahead.get(name, 0) + count
+        for name, count in needs.items():
+            bay = bays[name]
+            if not bay['sensor_ok']:
+                raise SensorFault(f'the {name} bay\'s load cell cannot be read, so its stock is '
+                                  f'unknown', field='i')
+            if bay['locked']:
+                raise BayLocked(f'{name} has been above 5 C too long and must be thrown out '
+                                f'and restocked', field='i')
+            left = bay['available'] - ahead.get(name, 0)
+            if left < count:
+                raise NotEnoughStock(f'not enough {name}: {max(0, left)} left after the '
+                                     f'toasties ahead, this one needs {count}', field='i')
+
+    def cancel(self, oid, wall):
+        order = self.book.cancel(oid, wall)
+        self.events('order', order=oid, detail='cancelled while queued')
+        return order
+
+    # -- a person's buttons ----------------------------------------------------------------------
+    def stop(self, now, wall, by):
+        return self.shutdown.trip(STOPPED, f'stop pressed ({by})', now, wall)
+
+    def reset(self, now, wall, by):
+        """Clear the latched fault; the machine empties its tray and press before new work."""
+        cleared = self.shutdown.reset(now, by)
+        if cleared is not None:
+            self.assembler.resume()
+            self.press.clear()
+            self.events('reset', reason=cleared.reason, detail=f'reset by {by}')
+        return cleared
+
+    def pause(self, paused):
+        self.assembler.paused = paused
+        self.store.set_meta(paused=paused)
+        self.events('queue', detail='paused: no new toastie starts' if paused else 'resumed')
+
+    # -- restarts --------------------------------------------------------------------------------
+    def begin_drain(self):
+        """SIGTERM: take no new orders, start no new assembly, load nothing new."""
+        self.draining = True
+        self.assembler.paused = True
+        self.press.accepting = False
+
+    def drained(self):
+        """True when no toastie is being assembled or is in the press."""
+        return self.assembler.order is None and not self.press.busy
+
+    def fail_unfinished_press(self, now, wall, waited_s):
+        if not self.drained():
+            self.shutdown.trip(STOPPED, f'jafflr was stopping and the toastie could not finish '
+                               f'within {waited_s:.0f} s', now, wall)
+
+    def finish_drain(self):
+        """Record what is on the tray so the next start can carry on with it."""
+        tray = self.assembler.tray
+        self.store.set_meta(clean_stop={'tray': tray.id if tray else None})
+
+    def recover(self, wall):
+        """After a start: orders that were in the machine when it stopped. After a clean
+        drain the tray's toastie carries on; after a crash everything that was on the
+        machine is failed with the reason, its stock noted, and the machine is cleared."""
+        meta = self.store.meta()
+        clean = meta.get('clean_stop') or {}
+        self.store.set_meta(clean_stop=None)
+        cleared = False
+        for order in self.book.active():
+            if order.state == QUEUED:
+                continue
+            if order.state == ASSEMBLED and clean.get('tray') == order.id:
+                self.assembler.tray = order
+                continue
+            where = {ASSEMBLING: 'being assembled', ASSEMBLED: 'on the tray',
+                     TOASTING: 'in the press'}.get(order.state, order.state)
+            self.book.fail(order, 'restarted', f'jafflr restarted while the toastie was {where}; '
+                           f'it was not finished (its ingredients: {order.stock or "none taken"})',
+                           wall)
+            self.assembler.reservation_to_cancel(order)
+            cleared = True
+        if cleared or not clean:
+            self.press.clear()
+
+    # -- what the machine is doing -----------------------------------------------------------------
+    def state(self, now):
+        if self.shutdown.latched:
+            return 'faulted'
+        if self.draining:
+            return 'stopping'
+        if self.press.in_press is not None or self.press.loading is not None:
+            return 'toasting'
+        if self.assembler.order is not None:
+            return 'assembling'
+        plate = self.controller.status()
+        if self.assembler.tray is not None or (plate['target_c'] and not plate['at_target']
+                                               and plate['phase'] == 'heating'):
+            return 'preheating'
+        return 'paused' if self.assembler.paused else 'available'
+
+    @property
+    def busy(self):
+        return self.assembler.order is not None or self.assembler.tray is not None or self.press.busy
+
+    def queue_wait_s(self):
+        """Roughly how long until the queue has room again: one toastie's cycle."""
+        queued = self.book.queued()
+        doneness = queued[0].doneness if queued else 'medium'
+        return profile(doneness).toast_s + LOAD_S + CLOSE_S + OPEN_S
+
+    def estimates(self, now, wall):
+        """Estimated ready time (wall) of each active order, in the order they will go."""
+        plate = self.controller.status()
+        temp = plate['temp_c'] or 20.0
+        free_at = wall
+        in_press = self.press.in_press
+        if in_press is not None and self.press.toast_ends is not None:
+            free_at = wall + max(0.0, self.press.toast_ends - now) + OPEN_S
+        ready = {}
+        if in_press is not None:
+            ready[in_press.id] = free_at + EJECT_S
+        line = [o for o in (self.press.loading, self.assembler.tray, self.assembler.order) if o]
+        for order in line + self.book.queued():
+            p = profile(order.doneness)
+            gap = p.plate_c - temp
+            preheat = gap / HEAT_RATE_C_S if gap > 3 else (-gap / COOL_RATE_C_S if gap < -3 else 0)
+            start = max(free_at, wall + preheat)
+            free_at = start + LOAD_S + CLOSE_S + p.toast_s + OPEN_S
+            ready[order.id] = free_at + EJECT_S
+            temp = p.plate_c
+        return ready
+
+    def status(self, now, wall):
+        plate = self.controller.status()
+        fault = self.shutdown.fault
+        queued = self.book.queued()
+        return {
+            'state': self.state(now),
+            'busy': self.busy,
+            'paused': self.assembler.paused,
+            'plate': plate,
+            'fault': fault.as_dict() if fault else None,
+            'queue': {'length': len(queued), 'max': self.book.max_queue,
+                      'orders': [o.id for o in queued]},
+            'press': self.press.in_press.id if self.press.in_press else None,
+            'tray': self.assembler.tray.id if self.assembler.tray else None,
+            'assembling': self.assembler.order.id if self.assembler.order else None,
+        }
+
+    def active_orders(self):
+        return [o for o in self.book.active() if o.state in ACTIVE]

@@ -1,0 +1,233 @@
+"""The press station: loads the assembled toastie, toasts it, delivers it.
+
+The conveyor runs through the machine: one index moves the tray's sandwich into the
+open press and whatever was in the press out to the chute. So when the next toastie is
+waiting on the tray as the press opens, one index delivers the old and loads the new,
+and the press is closed again 11 s after it opened (open 4 s, index 3 s, close 4 s).
+
+It also decides the plate's target: the profile of the next toastie to go in, standby
+between orders (the controller turns the heater off after its standby time).
+
+Every motion has a deadline; a motion that does not finish is a machine fault and
+latches through the one shutdown. No network I/O happens here.
+"""
+import logging
+
+from .config import checked
+from .errors import HeaterFaulted
+from .heater.profiles import profile
+
+log = logging.getLogger(__name__)
+
+CONVEYOR_JAM = 'conveyor-jam'
+PRESS_JAM = 'press-jam'
+
+
+class PressStation:
+    SPEC = {
+        'index_timeout_s': (6.0, 1.0, 60.0),    # one conveyor index takes 3 s
+        'travel_timeout_s': (8.0, 1.0, 60.0),   # the press travels in 4 s
+        'heater_margin_s': (120.0, 0.0, 3600.0),  # heater-on budget beyond the toasting time
+    }
+
+    def __init__(self, press, conveyor, controller, book, shutdown, events, config=None):
+        """`press`: start_closing/start_opening/stop/is_open/is_closed; `conveyor`:
+        run/stop/at_index; `controller`: the PlateController."""
+        self.cfg = checked(config or {}, self.SPEC, 'PressStation')
+        self.press = press
+        self.conveyor = conveyor
+        self.controller = controller
+        self.book = book
+        self.shutdown = shutdown
+        self.events = events
+        self.in_press = None        # the order toasting (or toasted, in the open press)
+        self.loading = None         # the order being indexed in
+        self.phase = 'idle'
+        self.deadline = None
+        self.left_mark = False
+        self.clears_left = 0
+        self.halted = False
+        self.toast_ends = None
+        self.accepting = True       # False while the service drains: finish, load nothing new
+
+    # -- what the rest of the machine sees -------------------------------------------------------
+    @property
+    def busy(self):
+        return self.in_press is not None or self.loading is not None or self.phase == 'clearing'
+
+    def next_target(self, tray, assembling, queued):
+        """The plate temperature the next toastie needs, or None for standby."""
+        for order in (self.in_press, self.loading, tray, assembling, *queued[:1]):
+            if order is not None and not order.finished:
+                return profile(order.doneness).plate_c
+        return None
+
+    # -- the loop ------------------------------------------------------------------------
+    def tick(self, now, wall, assembler, queued):
+        """One step. `assembler` offers the sandwich on its tray; `queued` lists orders."""
+        if self.shutdown.latched:
+            self._halt(wall)
+            return
+        if self.halted:
+            return
+        self._steer_plate(now, assembler, queued)
+        getattr(self, f'_{self.phase}')(now, wall, assembler)
+
+    def _steer_plate(self, now, assembler, queued):
+        target = self.next_target(assembler.tray, assembler.order, queued)
+        try:
+            if target is None:
+                if self.controller.status()['phase'] in ('heating', 'holding'):
+                    self.controller.standby(now)
+            elif self.controller.status()['target_c'] != target:
+                self.controller.set_target(target, now)
+            else:
+                self.controller.keep_alive(now)
+        except HeaterFaulted:
+            pass    # the next tick halts on the latched fault
+
+    def _ready_to_load(self, now, tray):
+        return (self.accepting and tray is not None and self.press.is_open
+                and self.controller.at_target(now)
+                and self.controller.status()['target_c'] == profile(tray.doneness).plate_c)
+
+    def _idle(self, now, wall, assembler):
+        if not self.press.is_open:
+            self._move_press(now, closing=False)    # an idle press waits open
+            return
+        tray = assembler.tray
+        if tray is not None and tray.step != 'waiting for the plate' and not self._ready_to_load(now, tray):
+            self.book.move(tray, tray.state, 'waiting for the plate', wall)
+        if self._ready_to_load(now, tray):
+            self._begin_index(now, wall, assembler)
+
+    def _begin_index(self, now, wall, assembler):
+        self.loading, assembler.tray = assembler.tray, None
+        if self.loading is not None:
+            self.book.move(self.loading, 'toasting', 'loading', wall, expected_s=3.0)
+        if self.in_press is not None:
+            self.book.move(self.in_press, 'toasting', 'ejecting', wall, expected_s=3.0)
+        self._run_conveyor(now)
+        self.phase = 'indexing'
+
+    def _run_conveyor(self, now):
+        self.left_mark = False
+        self.deadline = now + self.cfg.index_timeout_s
+        self.shutdown.run_unless_latched(self.conveyor.run)
+
+    def _conveyor_arrived(self, now):
+        """True once the conveyor has left one index mark and reached the next."""
+        if not self.conveyor.at_index:
+            self.left_mark = True
+        elif self.left_mark:
+            self.conveyor.stop()
+            return True
+        if now >= self.deadline:
+            self.conveyor.stop()
+            self.shutdown.trip(CONVEYOR_JAM, f'the conveyor did not reach its next index mark '
+                               f'within {self.cfg.index_timeout_s:.0f} s', now)
+        return False
+
+    def _indexing(self, now, wall, assembler):
+        if not self._conveyor_arrived(now):
+            return
+        if self.in_press is not None:
+            self._deliver(now, wall)
+        self.in_press, self.loading = self.loading, None
+        if self.in_press is None:
+            self.phase = 'idle'
+            return
+        self.book.move(self.in_press, 'toasting', 'closing', wall, expected_s=4.0)
+        self._move_press(now, closing=True)
+
+    def _move_press(self, now, closing):
+        self.deadline = now + self.cfg.travel_timeout_s
+        self.shutdown.run_unless_latched(self.press.start_closing if closing else self.press.start_opening)
+        self.phase = 'closing' if closing else 'opening'
+
+    def _press_arrived(self, now, closed):
+        if (self.press.is_closed if closed else self.press.is_open):
+            self.press.stop()
+            return True
+        if now >= self.deadline:
+            self.press.stop()
+            self.shutdown.trip(PRESS_JAM, f'the press did not {"close" if closed else "open"} '
+                               f'within {self.cfg.travel_timeout_s:.0f} s', now)
+        return False
+
+    def _closing(self, now, wall, assembler):
+        if not self._press_arrived(now, closed=True):
+            return
+        p = profile(self.in_press.doneness)
+        self.controller.begin_order(now, p.toast_s + self.cfg.heater_margin_s)
+        self.toast_ends = now + p.toast_s
+        self.book.move(self.in_press, 'toasting', 'toasting', wall, expected_s=p.toast_s)
+        self.phase = 'toasting'
+
+    def _toasting(self, now, wall, assembler):
+        if now < self.toast_ends:
+            return
+        self.controller.end_order(now)
+        self.book.move(self.in_press, 'toasting', 'opening', wall, expected_s=4.0)
+        self._move_press(now, closing=False)
+
+    def _opening(self, now, wall, assembler):
+        if not self._press_arrived(now, closed=False):
+            return
+        if self.in_press is None:
+            self.phase = 'idle'
+        elif self._ready_to_load(now, assembler.tray):
+            self._begin_index(now, wall, assembler)     # deliver this one, load the next
+        else:
+            self.book.move(self.in_press, 'toasting', 'ejecting', wall, expected_s=3.0)
+            self._run_conveyor(now)
+            self.phase = 'indexing'
+
+    def _deliver(self, now, wall):
+        order = self.in_press
+        self.in_press = None
+        self.book.finish(order, 'done', wall)
+        self.events('order', order=order.id, detail='delivered to the chute')
+
+    # -- clearing the machine: after a reset, or a start with unknown contents ---------------------
+    def clear(self):
+        """Open the press and index twice, so the tray and the press end up empty."""
+        self.halted = False
+        self.clears_left = 2
+        self.phase = 'clearing'
+        self.deadline = None
+
+    def _clearing(self, now, wall, assembler):
+        if self.deadline is None:
+            if not self.press.is_open:
+                self._move_press(now, closing=False)
+                self.phase = 'clearing-open'
+                return
+            self._run_conveyor(now)
+            return
+        if self._conveyor_arrived(now):
+            self.clears_left -= 1
+            self.deadline = None
+            if self.clears_left <= 0:
+                self.events('machine', detail='tray and press cleared')
+                self.phase = 'idle'
+
+    def _clearing_open(self, now, wall, assembler):
+        if self._press_arrived(now, closed=False):
+            self.phase = 'clearing'
+            self.deadline = None
+
+    def _halt(self, wall):
+        """A fault latched: fail what is in the press; the outputs are already off."""
+        if self.halted:
+            return
+        self.halted = True
+        fault = self.shutdown.fault
+        for order in (self.in_press, self.loading):
+            if order is not None and not order.finished:
+                self.book.fail(order, fault.reason, f'in the press when the machine stopped: '
+                               f'{fault.detail}', wall)
+        self.in_press = self.loading = None
+        self.phase = 'idle'
+        self.toast_ends = None
+        self.controller.end_order(self.shutdown.fault.at)

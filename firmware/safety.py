@@ -1,0 +1,269 @@
+"""Heater safety: the fault reasons, the one latched shutdown every output obeys, and the
+checks that decide when the plate is not behaving (after Klipper's verify_heater).
+
+A fault latches with its reason, detail and time, and stays until a person resets it.
+Trips arrive from the control loop, from gpiozero callbacks (lid, e-stop) and from the
+dead-man thread, so the shutdown is thread-safe. Nothing here reads a clock: `now`
+(monotonic seconds) and, where known, `wall` (epoch seconds) are handed in.
+"""
+import logging
+import math
+import threading
+from dataclasses import dataclass
+
+from .config import checked
+
+log = logging.getLogger(__name__)
+
+PLATE_SENSOR_OPEN = 'plate-sensor-open'
+PLATE_SENSOR_ERROR = 'plate-sensor-error'
+PLATE_SENSOR_FAULT = 'plate-sensor-fault'
+PLATE_OVER_TEMPERATURE = 'plate-over-temperature'
+HEATER_NOT_HEATING = 'heater-not-heating'
+HEATER_RUNAWAY = 'heater-runaway'
+CONTROL_LOOP_STALLED = 'control-loop-stalled'
+CONTROL_ERROR = 'control-error'
+LID_OPEN = 'lid-open'
+ESTOP = 'estop'
+HEATER_ON_TIME_LIMIT = 'heater-on-time-limit'
+STOPPED = 'stopped'
+
+# Reason -> what a person should do about it (shown on the kitchen panel).
+FAULT_HELP = {
+    PLATE_SENSOR_OPEN: 'The plate thermocouple reads open: switch off at the wall, check '
+                       'the probe and its plug at the amplifier, then reset.',
+    PLATE_SENSOR_ERROR: 'The plate temperature amplifier stopped answering: check its I2C '
+                        'wiring and connector, then reset; call service if it happens again.',
+    PLATE_SENSOR_FAULT: 'The plate temperature reading is impossible: check the probe and '
+                        'its wiring for damage or a short before resetting.',
+    PLATE_OVER_TEMPERATURE: 'The plate got too hot: leave the press shut and let it cool, '
+                            'and do not use it again until the relay is checked.',
+    HEATER_NOT_HEATING: 'The plate is not heating as commanded: check the element, its '
+                        'fuse and the relay, then reset.',
+    HEATER_RUNAWAY: 'The plate kept heating with the heater off, so the relay may be '
+                    'welded: switch off at the wall now and have the relay replaced.',
+    CONTROL_LOOP_STALLED: 'The control software stopped responding and the heater was '
+                          'forced off: reset; report it if it happens again.',
+    CONTROL_ERROR: 'The control software hit an internal error and switched the heater '
+                   'off: note what you were doing, reset, and report it.',
+    LID_OPEN: 'The lid is open: close it, make sure nothing is caught, then reset.',
+    ESTOP: 'The emergency stop is pressed: make the press safe, release the button '
+           '(twist), then reset.',
+    HEATER_ON_TIME_LIMIT: 'The heater ran longer than an order can need: check the press '
+                          'for a stuck sandwich or an open lid, then reset.',
+    STOPPED: 'Someone pressed stop: check the press and reset when ready.',
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Why the heater was shut down, when (monotonic `at`, wall-clock `wall` if known)."""
+    reason: str
+    detail: str
+    at: float
+    wall: float | None = None
+
+    @property
+    def help(self):
+        return FAULT_HELP.get(self.reason, 'Unknown fault: check the machine, then reset.')
+
+    def as_dict(self):
+        return {'reason': self.reason, 'detail': self.detail, 'at': self.at,
+                'wall': self.wall, 'help': self.help}
+
+
+class Shutdown:
+    """The one latched shutdown. The first trip latches; every listener runs for it (they
+    turn outputs off, fail the current order). Trips while latched are recorded, one per
+    reason, but do not replace the first: it is the cause, the rest are consequences."""
+
+    def __init__(self, wall_clock=None):
+        # wall_clock() -> epoch seconds, handed in (clock.time) so that faults tripped
+        # with only `now` still carry a timestamp that means something after a restart.
+        self._wall_clock = wall_clock
+        self._lock = threading.RLock()
+        self._listeners = []
+        self._fault = None
+        self._later = {}
+
+    def add_listener(self, listener):
+        """listener(fault) is called, in the tripping thread, whenever a fault latches. It
+        must be quick and must not wait on another thread."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    @property
+    def latched(self):
+        return self._fault is not None
+
+    @property
+    def fault(self):
+        """The latched fault, or None."""
+        return self._fault
+
+    @property
+    def later(self):
+        """Faults tripped while already latched, the first of each reason."""
+        with self._lock:
+            return list(self._later.values())
+
+    def trip(self, reason, detail, now, wall=None):
+        """Latch a fault unless one is latched already. Never refuses: an unknown reason
+        still shuts down. Returns the latched fault."""
+        if wall is None and self._wall_clock is not None:
+            wall = self._wall_clock()
+        fault = Fault(str(reason), str(detail), now, wall)
+        with self._lock:
+            if self._fault is not None:
+                self._later.setdefault(fault.reason, fault)
+                return self._fault
+            self._fault = fault
+            listeners = list(self._listeners)
+        log.error('heater shutdown: %s: %s', fault.reason, fault.detail)
+        # Outside the lock: a listener that blocks cannot hold up other trips. Outputs
+        # are safe meanwhile because they switch on only through run_unless_latched.
+        for listener in listeners:
+            try:
+                listener(fault)
+            except Exception:  # one broken listener must not stop the others
+                log.exception('shutdown listener %r failed for %s', listener, fault.reason)
+        return fault
+
+    def run_unless_latched(self, action):
+        """Run `action()` (switch an output on) only if nothing is latched, atomically
+        with respect to trip(): a trip from another thread cannot slip in between the
+        check and the switching. Returns True if it ran."""
+        with self._lock:
+            if self._fault is not None:
+                return False
+            action()
+            return True
+
+    def reset(self, now, by):
+        """A person clears the fault. Returns the fault cleared (None if none was)."""
+        with self._lock:
+            cleared, self._fault = self._fault, None
+            self._later.clear()
+        if cleared is not None:
+            log.warning('heater fault %s reset by %s at %.1f', cleared.reason, by, now)
+        return cleared
+
+
+class HeaterVerifier:
+    """Checks, every control tick, that the plate does what the heater is told.
+
+    - sensor range: a reading outside sensor_min_c..sensor_max_c is a broken probe;
+    - over-temperature: above max_temp_c whatever the target;
+    - heating (Klipper's verify_heater): heating towards a new target, the plate must
+      gain heating_gain_c within check_gain_time_s, and each goal met sets the next one;
+      at or near the target, every second spent below target - hysteresis_c adds the
+      shortfall to an error that trips at max_error (degree-seconds);
+    - runaway: with the relay off for longer than runaway_grace_s the plate may still
+      rise by the probe's lag (at most tau x heating rate, 1.5 C from full power), but
+      never by more than runaway_rise_c above its lowest reading since: a plate that
+      keeps heating with the relay off has a welded relay.
+
+    check_gain_time_s is 20 s: a healthy plate gains 2 C in about 4 s from cold at full
+    power (1 C/s less the probe lag) and in under 10 s in the last few degrees, where the
+    PID throttles back; a dead element is caught about 20 s after heating is asked for.
+    """
+
+    SPEC = {
+        'sensor_min_c': (-20.0, -100.0, 0.0),
+        'sensor_max_c': (500.0, 300.0, 1500.0),
+        'max_temp_c': (260.0, 100.0, 400.0),
+        'hysteresis_c': (5.0, 1.0, 30.0),
+        'max_error': (120.0, 10.0, 2000.0),
+        'heating_gain_c': (2.0, 0.5, 20.0),
+        'check_gain_time_s': (20.0, 5.0, 300.0),
+        'runaway_grace_s': (2.5, 1.0, 30.0),
+        'runaway_rise_c': (2.0, 0.5, 30.0),
+    }
+
+    def __init__(self, config=None):
+        self.cfg = checked(config, self.SPEC, 'HeaterVerifier')
+        self.reset()
+
+    def reset(self):
+        self._last_now = None
+        self._last_target = None
+        self._approaching = self._starting = self._missed_goal = False
+        self._goal_c = self._goal_at = None
+        self._error = 0.0
+        self._off_since = None
+        self._off_low_c = None
+
+    def check(self, now, temp_c, target_c, heater_on):
+        """One tick. `target_c` is None while the heater is not meant to heat; `heater_on`
+        is the relay state over the interval ending now. Returns (reason, detail) for a
+        fault, else None."""
+        dt = 0.0 if self._last_now is None else max(0.0, now - self._last_now)
+        self._last_now = now
+        c = self.cfg
+        if not (c.sensor_min_c <= temp_c <= c.sensor_max_c):   # NaN fails this too
+            return (PLATE_SENSOR_FAULT, f'plate reading {temp_c:.1f} C out of range '
+                                        f'({c.sensor_min_c:.1f}:{c.sensor_max_c:.1f})')
+        if temp_c > c.max_temp_c:
+            return (PLATE_OVER_TEMPERATURE, f'plate at {temp_c:.1f} C, above the '
+                                            f'{c.max_temp_c:.1f} C limit')
+        return self._check_runaway(now, temp_c, heater_on) or \
+            self._check_heating(now, dt, temp_c, target_c)
+
+    def _check_runaway(self, now, temp_c, heater_on):
+        if heater_on:
+            self._off_since = self._off_low_c = None
+            return None
+        if self._off_since is None:
+            self._off_since = now
+        if now - self._off_since < self.cfg.runaway_grace_s:
+            return None
+        self._off_low_c = temp_c if self._off_low_c is None else min(self._off_low_c, temp_c)
+        rise = temp_c - self._off_low_c
+        if rise > self.cfg.runaway_rise_c:
+            return (HEATER_RUNAWAY, f'plate rose {rise:.1f} C (to {temp_c:.1f} C) with the '
+                                    f'heater off for {now - self._off_since:.1f} s '
+                                    f'(limit {self.cfg.runaway_rise_c:.1f} C)')
+        return None
+
+    def _check_heating(self, now, dt, temp_c, target_c):
+        c = self.cfg
+        if target_c is None or temp_c >= target_c - c.hysteresis_c:
+            self._approaching = self._starting = self._missed_goal = False
+            if target_c is None or temp_c <= target_c + c.hysteresis_c:
+                self._error = 0.0
+            self._last_target = target_c
+            return None
+        self._error += (target_c - c.hysteresis_c - temp_c) * dt
+        fault = None
+        if not self._approaching:
+            if target_c != self._last_target:
+                self._approaching = self._starting = True
+                self._missed_goal = False
+                self._next_goal(now, temp_c)
+            elif self._error >= c.max_error:
+                fault = (HEATER_NOT_HEATING, self._not_heating_detail(temp_c, target_c))
+        elif temp_c >= self._goal_c:
+            self._starting = False
+            self._error = 0.0
+            self._next_goal(now, temp_c)
+        elif now >= self._goal_at:
+            self._approaching = False
+            self._missed_goal = True
+        elif self._starting:
+            # The probe may still be settling when heating starts: aim from its lowest.
+            self._goal_c = min(self._goal_c, temp_c + c.heating_gain_c)
+        self._last_target = target_c
+        return fault
+
+    def _next_goal(self, now, temp_c):
+        self._goal_c = temp_c + self.cfg.heating_gain_c
+        self._goal_at = now + self.cfg.check_gain_time_s
+
+    def _not_heating_detail(self, temp_c, target_c):
+        c = self.cfg
+        if self._missed_goal:
+            return (f'plate at {temp_c:.1f} C gained less than {c.heating_gain_c:.1f} C in '
+                    f'{c.check_gain_time_s:.0f} s while heating to {target_c:.1f} C')
+        return (f'plate at {temp_c:.1f} C stayed more than {c.hysteresis_c:.1f} C below '
+                f'its {target_c:.1f} C target for {self._error:.0f} C.s '
+                f'(limit {c.max_error:.0f})')

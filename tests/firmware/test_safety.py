@@ -1,0 +1,238 @@
+"""The one latched shutdown, and the heater checks (after Klipper's verify_heater), on
+plain numbers: each check trips when it should and not before."""
+import math
+import threading
+
+import pytest
+
+from firmware import safety
+from firmware.errors import ConfigError
+from firmware.safety import FAULT_HELP, Fault, HeaterVerifier, Shutdown
+
+TICK = 0.1
+
+
+# -- Shutdown ---------------------------------------------------------------------------
+def test_shutdown_first_trip_latches_with_reason_detail_and_time():
+    sd = Shutdown()
+    assert not sd.latched and sd.fault is None
+    fault = sd.trip('lid-open', 'lid switch reads open', 12.5, wall=1_700_000_012.5)
+    assert sd.latched
+    assert sd.fault == fault == Fault('lid-open', 'lid switch reads open', 12.5, 1_700_000_012.5)
+    assert fault.help == FAULT_HELP['lid-open']
+    assert fault.as_dict()['reason'] == 'lid-open'
+
+
+def test_shutdown_stamps_wall_time_from_the_clock_it_was_handed():
+    sd = Shutdown(wall_clock=lambda: 1_700_000_100.0)
+    assert sd.trip('estop', 'pressed', 3.0).wall == 1_700_000_100.0
+    assert Shutdown().trip('estop', 'pressed', 3.0).wall is None
+
+
+def test_shutdown_later_trips_are_recorded_but_do_not_replace_the_first():
+    sd, heard = Shutdown(), []
+    sd.add_listener(heard.append)
+    first = sd.trip('heater-not-heating', 'no gain', 1.0)
+    assert sd.trip('heater-runaway', 'rising while off', 2.0) is first
+    sd.trip('heater-runaway', 'still rising', 3.0)
+    assert sd.fault is first
+    assert [(f.reason, f.at) for f in sd.later] == [('heater-runaway', 2.0)]
+    assert heard == [first]
+
+
+def test_shutdown_a_failing_listener_does_not_stop_the_others():
+    sd, heard = Shutdown(), []
+
+    def broken(fault):
+        raise RuntimeError('panel gone')
+    sd.add_listener(broken)
+    sd.add_listener(heard.append)
+    sd.trip('estop', 'pressed', 1.0)
+    assert [f.reason for f in heard] == ['estop']
+
+
+def test_shutdown_reset_clears_and_returns_the_fault():
+    sd = Shutdown()
+    assert sd.reset(0.0, 'nobody') is None
+    fault = sd.trip('stopped', 'stop pressed on the panel', 5.0)
+    sd.trip('lid-open', 'later', 6.0)
+    assert sd.reset(9.0, 'panel') is fault
+    assert not sd.latched and sd.later == []
+    assert sd.trip('estop', 'pressed', 10.0).reason == 'estop'
+
+
+def test_shutdown_unknown_reason_still_shuts_down():
+    sd = Shutdown()
+    assert sd.trip('cosmic-ray', 'bit flip', 1.0).help.startswith('Unknown fault')
+    assert sd.latched
+
+
+def test_shutdown_run_unless_latched_refuses_once_latched():
+    sd, ran = Shutdown(), []
+    assert sd.run_unless_latched(lambda: ran.append(1))
+    sd.trip('stopped', 'stop', 1.0)
+    assert not sd.run_unless_latched(lambda: ran.append(2))
+    assert ran == [1]
+
+
+def test_shutdown_concurrent_trips_latch_one_fault_and_notify_once():
+    sd, heard = Shutdown(), []
+    sd.add_listener(heard.append)
+    start = threading.Barrier(8)
+
+    def trip(i):
+        start.wait()
+        sd.trip(f'reason-{i}', 'race', float(i))
+    threads = [threading.Thread(target=trip, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert heard == [sd.fault]
+    assert len(sd.later) == 7
+
+
+def test_shutdown_output_switched_on_by_one_thread_stays_off_after_a_trip_from_another():
+    sd, relay, stop = Shutdown(), {'on': False, 'switched': 0}, threading.Event()
+    sd.add_listener(lambda fault: relay.update(on=False))
+
+    def control_loop():            # what PlateController._switch does, as fast as it can
+        while not stop.is_set():
+            if sd.run_unless_latched(lambda: relay.update(on=True)):
+                relay['switched'] += 1
+    loop = threading.Thread(target=control_loop)
+    loop.start()
+    try:
+        while relay['switched'] < 100:
+            pass
+        sd.trip('estop', 'pressed', 1.0)
+        switched = relay['switched']
+        for _ in range(20000):                   # the loop keeps trying meanwhile
+            assert relay['on'] is False
+    finally:
+        stop.set()
+        loop.join()
+    assert relay['switched'] <= switched + 1     # at most one that began before the trip
+
+
+def test_fault_help_covers_every_public_reason_with_one_sentence():
+    reasons = {'plate-sensor-open', 'plate-sensor-error', 'plate-sensor-fault',
+               'plate-over-temperature', 'heater-not-heating', 'heater-runaway',
+               'control-loop-stalled', 'lid-open', 'estop', 'heater-on-time-limit', 'stopped'}
+    assert reasons <= set(FAULT_HELP)
+    public = {v for k, v in vars(safety).items() if k.isupper() and isinstance(v, str)}
+    assert public == set(FAULT_HELP)
+    for text in FAULT_HELP.values():
+        assert text.endswith('.') and len(text) < 160
+
+
+# -- HeaterVerifier ---------------------------------------------------------------------
+def run(verifier, temps, target, heater_on=True, start=0.0):
+    """Feed one reading per tick; returns (time, fault) of the first fault, else None."""
+    for i, temp in enumerate(temps):
+        now = start + i * TICK
+        fault = verifier.check(now, temp, target, heater_on)
+        if fault is not None:
+            return now, fault
+    return None
+
+
+def ramp(start_c, rate_c_per_s, seconds):
+    return [start_c + rate_c_per_s * i * TICK for i in range(round(seconds / TICK))]
+
+
+@pytest.mark.parametrize('temp', [-25.0, 501.0, math.nan, math.inf])
+def test_verifier_reading_out_of_range_is_a_sensor_fault(temp):
+    assert HeaterVerifier().check(0.0, temp, None, False)[0] == 'plate-sensor-fault'
+
+
+def test_verifier_over_temperature_trips_whatever_the_target():
+    v = HeaterVerifier({'max_temp_c': 260.0})
+    assert v.check(0.0, 259.9, None, False) is None
+    reason, detail = v.check(0.1, 260.1, 200.0, True)
+    assert reason == 'plate-over-temperature' and '260.1' in detail
+
+
+def test_verifier_healthy_heat_up_never_trips():
+    assert run(HeaterVerifier(), ramp(21.0, 0.8, 240), 200.0) is None
+
+
+def test_verifier_slow_but_steady_heating_renews_its_goal():
+    # 2 C every 16 s meets each 20 s goal: slow is not broken.
+    assert run(HeaterVerifier(), ramp(21.0, 0.125, 1200), 200.0) is None
+
+
+def test_verifier_no_gain_trips_not_heating_just_after_check_gain_time():
+    when, (reason, detail) = run(HeaterVerifier(), [21.0] * 400, 200.0)
+    assert reason == 'heater-not-heating'
+    assert 20.0 <= when <= 20.2
+    assert 'gained less than 2.0 C in 20 s' in detail
+
+
+def test_verifier_holding_below_band_trips_after_max_error_degree_seconds():
+    v = HeaterVerifier()
+    assert run(v, [200.0] * 50, 200.0) is None               # at target: in band
+    when, (reason, detail) = run(v, [193.0] * 1000, 200.0, start=5.0)
+    assert reason == 'heater-not-heating'
+    assert 5.0 + 59.9 <= when <= 5.0 + 60.2                  # 2 C below the band: 120 / 2 s
+    assert 'limit 120' in detail
+
+
+def test_verifier_brief_dips_below_the_band_are_forgiven_when_back_in_band():
+    v = HeaterVerifier()
+    for cycle in range(20):
+        start = cycle * 60.0
+        assert run(v, [190.0] * 100, 200.0, start=start) is None     # 10 s, 50 C.s
+        assert run(v, [199.0] * 500, 200.0, start=start + 10) is None
+
+
+def test_verifier_no_target_means_no_heating_checks():
+    assert run(HeaterVerifier(), [21.0] * 1000, None, heater_on=False) is None
+
+
+def test_verifier_plate_rising_with_heater_off_is_a_runaway():
+    when, (reason, detail) = run(HeaterVerifier(), ramp(200.0, 0.7, 30), 200.0, heater_on=False)
+    assert reason == 'heater-runaway'
+    assert when == pytest.approx(2.5 + 2.0 / 0.7, abs=0.3)
+    assert 'heater off' in detail
+
+
+def probe_after_switch_off(rate_before, rate_after, tau=1.5, seconds=20):
+    """The probe's first-order lag behind a plate ramping at rate_before, which turns to
+    rate_after when the heater goes off at t=0."""
+    probe = 100.0 - rate_before * tau                         # settled lag on the ramp
+    plate, temps = 100.0, []
+    for _ in range(round(seconds / TICK)):
+        plate += rate_after * TICK
+        probe += (plate - probe) * (1 - math.exp(-TICK / tau))
+        temps.append(probe)
+    return temps
+
+
+def test_verifier_probe_lag_after_a_full_power_switch_off_is_not_a_runaway():
+    temps = probe_after_switch_off(rate_before=1.0, rate_after=0.0)
+    assert max(temps) - temps[0] > 1.0                        # the probe does keep rising
+    assert run(HeaterVerifier(), temps, 100.0, heater_on=False) is None
+
+
+def test_verifier_heater_on_restarts_the_runaway_watch():
+    v = HeaterVerifier()
+    for cycle in range(10):                                   # bang-bang-like: 2 s off, then on
+        assert run(v, ramp(200.0, 0.7, 2.0), 200.0, heater_on=False, start=cycle * 4) is None
+        assert run(v, [201.0] * 20, 200.0, heater_on=True, start=cycle * 4 + 2) is None
+
+
+def test_verifier_reset_forgets_accumulated_error():
+    v = HeaterVerifier()
+    run(v, [200.0] * 10, 200.0)
+    run(v, [193.0] * 500, 200.0, start=1.0)                  # 100 C.s of 120
+    v.reset()
+    assert run(v, [200.0] * 10, 200.0, start=60.0) is None
+    assert run(v, [193.0] * 500, 200.0, start=61.0) is None
+
+
+def test_verifier_rejects_bad_settings():
+    with pytest.raises(ConfigError, match='HeaterVerifier: unknown setting'):
+        HeaterVerifier({'max_temp': 300})
+    with pytest.raises(ConfigError, match=r'check_gain_time_s \(1.000\) out of range'):
+        HeaterVerifier({'check_gain_time_s': 1})
