@@ -277,8 +277,7 @@ class ChillyBin:
 
     def _resample(self, bay, wall):
         with self.lock:
-            bay.resample()
-            bay.units = None    # a new baseline: the rise was recorded by the caller
+            bay.rebase()    # a new baseline: the rise was recorded by the caller
         for _ in range(3):
             value, error = self._read(self.read_counts, bay.slot)
             with self.lock:
@@ -312,8 +311,7 @@ class ChillyBin:
                 raise InvalidRequest(f'unknown calibration step {step!r}', field='step',
                                      allowed='tare, span')
             self.store.save_bay(self._bay_doc(bay))
-            bay.resample()
-            bay.units = None
+            bay.rebase()
             self.event(wall, 'calibrated', bay=name, detail=f'{step}: tare {cal.tare_counts:.0f} '
                        f'counts, {cal.counts_per_g:.3f} counts/g')
             return bay.describe()

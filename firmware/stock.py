@@ -2,14 +2,20 @@
 the whole units of its ingredient that weight means.
 
 A bay reads raw ADC counts; calibration (tare and scale) turns them into grams; a median
-filter rejects single-sample spikes (a dispenser or conveyor shaking the cell); units
-move with hysteresis so noise at a half-unit boundary does not make stock flicker.
+filter rejects single-sample spikes (a dispenser or conveyor shaking the cell).
+
+Units are counted from where the weight last settled, not from the nearest whole number:
+ten real slices rarely weigh ten nominal slices (10.3 units of vegemite is usual), so a
+band around whole numbers would miss the first unit taken. The count moves when the
+weight has moved half a unit from its last settled value, and that value then moves with
+it, so noise around the half-unit point cannot make the count flicker back and forth.
 """
+import math
 from collections import deque
 from dataclasses import dataclass
 
 MEDIAN_WINDOW = 5          # a spike must last 3 of 5 samples to count
-UNIT_HYSTERESIS = 0.2      # units change only when grams/unit is 0.2 past the boundary
+STEP_AT_UNITS = 0.5        # the count moves once the weight moved this many units
 
 
 @dataclass
@@ -52,6 +58,7 @@ class Bay:
         self.filter = SpikeFilter()
         self.grams = None          # filtered weight of the contents; None until measured
         self.units = None          # whole units; None until measured
+        self.settled_g = None      # the weight the count was last set at
         self.error = None          # the named sensor error, while the cell cannot be read
         self.last_raw = None
 
@@ -67,16 +74,20 @@ class Bay:
         if filtered is None:
             return 0
         self.grams = self.calibration.grams(filtered)
-        return self._update_units(self.grams / self.unit_g)
+        return self._update_units()
 
-    def _update_units(self, exact):
-        exact = max(0.0, exact)
+    def _update_units(self):
         if self.units is None:
-            self.units = round(exact)
+            self.units = max(0, round(self.grams / self.unit_g))
+            self.settled_g = self.grams
             return 0
-        if abs(exact - self.units) < 0.5 + UNIT_HYSTERESIS:
+        moved = (self.grams - self.settled_g) / self.unit_g
+        if abs(moved) < STEP_AT_UNITS:
             return 0
-        new = round(exact)
+        new = max(0, self.units + int(math.copysign(math.floor(abs(moved) + 0.5), moved)))
+        if self.grams < STEP_AT_UNITS * self.unit_g:
+            new = 0                      # less than half a unit on the cell: empty
+        self.settled_g = self.grams
         change, self.units = new - self.units, new
         return change
 
@@ -87,6 +98,13 @@ class Bay:
     def resample(self):
         """Forget the filter's history (after a restock, so the new weight shows at once)."""
         self.filter.reset()
+
+    def rebase(self):
+        """Forget the history and the count: the next readings set the count afresh
+        (after a restock or a calibration, whose change the caller records itself)."""
+        self.filter.reset()
+        self.units = None
+        self.settled_g = None
 
     def describe(self):
         return {'name': self.name, 'slot': self.slot, 'unit_g': self.unit_g,
