@@ -143,8 +143,7 @@ def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, si
             raise ApiError(400, f'{name!r} is not an ingredient name', field='name',
                            allowed=schemas.NAME['description'])
         body = json_body(schemas.BAY_REQUEST)
-        call(chilly.configure_bay, name, body['slot'], body['unit_g'], wall(),
-             chilly.default_calibration(body['slot']))
+        call(chilly.configure_bay, name, body['slot'], body['unit_g'], wall())
         with chilly.lock:
             return json_answer(chilly.bay_snapshot(name))
 

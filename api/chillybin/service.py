@@ -110,7 +110,8 @@ class ChillybinService:
             lambda slot: sensors.loadcells[slot].raw_counts,
             lambda on: chiller.on() if on else chiller.off(),
             now=clock.monotonic(), wall=clock.time(), default_calibration=nominal_calibration,
-            refill=refill, simulated=platform.simulated)
+            refill=refill, simulated=platform.simulated,
+            slots=[slot.index for slot in BOARD.bays])
         self.loop = PeriodicLoop('bin-loop', clock, TICK_S,
                                  lambda now: self.chilly.tick(now, clock.time()))
         self.metrics = ServiceMetrics('chillybin', settings.version)
