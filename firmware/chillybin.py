@@ -70,14 +70,17 @@ class ChillyBin:
     # -- measuring ---------------------------------------------------------------------
     def tick(self, now, wall):
         """One round: read the bin and every bay, drive the chiller, keep the clocks."""
+        with self.lock:     # PUT /v2/bays may add a bay while this round reads
+            bays = list(self.bays.values())
         temp, temp_error = self._read(self.read_bin_c)
-        counts = {name: self._read(self.read_counts, bay.slot) for name, bay in self.bays.items()}
+        counts = [(bay, self._read(self.read_counts, bay.slot)) for bay in bays]
         with self.lock:
             dt = 0.0 if self.last_tick is None else max(0.0, now - self.last_tick)
             self.last_tick = now
             self._take_bin_reading(now, wall, temp, temp_error)
-            for name, (value, error) in counts.items():
-                self._take_bay_reading(wall, self.bays[name], value, error)
+            for bay, (value, error) in counts:
+                if self.bays.get(bay.name) is bay:     # not replaced while it was read
+                    self._take_bay_reading(wall, bay, value, error)
             self._count_food_safety(dt, wall)
             for r in self.ledger.expire(wall):
                 self._closed(r, wall)
@@ -277,6 +280,8 @@ class ChillyBin:
                 self._refill(bay, units)
             self._resample(bay, wall)
             with self.lock:
+                if replaced:
+                    self._settle_picks(name, wall)
                 clock = self.clocks[name]
                 reset = clock.restocked(wall, replaced)
                 detail = 'restocked by a person'
@@ -289,6 +294,17 @@ class ChillyBin:
         with self.lock:
             self.store.save_clocks(self.clocks, wall)
             self._refresh_v1()
+
+    def _settle_picks(self, name, wall):
+        """v1 picks still waiting for their units when the bay's contents are replaced are
+        closed: the original's /restock set the count to what was put in, and a pick made
+        before it must not hold back the new food (it would, for up to ten minutes, if
+        nobody ran the dispenser). Held v2 reservations keep their claim on the new food."""
+        for r in self.ledger.open():
+            if r.kind == 'pick' and r.outstanding(name) > 0:
+                self.ledger.cancel(r.id, wall, note=f'the {name} bay was restocked before '
+                                   f'this pick\'s units left it')
+                self._closed(r, wall)
 
     def _refill(self, bay, units):
         try:

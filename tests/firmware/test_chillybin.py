@@ -282,3 +282,15 @@ def test_chillybin_concurrent_reservations_never_over_reserve(rig):
     assert len(won) + len(refused) == 40
     assert min(seen) >= 0 and rig.bin.ledger.outstanding('cheese') == reserved
     assert rig.bin.available('cheese') == 5 - reserved
+
+
+def test_chillybin_restock_settles_v1_picks_but_keeps_v2_reservations(rig):
+    pick = rig.bin.pick('cheese', 3, rig.clock.time())
+    held, _ = rig.bin.reserve({'cheese': 2}, rig.clock.time())
+    assert rig.bin.available('cheese') == 5
+    rig.bin.restock({'cheese': 10}, rig.clock.time())
+    assert pick.state == 'cancelled' and 'restocked' in pick.note
+    assert held.state == 'held' and rig.bin.available('cheese') == 8
+    top_up = rig.bin.pick('cheese', 1, rig.clock.time())
+    rig.bin.restock({'cheese': 10}, rig.clock.time(), replaced=False)
+    assert top_up.state == 'confirmed'
