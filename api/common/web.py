@@ -4,7 +4,7 @@
   the field, what was wrong and what is allowed (JSON under /v2, a sentence under v1).
 - `Edge`: WSGI middleware every request passes before the app: API version by header,
   DNS-rebinding defence (421 for a Host that is not ours), cross-site refusal of
-  state-changing requests (403), body limits (413), `Connection: close` while draining,
+  state-changing requests (403), body limits (413),
   v1 deprecation headers, request metrics.
 - helpers to read query parameters and JSON bodies, and to require the admin token.
 """
@@ -256,8 +256,9 @@ class Edge:
             environ['PATH_INFO'] = path = '/v2' + path if path != '/' else '/v2/'
         refusal = self._check(environ)
         extra = []
-        if self.draining is not None and self.draining.is_set():
-            extra.append(('Connection', 'close'))
+        # While draining, keep-alive connections are closed by the server once their
+        # answer is out (HttpService._close_idle). A WSGI app may not send `Connection`
+        # itself: waitress refuses hop-by-hop headers, turning every answer into a 500.
         successor = self.v1_successors.get(path)
         if successor:
             extra += [('Deprecation', '@1767225600'),
