@@ -190,10 +190,11 @@ class ChillybinService:
 
 def open_service(host, port, env=os.environ):
     settings = load_settings('chillybin', env)
+    tick_s = tick_period(env)
     sockets = inherited_sockets(env) or [bind_socket(host, port)]
     platform = open_platform()
     try:
-        return ChillybinService(settings, platform, sockets=sockets, tick_s=tick_period(env))
+        return ChillybinService(settings, platform, sockets=sockets, tick_s=tick_s)
     except BaseException:
         platform.close()
         raise

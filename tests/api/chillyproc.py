@@ -42,6 +42,8 @@ class Simulator:
         deadline = time.monotonic() + 10
         while not os.path.exists(self.socket):
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait()
                 raise RuntimeError(f'the simulator did not start: {self.read_log()}')
             time.sleep(0.02)
 
@@ -65,7 +67,9 @@ class Simulator:
 
 
 def service_env(sim, state_dir, **extra):
-    env = dict(os.environ, JAFFLR_MACHINE='sim', JAFFLR_SIM_SOCKET=sim.socket,
+    """The environment of a chillybin on `sim` (None: no simulator, for `migrate`)."""
+    env = dict(os.environ, JAFFLR_MACHINE='sim',
+               JAFFLR_SIM_SOCKET=sim.socket if sim else os.path.join(state_dir, 'no-sim.sock'),
                JAFFLR_STATE_DIR=state_dir, PYTHONUNBUFFERED='1', PYTHONPATH=ROOT)
     for name in ('JAFFLR_ADMIN_TOKEN_FILE', 'CREDENTIALS_DIRECTORY', 'JAFFLR_HOSTNAMES',
                  'LISTEN_FDS', 'LISTEN_PID', 'NOTIFY_SOCKET'):
@@ -85,6 +89,7 @@ class Chillybin:
     def __init__(self, sim, state_dir, **extra):
         self.port = free_port()
         self.state_dir = state_dir
+        os.makedirs(state_dir, exist_ok=True)
         self.log = open(os.path.join(state_dir, 'chillybin.log'), 'wb')
         self.proc = subprocess.Popen(
             [sys.executable, '-m', 'api.chillybin', '--port', str(self.port)], cwd=ROOT,
@@ -92,6 +97,8 @@ class Chillybin:
         deadline = time.monotonic() + 20
         while True:
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait()
                 raise RuntimeError(f'chillybin did not start: {self.read_log()}')
             try:
                 if self.request('GET', '/health')[0] == 200 and self._measured():
