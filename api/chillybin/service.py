@@ -4,7 +4,7 @@ import logging
 import os
 
 from hardware.board import BOARD, LOADCELL_COUNTS_PER_G, BAY_HOPPER_G
-from hardware.platform import Sensors, open_platform
+from hardware.platform import open_platform
 from firmware.binstore import BinStore, DB_NAME
 from firmware.chillybin import ChillyBin
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -16,6 +16,7 @@ from ..common.serve import HttpService, bind_socket, inherited_sockets
 from ..common.settings import SettingsError, admin_token, load_settings
 from ..common.web import AdminAuth, Edge, HostNames
 from .app import V1_SUCCESSORS, build_app
+from .parts import BinParts
 
 log = logging.getLogger('chillybin')
 TICK_S = 0.1                 # clock seconds between rounds of the bin loop
@@ -115,8 +116,7 @@ class ChillybinService:
         self.platform = platform
         clock = platform.clock
         self.clock = clock
-        sensors = Sensors(platform.bus, owner='chillybin', sleep=clock.sleep,
-                          monotonic=clock.monotonic)
+        parts = BinParts(platform.bus, clock)
         self.machine = platform.machine('chillybin')
         self.store = BinStore(settings.state_dir, default_bays(), now_wall=clock.time())
         refill = None
@@ -124,8 +124,7 @@ class ChillybinService:
             refill = lambda slot, units, name: platform.link.fill(slot, units, name)
         chiller = self.machine.chiller
         self.chilly = ChillyBin(
-            self.store, lambda: sensors.bin_air.temperature_c,
-            lambda slot: sensors.loadcells[slot].raw_counts,
+            self.store, parts.bin_c, parts.counts,
             lambda on: chiller.on() if on else chiller.off(),
             now=clock.monotonic(), wall=clock.time(), default_calibration=nominal_calibration,
             refill=refill, simulated=platform.simulated,

@@ -86,8 +86,9 @@ def run_chillybin(sim, state_dir, *args, **extra):
 
 
 class Chillybin:
-    def __init__(self, sim, state_dir, **extra):
+    def __init__(self, sim, state_dir, expect_bays=3, **extra):
         self.port = free_port()
+        self.expect_bays = expect_bays
         self.state_dir = state_dir
         os.makedirs(state_dir, exist_ok=True)
         self.log = open(os.path.join(state_dir, 'chillybin.log'), 'wb')
@@ -111,7 +112,7 @@ class Chillybin:
 
     def _measured(self):
         status, _, body = self.request('GET', '/')
-        return status == 200 and len(json.loads(body)) >= 3
+        return status == 200 and len(json.loads(body)) >= self.expect_bays
 
     def read_log(self):
         with open(self.log.name, 'rb') as f:

@@ -63,6 +63,24 @@ def test_process_sigterm_with_a_keep_alive_connection_idle(sim, tmp_path):
     conn.close()
 
 
+def test_process_starts_with_a_dead_load_cell_and_names_it(sim, tmp_path):
+    sim.cli('fault', 'loadcell-nack:cheese', 'on')
+    try:
+        chilly = Chillybin(sim, str(tmp_path / 'state'), expect_bays=2)
+        status, _, body = chilly.request('GET', '/pick?name=cheese&quantity=1')
+        assert status == 503 and b'loadcell_1' in body and b'does not answer' in body
+        assert chilly.request('GET', '/pick?name=bread&quantity=1')[2] == b'ok'
+        ready = chilly.json('GET', '/v2/ready')[1]
+        assert 'cheese: PartMissing: loadcell_1' in ready['checks']['load-cells']['detail']
+    finally:
+        sim.cli('fault', 'loadcell-nack:cheese', 'off')
+    deadline = time.monotonic() + 10
+    while 'cheese' not in json.loads(chilly.request('GET', '/')[2]):
+        assert time.monotonic() < deadline, 'the cheese load cell never came back'
+        time.sleep(0.1)
+    assert chilly.close() == 0
+
+
 def test_process_migrate_command_goes_up_and_down(tmp_path):
     state = str(tmp_path)
     out = run_chillybin(None, state, 'migrate')
