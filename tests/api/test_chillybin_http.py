@@ -2,6 +2,7 @@
 an ephemeral loopback port. Every answer that the OpenAPI document covers is checked
 against it."""
 import json
+import os
 import re
 
 import pytest
@@ -387,3 +388,10 @@ def test_http_chunked_oversized_body_is_refused(chilly):
         assert response.status == 413, response.read()
     finally:
         conn.close()
+
+
+def test_http_admin_token_path_is_logged_never_the_token(chilly):
+    log = chilly.read_log()
+    assert os.path.join(chilly.state_dir, 'admin-token') in log
+    assert chilly.token not in log
+    assert oct(os.stat(os.path.join(chilly.state_dir, 'admin-token')).st_mode & 0o777) == '0o600'
