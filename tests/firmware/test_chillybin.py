@@ -217,6 +217,19 @@ def test_chillybin_calibration_tare_then_span_is_stored(rig):
     assert chilly.bays['ham'].calibration.counts_per_g == pytest.approx(100.0 / 1.1)
 
 
+def test_chillybin_calibration_rides_over_a_few_failed_reads(rig):
+    reads = iter(range(1000))
+    healthy = rig.bin.read_counts
+
+    def flaky(slot):
+        if next(reads) % 5 == 0:
+            raise TimeoutError('loadcell_0: conversion ready not within 0.100 s')
+        return healthy(slot)
+    rig.bin.read_counts = flaky
+    rig.bin.calibrate('bread', 'tare', rig.clock.time())
+    assert rig.bin.bays['bread'].calibration.tare_counts == pytest.approx(24_000 + 350 * 100)
+
+
 def test_chillybin_calibration_of_a_failing_cell_is_refused_by_name(rig):
     rig.parts.failing.add(0)
     with pytest.raises(SensorFault, match='cannot calibrate bread: .*loadcell_0'):
