@@ -321,7 +321,7 @@ def test_http_admin_restock_and_more_bays(chilly, openapi, sim):
     status, _, data = call(chilly, openapi, 'POST', '/v2/restock', {'items': {'pickles': 5}}, admin)
     assert status == 400 and 'cannot fill the pickles bay' in json.loads(data)['error']['message']
     status, _, data = call(chilly, openapi, 'POST', '/v2/bays/pickles/calibrate', {'step': 'tare'}, admin)
-    assert status == 200 and json.loads(data)['name'] == 'pickles'
+    assert status == 200 and json.loads(data)['name'] == 'pickles', data
 
 
 def test_http_loadcell_fault_is_503_for_that_bay_and_named_in_ready(chilly, openapi, sim):
@@ -395,3 +395,64 @@ def test_http_admin_token_path_is_logged_never_the_token(chilly):
     assert os.path.join(chilly.state_dir, 'admin-token') in log
     assert chilly.token not in log
     assert oct(os.stat(os.path.join(chilly.state_dir, 'admin-token')).st_mode & 0o777) == '0o600'
+
+
+def test_http_concurrent_reservations_take_each_unit_once(chilly):
+    """Twenty clients race for five units, and five more retry one key at once."""
+    from concurrent.futures import ThreadPoolExecutor
+    chilly.request('GET', '/restock')
+    hold = {'items': {'cheese': 5}}
+    status, taken = chilly.json('POST', '/v2/reservations', hold)
+    assert status == 201                           # 5 of the 10 cheese are spoken for
+    free = chilly.json('GET', '/v2/stock/cheese')[1]['available']
+    assert 0 < free <= 5          # earlier tests' held reservations may still hold some
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda _: chilly.request('POST', '/v2/reservations',
+                                                         {'items': {'cheese': 1}})[0], range(20)))
+    assert answers.count(201) == free and answers.count(409) == 20 - free
+    assert chilly.json('GET', '/v2/stock/cheese')[1]['available'] == 0
+    before = chilly.json('GET', '/v2/stock/vegemite')[1]
+    assert before['available'] >= 2, before
+    with ThreadPoolExecutor(5) as pool:
+        replies = list(pool.map(lambda _: chilly.json('POST', '/v2/reservations', {'items': {'vegemite': 2}},
+                                                      {'Idempotency-Key': 'race-1'}), range(5)))
+    assert sorted(s for s, _ in replies) == [200, 200, 200, 200, 201], replies
+    assert len({r['id'] for _, r in replies}) == 1
+    assert chilly.json('GET', '/v2/stock/vegemite')[1]['reserved'] == before['reserved'] + 2
+
+
+def test_http_bin_sensor_fault_is_no_reading_not_zero(chilly, openapi, sim):
+    sim.cli('fault', 'bin-sensor-nack', 'on')
+    try:
+        deadline = __import__('time').monotonic() + 10
+        while chilly.json('GET', '/v2/bin')[1]['ok']:
+            assert __import__('time').monotonic() < deadline
+        status, _, data = call(chilly, openapi, 'GET', '/v2/bin')
+        b = json.loads(data)
+        assert b['temp_c'] is None and 'bin_air' in b['error'] and b['chiller_on']
+        metrics = chilly.request('GET', '/metrics')[2].decode()
+        assert not re.search(r'^chillybin_bin_temperature_celsius ', metrics, re.M)
+        alerts = {a['alert'] for a in chilly.json('GET', '/v2/alerts')[1]['alerts']}
+        assert 'bin-sensor' in alerts
+        ready = chilly.json('GET', '/v2/ready')[1]
+        assert ready['checks']['bin-sensor']['ok'] is False and 'bin_air' in ready['checks']['bin-sensor']['detail']
+    finally:
+        sim.cli('fault', 'bin-sensor-nack', 'off')
+
+
+def test_http_ready_is_503_when_no_load_cell_can_be_read(chilly, openapi, sim):
+    bays = ('bread', 'cheese', 'vegemite', '3', '4')
+    for bay in bays:
+        sim.cli('fault', f'loadcell-nack:{bay}', 'on')
+    try:
+        deadline = __import__('time').monotonic() + 10
+        while chilly.request('GET', '/v2/ready')[0] == 200:
+            assert __import__('time').monotonic() < deadline
+        status, _, data = call(chilly, openapi, 'GET', '/v2/ready')
+        checks = json.loads(data)['checks']
+        assert status == 503 and not checks['load-cells']['ok']
+        assert all(f'loadcell_{i}' in checks['load-cells']['detail'] for i in range(3))
+        assert chilly.request('GET', '/health')[0] == 200          # alive, not ready
+    finally:
+        for bay in bays:
+            sim.cli('fault', f'loadcell-nack:{bay}', 'off')
