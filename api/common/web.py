@@ -203,6 +203,11 @@ class HostNames:
         return host in self.names or self._is_ours(host)
 
 
+def _without_default_port(netloc):
+    netloc = netloc.strip().lower()
+    return netloc[:-3] if netloc.endswith(':80') else netloc
+
+
 class Edge:
     def __init__(self, app, *, hostnames, state_changing_gets=(), v1_successors=None,
                  metrics=None, draining=None, max_body_bytes=MAX_BODY_BYTES):
@@ -233,10 +238,13 @@ class Edge:
         if method not in SAFE_METHODS or environ['PATH_INFO'] in self.state_changing_gets:
             if environ.get('HTTP_SEC_FETCH_SITE') == 'cross-site':
                 return 403, 'refused: another site asked your browser to make this request', 'cross-site'
+            host = _without_default_port(environ.get('HTTP_HOST', ''))
             for header in ('HTTP_ORIGIN', 'HTTP_REFERER'):
                 value = environ.get(header)
-                # 'null' is what sandboxed frames and file: pages send: never our own origin.
-                if value and (value == 'null' or not self.hostnames.allows(urlsplit(value).netloc)):
+                # Same origin only: a page from another port of this machine (another
+                # service on the Pi) is as foreign as any other site. 'null' is what
+                # sandboxed frames and file: pages send: never our own origin.
+                if value and (value == 'null' or _without_default_port(urlsplit(value).netloc) != host):
                     return 403, f'refused: a page from {urlsplit(value).netloc or value} may not ' \
                                 f'change this machine', 'cross-site'
         try:
