@@ -10,7 +10,8 @@ import threading
 from collections import deque
 
 from .chiller import ChillerConfig, ChillerControl
-from .errors import BayLocked, InvalidRequest, NotEnoughStock, SensorFault, UnknownIngredient
+from .errors import (BayLocked, InvalidRequest, NotEnoughStock, SensorFault, Unavailable,
+                     UnknownIngredient)
 from .foodsafety import FoodSafetyClock, is_above
 from .reservations import DEFAULT_TTL_S, HELD, PICK_TTL_S, CONFIRMED, Ledger, Reservation
 from .stock import Bay, Calibration
@@ -23,11 +24,14 @@ TEMPERATURE_EVERY_S = 5.0
 
 class ChillyBin:
     def __init__(self, store, read_bin_c, read_counts, set_chiller, *, now, wall,
-                 default_calibration, chiller=ChillerConfig(), refill=None, simulated=False):
+                 default_calibration, chiller=ChillerConfig(), refill=None, simulated=False,
+                 slots=None):
         """`read_counts(slot)` reads a load cell; `default_calibration(slot)` gives the
         nominal (tare_counts, counts_per_g) of a slot's cell; `refill(slot, units,
-        ingredient)` is a person's hands in the simulator (None on real hardware)."""
+        ingredient)` is a person's hands in the simulator (None on real hardware);
+        `slots` are the bay slots that have a load cell (None: any)."""
         self.default_calibration = default_calibration
+        self.slots = None if slots is None else tuple(sorted(slots))
         self.store = store
         self.read_bin_c = read_bin_c
         self.read_counts = read_counts
@@ -68,14 +72,17 @@ class ChillyBin:
     # -- measuring ---------------------------------------------------------------------
     def tick(self, now, wall):
         """One round: read the bin and every bay, drive the chiller, keep the clocks."""
+        with self.lock:     # PUT /v2/bays may add a bay while this round reads
+            bays = list(self.bays.values())
         temp, temp_error = self._read(self.read_bin_c)
-        counts = {name: self._read(self.read_counts, bay.slot) for name, bay in self.bays.items()}
+        counts = [(bay, self._read(self.read_counts, bay.slot)) for bay in bays]
         with self.lock:
             dt = 0.0 if self.last_tick is None else max(0.0, now - self.last_tick)
             self.last_tick = now
             self._take_bin_reading(now, wall, temp, temp_error)
-            for name, (value, error) in counts.items():
-                self._take_bay_reading(wall, self.bays[name], value, error)
+            for bay, (value, error) in counts:
+                if self.bays.get(bay.name) is bay:     # not replaced while it was read
+                    self._take_bay_reading(wall, bay, value, error)
             self._count_food_safety(dt, wall)
             for r in self.ledger.expire(wall):
                 self._closed(r, wall)
@@ -126,6 +133,8 @@ class ChillyBin:
             self._fallen(wall, bay, -change)
         if change or (bay.units is not None and not was_counted):
             self.store.save_bay(self._bay_doc(bay))
+        if bay.units == 0:
+            self.clocks[bay.name].mark_empty()
 
     def _risen(self, wall, bay, units):
         clock = self.clocks[bay.name]
@@ -144,8 +153,6 @@ class ChillyBin:
         if units > explained:
             self.event(wall, 'removal', bay=bay.name, units=units - explained,
                        detail=f'{units - explained} {bay.name} left the bay that no reservation expected')
-        if bay.units == 0:
-            self.clocks[bay.name].mark_empty()
 
     def _count_food_safety(self, dt, wall):
         above = is_above(self.bin_c)
@@ -264,24 +271,58 @@ class ChillyBin:
     # -- a person's work -----------------------------------------------------------------------
     def restock(self, items, wall, replaced=True):
         """A person refilled bays (in simulation, the simulator's hands do it). Each bay's
-        reading restarts at once; replaced food restarts its food-safety clock."""
+        reading restarts at once. Replaced food restarts the food-safety clock of a bay
+        that is not locked; a locked bay restarts only once its load cell saw it empty
+        (the simulator's hands empty a bay before refilling it when `replaced`)."""
         for name in items:
             self.bay(name)
         for name, units in items.items():
             bay = self.bays[name]
             if self.refill is not None:
-                self.refill(bay.slot, units, name)
+                if replaced:
+                    self._refill(bay, 0)
+                    self._resample(bay, wall)
+                self._refill(bay, units)
             self._resample(bay, wall)
             with self.lock:
                 if bay.grams is not None:
                     bay.declare(units)
                     self.store.save_bay(self._bay_doc(bay))
-                reset = self.clocks[name].restocked(wall, replaced)
-                self.event(wall, 'restock', bay=name, units=units, detail='restocked by a person'
-                           + ('; food-safety clock restarted' if reset else ''))
+                if replaced:
+                    self._settle_picks(name, wall)
+                clock = self.clocks[name]
+                reset = clock.restocked(wall, replaced)
+                detail = 'restocked by a person'
+                if reset:
+                    detail += '; food-safety clock restarted'
+                elif clock.locked:
+                    detail += ('; still locked: its load cell has not seen it empty since it '
+                               'was locked, so old food may be in it')
+                self.event(wall, 'restock', bay=name, units=units, detail=detail)
         with self.lock:
             self.store.save_clocks(self.clocks, wall)
             self._refresh_v1()
+
+    def _settle_picks(self, name, wall):
+        """v1 picks still waiting for their units when the bay's contents are replaced are
+        closed: the original's /restock set the count to what was put in, and a pick made
+        before it must not hold back the new food (it would, for up to ten minutes, if
+        nobody ran the dispenser). Held v2 reservations keep their claim on the new food."""
+        for r in self.ledger.open():
+            if r.kind == 'pick' and r.outstanding(name) > 0:
+                self.ledger.cancel(r.id, wall, note=f'the {name} bay was restocked before '
+                                   f'this pick\'s units left it')
+                self._closed(r, wall)
+
+    def _refill(self, bay, units):
+        try:
+            self.refill(bay.slot, units, bay.name)
+        except ValueError as exc:
+            raise InvalidRequest(f'the simulated machine cannot fill the {bay.name} bay: {exc}',
+                                 field=f'items.{bay.name}') from None
+        except Exception as exc:   # the simulator went away: say so, do not pretend it filled
+            raise Unavailable(f'the simulated machine did not fill the {bay.name} bay: {exc}',
+                              field=f'items.{bay.name}') from None
 
     def _resample(self, bay, wall):
         with self.lock:
@@ -294,12 +335,16 @@ class ChillyBin:
     def calibrate(self, name, step, wall, known_g=None):
         """'tare' with the bay empty, then 'span' with a known weight on it."""
         bay = self.bay(name)
-        samples = []
-        for _ in range(CALIBRATION_SAMPLES):
+        samples, failures = [], 0
+        while len(samples) < CALIBRATION_SAMPLES:
             value, error = self._read(self.read_counts, bay.slot)
-            if error:
-                raise SensorFault(f'cannot calibrate {name}: {error}', field=name)
-            samples.append(value)
+            if error is None:
+                samples.append(value)
+                continue
+            failures += 1      # one late conversion should not void a calibration; many do
+            if failures > CALIBRATION_SAMPLES // 4:
+                raise SensorFault(f'cannot calibrate {name}: {failures} of its readings failed, '
+                                  f'the last with {error}', field=name)
         mean = sum(sorted(samples)[2:-2]) / (len(samples) - 4)
         with self.lock:
             cal = bay.calibration
@@ -331,14 +376,22 @@ class ChillyBin:
                 'counts_per_g': bay.calibration.counts_per_g,
                 'units': bay.units, 'baseline_g': bay.baseline_g}
 
-    def configure_bay(self, name, slot, unit_g, wall, calibration):
-        """Put an ingredient in a bay slot (more bays by configuration)."""
+    def configure_bay(self, name, slot, unit_g, wall, calibration=None):
+        """Put an ingredient in a bay slot (more bays by configuration). A bay that stays
+        in its slot keeps its calibration; one moved to another slot takes that slot's
+        (`calibration`, default the slot's nominal one): calibration belongs to the cell."""
+        if self.slots is not None and slot not in self.slots:
+            raise InvalidRequest(f'there is no bay slot {slot} with a load cell on this machine',
+                                 field='slot', allowed=', '.join(map(str, self.slots)))
         with self.lock:
             for other in self.bays.values():
                 if other.slot == slot and other.name != name:
                     raise InvalidRequest(f'slot {slot} already holds {other.name}', field='slot')
             existing = self.bays.get(name)
-            cal = existing.calibration if existing else Calibration(*calibration)
+            if existing is not None and existing.slot == slot:
+                cal = existing.calibration
+            else:
+                cal = Calibration(*(calibration or self.default_calibration(slot)))
             bay = Bay(name, slot, unit_g, cal)
             self.bays[name] = bay
             self.clocks.setdefault(name, FoodSafetyClock())

@@ -3,7 +3,7 @@
 ANZ's 2-hour/4-hour rule (FACTS.md): under 2 h, fine; 2-4 h, use now; over 4 h, discard.
 So each bay keeps the cumulative time above 5 C since it was last restocked from empty.
 At 2 h it warns ("use soon"); at 4 h it locks: picks are refused until the bay has been
-emptied and restocked. A top-up of a bay does not reset its clock: the old food is
+emptied (its load cell saw it empty) and restocked. A top-up of a bay does not reset its clock: the old food is
 still in there. A bin temperature that cannot be read counts as above 5 C, and so does
 time the service was not running to watch.
 """
@@ -43,10 +43,12 @@ class FoodSafetyClock:
         self.emptied = True
 
     def restocked(self, wall, replaced):
-        """Fresh food went in. The clock starts again only when no old food is left: the bay
-        was seen empty since its last restock, or the restock replaced the contents.
+        """Fresh food went in. The clock starts again only when no old food is left: the
+        bay was seen empty since its last restock, or (for a bay not yet locked) a person
+        says the restock replaced the contents. A locked bay must be seen empty by its load
+        cell: a person's word is exactly what the lock is there not to rely on.
         Returns True when the clock was reset."""
-        if not (replaced or self.emptied):
+        if not (self.emptied or (replaced and not self.locked)):
             return False
         self.seconds_above = 0.0
         self.locked = False

@@ -8,6 +8,7 @@ import sys
 
 from hardware.errors import HardwareError
 from firmware.store import DatabaseTooNew, StorageCorrupt
+from ..common.settings import SettingsError
 
 
 def main(argv=None):
@@ -24,7 +25,7 @@ def main(argv=None):
         from .service import open_service
         open_service(args.host, args.port).run()
         return 0
-    except (HardwareError, DatabaseTooNew, StorageCorrupt) as exc:
+    except (HardwareError, DatabaseTooNew, StorageCorrupt, SettingsError) as exc:
         logging.getLogger('chillybin').critical('%s', exc)
         return 2
     except OSError as exc:
@@ -41,11 +42,21 @@ def migrate_command(target):
     from ..common.settings import load_settings
     from .service import default_bays
     settings = load_settings('chillybin')
+    known = migrations(default_bays())
+    if target is not None and not 0 <= target <= len(known):
+        print(f'--to must be a schema from 0 to {len(known)} (this release knows '
+              f'{len(known)}), not {target}', file=sys.stderr)
+        return 2
     db = open_db(os.path.join(settings.state_dir, DB_NAME))
-    steps = migrate(db, migrations(default_bays()), target=target, service='chillybin')
+    steps = migrate(db, known, target=target, service='chillybin')
     for number, direction in steps:
         print(f'migration {number} {direction}')
-    print(f'chillybin storage at schema {schema_version(db)}')
+    version = schema_version(db)
+    print(f'chillybin storage at schema {version}')
+    if version > len(known):
+        print(f'this release knows schema {len(known)}; the newer release that wrote schema '
+              f'{version} must migrate it down', file=sys.stderr)
+        return 0 if target is None else 2
     return 0
 
 

@@ -32,8 +32,8 @@ def refused(exc):
 
 
 def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, simulated):
-    app = bottle.Bottle(autojson=False)
-    app.uninstall(True)
+    app = bottle.Bottle()
+    app.uninstall(True)       # no JSON plugin or templates: handlers shape their own bytes
     install_error_pages(app, log)
     openapi = json.dumps(build_document(version)).encode()
 
@@ -78,7 +78,7 @@ def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, si
     def v2_index():
         return json_answer({'service': 'chillybin', 'version': version, 'links': {
             'stock': '/v2/stock', 'reservations': '/v2/reservations', 'events': '/v2/events',
-            'alerts': '/v2/alerts', 'chilly': '/v2/chilly', 'ready': '/v2/ready',
+            'alerts': '/v2/alerts', 'bin': '/v2/bin', 'ready': '/v2/ready',
             'openapi': '/v2/openapi.json'}})
 
     @app.get('/v2/stock')
@@ -91,7 +91,7 @@ def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, si
             call(chilly.bay, name)
             return json_answer(chilly.bay_snapshot(name))
 
-    @app.get('/v2/chilly')
+    @app.get('/v2/bin')
     def v2_bin():
         with chilly.lock:
             return json_answer(chilly.bin_status(clock.monotonic()))
@@ -143,8 +143,7 @@ def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, si
             raise ApiError(400, f'{name!r} is not an ingredient name', field='name',
                            allowed=schemas.NAME['description'])
         body = json_body(schemas.BAY_REQUEST)
-        call(chilly.configure_bay, name, body['slot'], body['unit_g'], wall(),
-             chilly.default_calibration(body['slot']))
+        call(chilly.configure_bay, name, body['slot'], body['unit_g'], wall())
         with chilly.lock:
             return json_answer(chilly.bay_snapshot(name))
 

@@ -1,9 +1,34 @@
 """chillybin's v2 OpenAPI document, from the same schemas the handlers validate with."""
-from ..common.openapi import document, operation, path_param, query_param
+from ..common.openapi import ERROR, document, operation, path_param, query_param
 from . import schemas as s
 
 NAME_PARAM = path_param('name', 'ingredient name', s.NAME)
 RID = path_param('rid', 'reservation id')
+
+
+EDGE_REFUSALS = {
+    400: 'a bad request, or an API-Version header other than 1 or 2',
+    421: "the Host header is not one of this service's names or addresses (DNS rebinding)",
+}
+CHANGE_REFUSALS = {403: 'a browser asked from another site (Sec-Fetch-Site, Origin or Referer)'}
+BODY_REFUSALS = {413: 'the body is larger than 16 KiB',
+                 415: 'the body is not sent as application/json'}
+
+
+def _add_edge_refusals(paths):
+    """What the shared edge answers before a handler runs, documented on every operation
+    it can happen to (all the same error body)."""
+    for ops in paths.values():
+        for method, op in ops.items():
+            refusals = dict(EDGE_REFUSALS)
+            if method != 'get':
+                refusals.update(CHANGE_REFUSALS)
+            if 'requestBody' in op:
+                refusals.update(BODY_REFUSALS)
+            for status, description in refusals.items():
+                op['responses'].setdefault(str(status), {
+                    'description': description,
+                    'content': {'application/json': {'schema': ERROR}}})
 
 
 def build_document(version):
@@ -20,6 +45,8 @@ def build_document(version):
         '/v2/stock/{name}': {'get': operation(
             'One bay', {200: ('the bay', s.BAY), 404: ('no such ingredient', None)},
             params=[NAME_PARAM])},
+        '/v2/': {'get': operation('Where everything is', {200: ('links', s.INDEX)})},
+        '/v2/openapi.json': {'get': operation('This document', {200: ('OpenAPI 3.1', {'type': 'object'})})},
         '/v2/bin': {'get': operation('The bin air temperature and chiller', {200: ('bin', s.BIN)})},
         '/v2/reservations': {'post': operation(
             'Reserve several items, all or none',
@@ -63,6 +90,7 @@ def build_document(version):
         '/v2/ready': {'get': operation(
             'Readiness: each dependency', {200: ('ready', s.READY), 503: ('not ready', s.READY)})},
     }
+    _add_edge_refusals(paths)
     return document('chillybin', version, 'Stock measured by load cells, reservations, the '
                     'chiller and food safety of the chilly bin. v2 can also be reached on an '
                     'unversioned path with the header `API-Version: 2`.', paths)

@@ -98,3 +98,6 @@ READY = {'type': 'object', 'required': ['ready', 'checks'],
                         'checks': {'type': 'object', 'additionalProperties': {
                             'type': 'object', 'required': ['ok'],
                             'properties': {'ok': {'type': 'boolean'}, 'detail': {'type': 'string'}}}}}}
+INDEX = {'type': 'object', 'required': ['service', 'version', 'links'],
+         'properties': {'service': {'type': 'string'}, 'version': {'type': 'string'},
+                        'links': {'type': 'object', 'additionalProperties': {'type': 'string'}}}}

@@ -4,7 +4,7 @@ import logging
 import os
 
 from hardware.board import BOARD, LOADCELL_COUNTS_PER_G, BAY_HOPPER_G
-from hardware.platform import Sensors, open_platform
+from hardware.platform import open_platform
 from firmware.binstore import BinStore, DB_NAME
 from firmware.chillybin import ChillyBin
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -13,12 +13,31 @@ from ..common.health import Readiness, storage_writable
 from ..common.loop import PeriodicLoop
 from ..common.metrics import ServiceMetrics
 from ..common.serve import HttpService, bind_socket, inherited_sockets
-from ..common.settings import admin_token, load_settings
+from ..common.settings import SettingsError, admin_token, load_settings
 from ..common.web import AdminAuth, Edge, HostNames
 from .app import V1_SUCCESSORS, build_app
+from .parts import BinParts
 
 log = logging.getLogger('chillybin')
-TICK_S = 0.1
+TICK_S = 0.1                 # clock seconds between rounds of the bin loop
+TICK_RANGE_S = (0.01, 60.0)
+
+
+def tick_period(env=os.environ):
+    """The bin loop's period in clock seconds: CHILLYBIN_TICK_S, default 0.1. On a sped-up
+    simulator the loop runs on the scaled clock, so at --speed 2000 a 0.1 s tick would be
+    asked for every 50 real microseconds; a longer tick keeps such a run light."""
+    raw = env.get('CHILLYBIN_TICK_S')
+    if not raw:
+        return TICK_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f'CHILLYBIN_TICK_S={raw!r} is not a number of seconds') from None
+    lo, hi = TICK_RANGE_S
+    if not lo <= value <= hi:
+        raise SettingsError(f'CHILLYBIN_TICK_S={value:g} is out of range ({lo:g}:{hi:g} s)')
+    return value
 
 
 def nominal_calibration(slot):
@@ -89,7 +108,7 @@ class BinCollector:
 
 
 class ChillybinService:
-    def __init__(self, settings, platform, *, sockets, threads=None):
+    def __init__(self, settings, platform, *, sockets, threads=None, tick_s=TICK_S):
         # Two worker threads answer fastest on two cores: more only add GIL hand-offs, and
         # every chillybin handler is short (the longest is one fsync).
         threads = threads or int(os.environ.get('CHILLYBIN_THREADS', 2))
@@ -97,8 +116,7 @@ class ChillybinService:
         self.platform = platform
         clock = platform.clock
         self.clock = clock
-        sensors = Sensors(platform.bus, owner='chillybin', sleep=clock.sleep,
-                          monotonic=clock.monotonic)
+        parts = BinParts(platform.bus, clock)
         self.machine = platform.machine('chillybin')
         self.store = BinStore(settings.state_dir, default_bays(), now_wall=clock.time())
         refill = None
@@ -106,12 +124,13 @@ class ChillybinService:
             refill = lambda slot, units, name: platform.link.fill(slot, units, name)
         chiller = self.machine.chiller
         self.chilly = ChillyBin(
-            self.store, lambda: sensors.bin_air.temperature_c,
-            lambda slot: sensors.loadcells[slot].raw_counts,
+            self.store, parts.bin_c, parts.counts,
             lambda on: chiller.on() if on else chiller.off(),
             now=clock.monotonic(), wall=clock.time(), default_calibration=nominal_calibration,
-            refill=refill, simulated=platform.simulated)
-        self.loop = PeriodicLoop('bin-loop', clock, TICK_S,
+            refill=refill, simulated=platform.simulated,
+            slots=[slot.index for slot in BOARD.bays])
+        self.tick_s = tick_s
+        self.loop = PeriodicLoop('bin-loop', clock, tick_s,
                                  lambda now: self.chilly.tick(now, clock.time()))
         self.metrics = ServiceMetrics('chillybin', settings.version)
         self.metrics.registry.register(BinCollector(self.chilly, clock))
@@ -132,9 +151,18 @@ class ChillybinService:
         c = self.chilly
         r.add('storage', storage_writable(os.path.join(self.settings.state_dir, DB_NAME)))
         r.add('migrations', lambda: (True, f'schema {len(self.store.migrations)}'))
-        r.add('bin-loop', lambda: (self.loop.alive and c.last_tick is not None and
-                                   self.clock.monotonic() - c.last_tick < 2.0,
-                                   f'last tick {self.clock.monotonic() - (c.last_tick or 0):.1f} s ago'))
+        # Stale after 20 periods or 2 real seconds, whichever is longer: on a sped-up
+        # clock 2 clock seconds can be a millisecond, shorter than one round of reads.
+        stale_s = max(20 * self.tick_s, 2.0 * self.clock.speed)
+
+        def loop_ticking():
+            if c.last_tick is None:
+                return False, 'the bin loop has not run yet'
+            age = self.clock.monotonic() - c.last_tick
+            ok = self.loop.alive and age < stale_s
+            return ok, (f'last tick {age:.1f} s ago' + ('' if self.loop.alive else
+                                                        '; the loop thread has stopped'))
+        r.add('bin-loop', loop_ticking)
         r.add('bin-sensor', lambda: (c.bin_error is None, c.bin_error or f'{c.bin_c} C'),
               required=False)
         r.add('load-cells', lambda: (any(b.error is None for b in c.bays.values()),
@@ -161,10 +189,11 @@ class ChillybinService:
 
 def open_service(host, port, env=os.environ):
     settings = load_settings('chillybin', env)
+    tick_s = tick_period(env)
     sockets = inherited_sockets(env) or [bind_socket(host, port)]
     platform = open_platform()
     try:
-        return ChillybinService(settings, platform, sockets=sockets)
+        return ChillybinService(settings, platform, sockets=sockets, tick_s=tick_s)
     except BaseException:
         platform.close()
         raise

@@ -121,13 +121,20 @@ class HttpService:
             listener.del_channel()
             listener.socket.close()   # systemd still holds its copy: new clients wait for the next us
 
+    @staticmethod
+    def _busy(channel):
+        # `request` is one still arriving (headers or body not all read yet): it was
+        # accepted, so it is finished too, within the drain timeout.
+        return bool(channel.requests or channel.total_outbufs_len
+                    or getattr(channel, 'request', None) is not None)
+
     def _busy_channels(self):
         return [c for c in list(self._map().values())
-                if hasattr(c, 'requests') and (c.requests or c.total_outbufs_len)]
+                if hasattr(c, 'requests') and self._busy(c)]
 
     def _close_idle(self):
         for channel in list(self._map().values()):
-            if hasattr(channel, 'requests') and not channel.requests and not channel.total_outbufs_len:
+            if hasattr(channel, 'requests') and not self._busy(channel):
                 channel.will_close = True
 
     def _drain(self):

@@ -4,13 +4,14 @@
   the field, what was wrong and what is allowed (JSON under /v2, a sentence under v1).
 - `Edge`: WSGI middleware every request passes before the app: API version by header,
   DNS-rebinding defence (421 for a Host that is not ours), cross-site refusal of
-  state-changing requests (403), body limits (413), `Connection: close` while draining,
+  state-changing requests (403), body limits (413),
   v1 deprecation headers, request metrics.
 - helpers to read query parameters and JSON bodies, and to require the admin token.
 """
 import hmac
 import ipaddress
 import json
+import re
 import socket
 import time
 from urllib.parse import urlsplit
@@ -20,7 +21,10 @@ import bottle
 from .schema import SchemaError, validate
 
 SAFE_METHODS = frozenset({'GET', 'HEAD', 'OPTIONS'})
+KNOWN_METHODS = SAFE_METHODS | {'POST', 'PUT', 'PATCH', 'DELETE'}
+API_VERSIONS = ('1', '2')
 MAX_BODY_BYTES = 16 * 1024
+_WHOLE_NUMBER = re.compile(r'[+-]?[0-9]+')
 
 
 def wants_json(environ):
@@ -95,11 +99,10 @@ def query_int(name, lo, hi, default=None, required=False):
     raw = query_one(name, None, required)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
+    if not _WHOLE_NUMBER.fullmatch(raw.strip()):     # int() would take '1_0' and '１'
         raise ApiError(400, f'{name} must be a whole number from {lo} to {hi}, not {raw!r}',
-                       field=name, allowed=f'{lo}-{hi}') from None
+                       field=name, allowed=f'{lo}-{hi}')
+    value = int(raw)
     if not lo <= value <= hi:
         raise ApiError(400, f'{name} must be from {lo} to {hi}, not {value}', field=name,
                        allowed=f'{lo}-{hi}')
@@ -123,14 +126,21 @@ def json_body(schema, limit=MAX_BODY_BYTES):
                             f'{request.content_type or "no content type"}',
                        allowed='application/json')
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f'the body is not valid JSON: {exc}', field='(body)') from None
+    except RecursionError:
+        raise ApiError(400, 'the body is nested too deeply to be a request', field='(body)') from None
     try:
         return validate(schema, value)
     except SchemaError as exc:
         raise ApiError(400, f'{exc.field} {exc.problem}', field=exc.field,
                        allowed=exc.allowed) from None
+
+
+def _refuse_constant(name):
+    # Python's json reads NaN and Infinity, which are not JSON and slip past range checks.
+    raise ValueError(f'{name} is not a number JSON allows')
 
 
 class AdminAuth:
@@ -193,6 +203,11 @@ class HostNames:
         return host in self.names or self._is_ours(host)
 
 
+def _without_default_port(netloc):
+    netloc = netloc.strip().lower()
+    return netloc[:-3] if netloc.endswith(':80') else netloc
+
+
 class Edge:
     def __init__(self, app, *, hostnames, state_changing_gets=(), v1_successors=None,
                  metrics=None, draining=None, max_body_bytes=MAX_BODY_BYTES):
@@ -215,13 +230,21 @@ class Edge:
         if not self.hostnames.allows(environ.get('HTTP_HOST', '')):
             return 421, (f'this service does not answer to the name '
                          f'{environ.get("HTTP_HOST", "")!r}'), 'misdirected-request'
+        version = environ.get('HTTP_API_VERSION')
+        if version is not None and version.strip() not in API_VERSIONS:
+            return 400, (f'API-Version must be one of {", ".join(API_VERSIONS)}, not '
+                         f'{version!r}'), 'bad-api-version'
         method = environ['REQUEST_METHOD']
         if method not in SAFE_METHODS or environ['PATH_INFO'] in self.state_changing_gets:
             if environ.get('HTTP_SEC_FETCH_SITE') == 'cross-site':
                 return 403, 'refused: another site asked your browser to make this request', 'cross-site'
+            host = _without_default_port(environ.get('HTTP_HOST', ''))
             for header in ('HTTP_ORIGIN', 'HTTP_REFERER'):
                 value = environ.get(header)
-                if value and value != 'null' and not self.hostnames.allows(urlsplit(value).netloc):
+                # Same origin only: a page from another port of this machine (another
+                # service on the Pi) is as foreign as any other site. 'null' is what
+                # sandboxed frames and file: pages send: never our own origin.
+                if value and (value == 'null' or _without_default_port(urlsplit(value).netloc) != host):
                     return 403, f'refused: a page from {urlsplit(value).netloc or value} may not ' \
                                 f'change this machine', 'cross-site'
         try:
@@ -236,12 +259,14 @@ class Edge:
     def __call__(self, environ, start_response):
         started = time.perf_counter()
         path = environ.get('PATH_INFO', '')
-        if environ.get('HTTP_API_VERSION') == '2' and not path.startswith(('/v2/', '/v1/')):
+        if (environ.get('HTTP_API_VERSION') or '').strip() == '2' and \
+                not path.startswith(('/v2/', '/v1/')):
             environ['PATH_INFO'] = path = '/v2' + path if path != '/' else '/v2/'
         refusal = self._check(environ)
         extra = []
-        if self.draining is not None and self.draining.is_set():
-            extra.append(('Connection', 'close'))
+        # While draining, keep-alive connections are closed by the server once their
+        # answer is out (HttpService._close_idle). A WSGI app may not send `Connection`
+        # itself: waitress refuses hop-by-hop headers, turning every answer into a 500.
         successor = self.v1_successors.get(path)
         if successor:
             extra += [('Deprecation', '@1767225600'),
@@ -258,6 +283,7 @@ class Edge:
         finally:
             if self.metrics is not None and status_seen:
                 route = environ.get('bottle.route')
-                self.metrics.observe_request(environ['REQUEST_METHOD'],
+                method = environ['REQUEST_METHOD']
+                self.metrics.observe_request(method if method in KNOWN_METHODS else 'other',
                                              route.rule if route else 'unmatched',
                                              status_seen[0][:3], time.perf_counter() - started)

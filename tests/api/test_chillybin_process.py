@@ -1,0 +1,166 @@
+"""chillybin as a process: the drain on SIGTERM, the migrate command, refusing a database
+from a newer release, and the done-means check of chiller-dead on a x2000 simulator."""
+import json
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from api.chillybin.__main__ import main
+from firmware.binstore import DB_NAME
+from firmware.store import open_db
+
+from .chillyproc import Chillybin, Simulator, run_chillybin
+
+
+@pytest.fixture(scope='module')
+def sim(tmp_path_factory):
+    made = Simulator(str(tmp_path_factory.mktemp('sim')), speed=20)
+    yield made
+    assert made.close() == 0
+
+
+def _read_response(sock, timeout=10):
+    sock.settimeout(timeout)
+    data = b''
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_process_sigterm_finishes_the_request_in_flight_and_exits_0(sim, tmp_path):
+    chilly = Chillybin(sim, str(tmp_path / 'state'))
+    body = json.dumps({'items': {'bread': 1}}).encode()
+    with socket.create_connection(('127.0.0.1', chilly.port)) as sock:
+        sock.sendall(b'POST /v2/reservations HTTP/1.1\r\nHost: 127.0.0.1\r\n'
+                     b'Content-Type: application/json\r\n'
+                     b'Content-Length: %d\r\n\r\n' % len(body) + body[:5])
+        time.sleep(0.3)                        # the request has arrived, half its body with it
+        chilly.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        with pytest.raises(OSError):           # the drain stopped new connections
+            socket.create_connection(('127.0.0.1', chilly.port), timeout=2).close()
+        sock.sendall(body[5:])
+        answer = _read_response(sock)
+    assert answer.startswith(b'HTTP/1.1 201'), answer     # read to EOF: then it was closed
+    assert chilly.proc.wait(timeout=15) == 0
+    log = chilly.read_log()
+    assert 'drained' in log and 'Traceback' not in log
+
+
+def test_process_sigterm_with_a_keep_alive_connection_idle(sim, tmp_path):
+    chilly = Chillybin(sim, str(tmp_path / 'state'))
+    conn = chilly.connection()
+    conn.request('GET', '/health')
+    assert conn.getresponse().read()
+    started = time.monotonic()
+    assert chilly.close() == 0
+    assert time.monotonic() - started < 5      # an idle connection does not hold the drain
+    conn.close()
+
+
+def test_process_starts_with_a_dead_load_cell_and_names_it(sim, tmp_path):
+    sim.cli('fault', 'loadcell-nack:cheese', 'on')
+    try:
+        chilly = Chillybin(sim, str(tmp_path / 'state'), expect_bays=2)
+        status, _, body = chilly.request('GET', '/pick?name=cheese&quantity=1')
+        assert status == 503 and b'loadcell_1' in body and b'does not answer' in body
+        assert chilly.request('GET', '/pick?name=bread&quantity=1')[2] == b'ok'
+        ready = chilly.json('GET', '/v2/ready')[1]
+        assert 'cheese: PartMissing: loadcell_1' in ready['checks']['load-cells']['detail']
+    finally:
+        sim.cli('fault', 'loadcell-nack:cheese', 'off')
+    deadline = time.monotonic() + 10
+    while 'cheese' not in json.loads(chilly.request('GET', '/')[2]):
+        assert time.monotonic() < deadline, 'the cheese load cell never came back'
+        time.sleep(0.1)
+    assert chilly.close() == 0
+
+
+def test_process_migrate_command_goes_up_and_down(tmp_path):
+    state = str(tmp_path)
+    out = run_chillybin(None, state, 'migrate')
+    assert out.returncode == 0, out.stderr
+    assert 'migration 1 up' in out.stdout and 'chillybin storage at schema 3' in out.stdout
+    out = run_chillybin(None, state, 'migrate', '--to', '2')
+    assert out.returncode == 0 and 'migration 3 down' in out.stdout and 'schema 2' in out.stdout
+
+
+def test_process_migrate_in_process_up_and_out_of_range(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv('JAFFLR_STATE_DIR', str(tmp_path))
+    assert main(['migrate', '--to', '2']) == 0
+    assert main(['migrate']) == 0
+    assert 'migration 3 up' in capsys.readouterr().out
+    assert main(['migrate', '--to', '9']) == 2
+    assert '--to must be a schema from 0 to 3' in capsys.readouterr().err
+
+
+def test_process_refuses_a_database_from_a_newer_release(sim, tmp_path):
+    state = str(tmp_path / 'state')
+    assert run_chillybin(sim, state, 'migrate').returncode == 0
+    db = open_db(os.path.join(state, DB_NAME))
+    db.table('_migrations').insert({'number': 4, 'name': 'from the future', 'applied_at': 0,
+                                    'min_reader': 4})
+    out = run_chillybin(sim, state, '--port', '0')
+    assert out.returncode != 0
+    assert 'this release knows schema 3' in out.stderr
+    assert 'Deploy a newer release, or have the newer release migrate it down with ' \
+           '`python -m api.chillybin migrate --to 3`' in out.stderr
+    assert 'Traceback' not in out.stderr
+
+
+def test_process_refuses_bad_settings_with_a_message(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv('JAFFLR_STATE_DIR', str(tmp_path))
+    monkeypatch.setenv('CHILLYBIN_TICK_S', 'fast')
+    assert main(['--port', '0']) == 2
+    assert "CHILLYBIN_TICK_S='fast' is not a number" in caplog.text
+    monkeypatch.setenv('CHILLYBIN_TICK_S', '0')
+    assert main(['--port', '0']) == 2
+    assert 'CHILLYBIN_TICK_S=0 is out of range (0.01:60 s)' in caplog.text
+
+
+def test_process_chiller_dead_warns_then_locks_via_http(tmp_path):
+    """Done means: with the chiller dead, the bays warn and then lock, seen over HTTP on a
+    simulator running 2000 times fast (four hours above 5 C in about eight seconds)."""
+    sim = Simulator(str(tmp_path), speed=2000)
+    try:
+        chilly = Chillybin(sim, str(tmp_path / 'state'))
+    except BaseException:
+        sim.close()
+        raise
+    try:
+        sim.cli('fault', 'chiller-dead', 'on')
+        started = time.monotonic()
+        seen, latencies = [], []
+        while time.monotonic() - started < 25:
+            t0 = time.monotonic()
+            status, stock = chilly.json('GET', '/v2/stock')
+            latencies.append(time.monotonic() - t0)
+            assert status == 200
+            states = {b['food_safety']['state'] for b in stock['bays']}
+            if not seen or seen[-1] != states:
+                seen.append(states)
+            if states == {'discard'}:
+                break
+            time.sleep(0.1)
+        took = time.monotonic() - started
+        assert seen[-1] == {'discard'}, f'not locked after {took:.0f} s: {seen}'
+        assert {'use-soon'} in seen, seen
+        status, body, data = chilly.request('GET', '/pick?name=cheese&quantity=1')
+        assert status == 423 and b'above 5 C for more than 4 hours' in data
+        alerts = {a['alert'] for a in chilly.json('GET', '/v2/alerts')[1]['alerts']}
+        assert {'bin-warm', 'food-safety-discard'} <= alerts
+        metrics = chilly.request('GET', '/metrics')[2].decode()
+        assert 'chillybin_bay_food_safety_locked{bay="cheese"} 1.0' in metrics
+        assert chilly.json('GET', '/v2/ready')[1]['checks']['bin-loop']['ok']
+        latencies.sort()
+        print(f'\nchiller-dead to every bay locked: {took:.1f} s wall at x2000; '
+              f'/v2/stock p50 {latencies[len(latencies) // 2] * 1000:.0f} ms, '
+              f'max {latencies[-1] * 1000:.0f} ms over {len(latencies)} polls')
+    finally:
+        assert chilly.close() == 0
+        sim.close()

@@ -1,0 +1,309 @@
+"""ChillyBin's wiring on fake readers: measuring, reservations, food safety, faults, restarts."""
+import threading
+
+import pytest
+
+from firmware.errors import (BayLocked, InvalidRequest, NotEnoughStock, SensorFault,
+                             Unavailable, UnknownIngredient, Conflict)
+from firmware.foodsafety import LOCK_S, WARN_S
+
+from .binrig import BinRig
+
+
+@pytest.fixture
+def rig(tmp_path, clock):
+    made = BinRig(tmp_path, clock)
+    made.tick(3)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def test_chillybin_measures_units_after_three_readings(tmp_path, clock):
+    rig = BinRig(tmp_path, clock)
+    rig.tick(2)
+    assert rig.bin.bays['bread'].units is None and rig.bin.v1_stock_json() == b'{}'
+    rig.tick(1)
+    assert rig.bin.v1_stock_json() == b'{"bread": 10, "cheese": 10, "vegemite": 10}'
+    rig.close()
+
+
+def test_chillybin_drives_the_chiller_from_the_bin_temperature(rig):
+    rig.parts.bin_c = 4.5
+    rig.tick()
+    assert rig.parts.chiller[-1] is True
+    rig.parts.bin_c = 1.5
+    rig.run(60)
+    assert rig.parts.chiller[-1] is False
+
+
+def test_chillybin_reservation_is_all_or_nothing(rig):
+    with pytest.raises(NotEnoughStock, match='not enough cheese: 10 available, 11 asked'):
+        rig.bin.reserve({'bread': 2, 'cheese': 11}, rig.clock.time())
+    with pytest.raises(UnknownIngredient, match="no 'caviar'"):
+        rig.bin.reserve({'bread': 2, 'caviar': 1}, rig.clock.time())
+    assert rig.bin.available('bread') == 10 and rig.bin.ledger.open() == []
+
+
+def test_chillybin_available_is_measured_minus_reserved(rig):
+    r, replayed = rig.bin.reserve({'bread': 2, 'cheese': 1}, rig.clock.time())
+    assert not replayed and r.state == 'held'
+    snap = rig.bin.bay_snapshot('bread')
+    assert (snap['units'], snap['reserved'], snap['available']) == (10, 2, 8)
+    assert rig.bin.v1_stock_json() == b'{"bread": 8, "cheese": 9, "vegemite": 10}'
+
+
+def test_chillybin_drop_is_attributed_then_confirmed(rig):
+    r, _ = rig.bin.reserve({'bread': 1, 'vegemite': 1}, rig.clock.time())
+    with pytest.raises(Conflict, match='not every unit'):
+        rig.bin.confirm(r.id, rig.clock.time())
+    rig.parts.grams[0] -= 34.0
+    rig.parts.grams[2] -= 5.7
+    rig.tick(3)
+    assert r.taken == {'bread': 1, 'vegemite': 1}
+    assert rig.bin.available('bread') == 9          # the unit left: nothing double-counted
+    assert rig.bin.confirm(r.id, rig.clock.time()).state == 'taken'
+    drops = [e for e in rig.events('taken') if 'bay' in e]
+    assert sorted(e['bay'] for e in drops) == ['bread', 'vegemite']
+    assert {e['reservation'] for e in rig.events('taken')} == {r.id}
+
+
+def test_chillybin_fall_nobody_reserved_is_an_unexplained_removal(rig):
+    rig.parts.grams[1] -= 42.0
+    rig.tick(3)
+    removal = rig.events('removal')[0]
+    assert removal['bay'] == 'cheese' and removal['units'] == 2
+
+
+def test_chillybin_cancel_gives_stock_back(rig):
+    r, _ = rig.bin.reserve({'cheese': 4}, rig.clock.time())
+    assert rig.bin.available('cheese') == 6
+    rig.bin.cancel(r.id, rig.clock.time())
+    assert rig.bin.available('cheese') == 10
+    assert rig.events('cancelled')[0]['returned'] == {'cheese': 4}
+
+
+def test_chillybin_reservation_expires_if_never_confirmed(rig):
+    r, _ = rig.bin.reserve({'cheese': 2}, rig.clock.time(), ttl_s=30)
+    rig.run(29, step=1.0)
+    assert r.state == 'held'
+    rig.run(2, step=1.0)
+    assert r.state == 'expired' and rig.bin.available('cheese') == 10
+
+
+def test_chillybin_idempotency_key_never_reserves_twice(rig):
+    wall = rig.clock.time()
+    a, first = rig.bin.reserve({'cheese': 1}, wall, key='k1', fingerprint='x')
+    b, again = rig.bin.reserve({'cheese': 1}, wall, key='k1', fingerprint='x')
+    assert a is b and not first and again and rig.bin.available('cheese') == 9
+    with pytest.raises(Conflict, match='different request'):
+        rig.bin.reserve({'cheese': 2}, wall, key='k1', fingerprint='y')
+
+
+def test_chillybin_rise_is_a_restock_and_a_top_up_keeps_the_clock(rig):
+    rig.parts.bin_c = 7.0
+    rig.run(WARN_S + 60)
+    rig.parts.grams[0] += 70.0
+    rig.tick(3)
+    restock = rig.events('restock')[0]
+    assert restock['bay'] == 'bread' and restock['units'] == 2 and 'topped up' in restock['detail']
+    assert rig.bin.clocks['bread'].state == 'use-soon'
+
+
+def test_chillybin_food_safety_warns_at_2h_and_locks_at_4h(rig):
+    rig.parts.bin_c = 7.0
+    rig.run(WARN_S - 60)
+    assert rig.bin.bay_snapshot('cheese')['food_safety']['state'] == 'ok'
+    rig.run(120)
+    assert rig.bin.bay_snapshot('cheese')['food_safety']['state'] == 'use-soon'
+    assert any(a['alert'] == 'food-safety-use-soon' for a in rig.bin.alerts(rig.clock.monotonic()))
+    rig.bin.reserve({'cheese': 1}, rig.clock.time())        # still allowed: use soon
+    rig.run(LOCK_S - WARN_S)
+    assert rig.bin.clocks['cheese'].locked
+    with pytest.raises(BayLocked, match='cheese has been above 5 C for more than 4 hours'):
+        rig.bin.reserve({'cheese': 1}, rig.clock.time())
+    kinds = [e['detail'] for e in rig.events('food-safety') if e.get('bay') == 'cheese']
+    assert any('use-soon' in d for d in kinds) and any('discard' in d for d in kinds)
+
+
+def test_chillybin_locked_bay_opens_only_after_empty_and_restock(rig):
+    rig.parts.bin_c = 7.0
+    rig.run(LOCK_S + 60)
+    rig.parts.bin_c = 3.0
+    rig.bin.restock({'bread': 10}, rig.clock.time(), replaced=True)
+    assert rig.bin.clocks['bread'].locked                     # never seen empty
+    assert 'still locked' in rig.events('restock')[0]['detail']
+    rig.parts.grams[0] = 0.0
+    rig.tick(3)
+    assert rig.bin.clocks['bread'].locked                     # empty is not restocked
+    rig.parts.grams[0] = 350.0
+    rig.tick(3)
+    assert not rig.bin.clocks['bread'].locked
+    rig.bin.reserve({'bread': 1}, rig.clock.time())
+
+
+def test_chillybin_unreadable_bin_sensor_counts_as_above_5c(rig):
+    rig.parts.failing.add('bin_air')
+    rig.run(WARN_S + 10)
+    assert rig.bin.clocks['bread'].state == 'use-soon'
+    status = rig.bin.bin_status(rig.clock.monotonic())
+    assert status['temp_c'] is None and not status['ok'] and 'bin_air' in status['error']
+    assert rig.parts.chiller[-1] is True
+    assert {'bin-warm', 'bin-sensor'} <= {a['alert'] for a in rig.bin.alerts(rig.clock.monotonic())}
+
+
+def test_chillybin_load_cell_failure_is_named_and_refuses_only_that_bay(rig):
+    rig.parts.failing.add(1)
+    rig.tick()
+    with pytest.raises(SensorFault, match='the cheese load cell cannot be read .*loadcell_1'):
+        rig.bin.reserve({'cheese': 1}, rig.clock.time())
+    rig.bin.reserve({'bread': 1}, rig.clock.time())
+    snap = rig.bin.bay_snapshot('cheese')
+    assert snap['sensor']['ok'] is False and 'loadcell_1' in snap['sensor']['error']
+    assert snap['units'] != 0
+    assert b'cheese' not in rig.bin.v1_stock_json()          # unknown is left out, never 0
+    assert rig.bin.sensor_errors['loadcell_1'] == 1
+    rig.parts.failing.clear()
+    rig.tick(3)
+    rig.bin.reserve({'cheese': 1}, rig.clock.time())
+
+
+def test_chillybin_restart_keeps_clocks_and_counts_the_downtime(rig):
+    rig.parts.bin_c = 7.0
+    rig.run(3600)
+    held, _ = rig.bin.reserve({'cheese': 2}, rig.clock.time(), ttl_s=600)
+    before = rig.bin.clocks['cheese'].seconds_above
+    chilly = rig.restart(down_s=1800)
+    assert chilly.clocks['cheese'].seconds_above == pytest.approx(before + 1800, abs=1)
+    assert 'unwatched' in rig.events('food-safety')[0]['detail']
+    assert chilly.reservation(held.id).state == 'held'
+    rig.tick(3)
+    assert chilly.reserve({'bread': 1}, rig.clock.time())[0].id != held.id
+
+
+def test_chillybin_restart_after_a_crash_counts_from_the_last_save(rig):
+    rig.parts.bin_c = 7.0
+    rig.run(125)                                   # saved at 60 s and 120 s
+    rig.store.close()                              # killed: no stop(), no final save
+    rig.clock.advance(600)
+    chilly = rig.open()
+    assert chilly.clocks['bread'].seconds_above >= 125 + 600 - 10
+
+
+def test_chillybin_more_bays_by_configuration(rig):
+    with pytest.raises(InvalidRequest, match='no bay slot 7'):
+        rig.bin.configure_bay('ham', 7, 15.0, rig.clock.time())
+    with pytest.raises(InvalidRequest, match='slot 1 already holds cheese'):
+        rig.bin.configure_bay('ham', 1, 15.0, rig.clock.time())
+    rig.bin.configure_bay('ham', 3, 15.0, rig.clock.time())
+    rig.parts.grams[3] = 15.0 * 6
+    rig.tick(3)
+    assert rig.bin.bay_snapshot('ham')['units'] == 6
+    chilly = rig.restart()
+    assert chilly.bays['ham'].slot == 3
+
+
+def test_chillybin_calibration_tare_then_span_is_stored(rig):
+    rig.parts.grams[4] = 0.0
+    rig.bin.configure_bay('ham', 4, 15.0, rig.clock.time())
+    rig.bin.calibrate('ham', 'tare', rig.clock.time())
+    rig.parts.grams[4] = 250.0 / 1.1                # the cell reads 10 % low
+    with pytest.raises(InvalidRequest, match='known_g'):
+        rig.bin.calibrate('ham', 'span', rig.clock.time())
+    rig.bin.calibrate('ham', 'span', rig.clock.time(), known_g=250.0)
+    assert rig.bin.bays['ham'].calibration.counts_per_g == pytest.approx(100.0 / 1.1)
+    chilly = rig.restart()
+    assert chilly.bays['ham'].calibration.counts_per_g == pytest.approx(100.0 / 1.1)
+
+
+def test_chillybin_calibration_rides_over_a_few_failed_reads(rig):
+    reads = iter(range(1000))
+    healthy = rig.bin.read_counts
+
+    def flaky(slot):
+        if next(reads) % 5 == 0:
+            raise TimeoutError('loadcell_0: conversion ready not within 0.100 s')
+        return healthy(slot)
+    rig.bin.read_counts = flaky
+    rig.bin.calibrate('bread', 'tare', rig.clock.time())
+    assert rig.bin.bays['bread'].calibration.tare_counts == pytest.approx(24_000 + 350 * 100)
+
+
+def test_chillybin_calibration_of_a_failing_cell_is_refused_by_name(rig):
+    rig.parts.failing.add(0)
+    with pytest.raises(SensorFault, match='cannot calibrate bread: .*loadcell_0'):
+        rig.bin.calibrate('bread', 'tare', rig.clock.time())
+
+
+def test_chillybin_simulated_restock_empties_then_fills(tmp_path, clock):
+    fills = []
+
+    def refill(slot, units, name):
+        fills.append((slot, units, name))
+        rig.parts.grams[slot] = units * {0: 35.0, 1: 21.0, 2: 6.0}[slot]
+    rig = BinRig(tmp_path, clock, refill=refill)
+    rig.parts.bin_c = 7.0
+    rig.run(LOCK_S + 60)
+    rig.bin.restock({'cheese': 10}, clock.time())
+    assert fills == [(1, 0, 'cheese'), (1, 10, 'cheese')]
+    assert not rig.bin.clocks['cheese'].locked and rig.bin.clocks['bread'].locked
+    rig.close()
+
+
+def test_chillybin_simulator_that_cannot_fill_is_a_refusal_not_a_crash(tmp_path, clock):
+    def refill(slot, units, name):
+        raise ValueError(f'the simulator knows no ingredient {name!r}')
+    rig = BinRig(tmp_path, clock, refill=refill)
+    with pytest.raises(InvalidRequest, match='cannot fill the cheese bay'):
+        rig.bin.restock({'cheese': 10}, clock.time())
+
+    def gone(slot, units, name):
+        raise OSError('simulated machine hung up')
+    rig.bin.refill = gone
+    with pytest.raises(Unavailable, match='did not fill'):
+        rig.bin.restock({'cheese': 10}, clock.time())
+    rig.close()
+
+
+def test_chillybin_concurrent_reservations_never_over_reserve(rig):
+    """Forty threads each try to take the last units at once, while the loop ticks."""
+    rig.parts.grams[1] = 21.0 * 5
+    rig.tick(5)
+    assert rig.bin.bays['cheese'].units == 5
+    start = threading.Barrier(41)
+    won, refused, seen = [], [], []
+
+    def taker(i):
+        start.wait()
+        try:
+            won.append(rig.bin.reserve({'cheese': 1 + i % 2}, rig.clock.time())[0])
+        except NotEnoughStock:
+            refused.append(i)
+        seen.append(rig.bin.available('cheese'))
+
+    threads = [threading.Thread(target=taker, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    start.wait()
+    for _ in range(20):
+        rig.bin.tick(rig.clock.monotonic(), rig.clock.time())
+    for t in threads:
+        t.join()
+    reserved = sum(r.items['cheese'] for r in won)
+    assert reserved <= 5 and reserved >= 4                       # all taken that could be
+    assert len(won) + len(refused) == 40
+    assert min(seen) >= 0 and rig.bin.ledger.outstanding('cheese') == reserved
+    assert rig.bin.available('cheese') == 5 - reserved
+
+
+def test_chillybin_restock_settles_v1_picks_but_keeps_v2_reservations(rig):
+    pick = rig.bin.pick('cheese', 3, rig.clock.time())
+    held, _ = rig.bin.reserve({'cheese': 2}, rig.clock.time())
+    assert rig.bin.available('cheese') == 5
+    rig.bin.restock({'cheese': 10}, rig.clock.time())
+    assert pick.state == 'cancelled' and 'restocked' in pick.note
+    assert held.state == 'held' and rig.bin.available('cheese') == 8
+    top_up = rig.bin.pick('cheese', 1, rig.clock.time())
+    rig.bin.restock({'cheese': 10}, rig.clock.time(), replaced=False)
+    assert top_up.state == 'confirmed'

@@ -1,0 +1,171 @@
+"""ChillyBin on the in-process simulated machine: the real drivers, the world's physics and
+faults, and a FakeClock that runs hours of bin time in a second or two."""
+import pytest
+
+from api.chillybin.service import default_bays, nominal_calibration
+from firmware.binstore import BinStore
+from firmware.chillybin import ChillyBin
+from firmware.errors import BayLocked, SensorFault
+from firmware.foodsafety import LOCK_S, WARN_S
+from hardware.board import BOARD
+from hardware.machine import Machine
+from hardware.platform import Sensors
+
+
+class SimBinRig:
+    def __init__(self, state_dir, clock, world, bus, pin_factory):
+        self.state_dir, self.clock, self.world = state_dir, clock, world
+        self.sensors = Sensors(bus, owner='chillybin', sleep=clock.sleep, monotonic=clock.monotonic)
+        self.machine = Machine(owner='chillybin', pin_factory=pin_factory)
+        self.jafflr = Machine(owner='jafflr', pin_factory=pin_factory)
+        self.open()
+
+    def open(self):
+        chiller = self.machine.chiller
+        self.store = BinStore(str(self.state_dir), default_bays(), fsync=False,
+                              now_wall=self.clock.time())
+        self.bin = ChillyBin(
+            self.store, lambda: self.sensors.bin_air.temperature_c,
+            lambda slot: self.sensors.loadcells[slot].raw_counts,
+            lambda on: chiller.on() if on else chiller.off(),
+            now=self.clock.monotonic(), wall=self.clock.time(),
+            default_calibration=nominal_calibration,
+            refill=lambda slot, units, name: self.world.fill(slot, units, name),
+            simulated=True, slots=[b.index for b in BOARD.bays])
+        self.tick(5)
+        return self.bin
+
+    def tick(self, times=1, step=0.1):
+        for _ in range(times):
+            self.clock.advance(step)
+            self.bin.tick(self.clock.monotonic(), self.clock.time())
+
+    def run(self, seconds, step=10.0):
+        self.tick(round(seconds / step), step)
+
+    def dispense(self, slot):
+        """jafflr runs a bay's dispenser once, as its assembler does."""
+        self.jafflr.dispensers[slot].on()
+        self.tick(12)
+        self.jafflr.dispensers[slot].off()
+        self.tick(5)
+
+    def events(self, kind):
+        return self.store.events.recent(500, kind)
+
+    def close(self):
+        self.bin.stop(self.clock.time())
+        self.store.close()
+        self.jafflr.close()
+        self.machine.close()
+
+
+@pytest.fixture
+def rig(tmp_path, clock, world, bus, pin_factory):
+    made = SimBinRig(tmp_path, clock, world, bus, pin_factory)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def test_chillybin_sim_reads_the_bays_the_world_holds(rig):
+    assert rig.bin.v1_stock_json() == b'{"bread": 10, "cheese": 10, "vegemite": 10}'
+    grams = rig.bin.bay_snapshot('cheese')['grams']
+    assert grams == pytest.approx(rig.world.bays[1].contents_g, abs=1.5)
+
+
+@pytest.mark.parametrize('slot,name', [(0, 'bread'), (1, 'cheese'), (2, 'vegemite')])
+def test_chillybin_sim_dispense_lowers_stock_by_one_for_the_reservation(rig, slot, name):
+    r, _ = rig.bin.reserve({name: 2}, rig.clock.time())
+    rig.dispense(slot)
+    assert r.taken == {name: 1} and rig.bin.bays[name].units == 9
+    rig.dispense(slot)
+    assert r.taken == {name: 2} and rig.bin.bays[name].units == 8
+    assert rig.bin.confirm(r.id, rig.clock.time()).state == 'taken'
+    assert rig.bin.available(name) == 8 and rig.events('removal') == []
+
+
+def test_chillybin_sim_whole_bay_dispensed_one_by_one(rig):
+    """Every unit of the lightest, most varied ingredient, each seen as exactly one."""
+    r, _ = rig.bin.reserve({'vegemite': 10}, rig.clock.time(), ttl_s=600)
+    for n in range(1, 11):
+        rig.dispense(2)
+        assert r.taken == {'vegemite': n}, f'after dispense {n}'
+    assert rig.bin.bays['vegemite'].units == 0 and rig.bin.clocks['vegemite'].emptied
+
+
+def test_chillybin_sim_dispense_nobody_reserved_is_unexplained(rig):
+    rig.dispense(0)
+    assert rig.events('removal')[0]['bay'] == 'bread'
+
+
+def test_chillybin_sim_holds_the_bin_near_3c(rig, world):
+    world.bin.temp_c = 6.0
+    rig.run(4 * 3600, step=5.0)
+    assert 2.0 <= world.bin.temp_c <= 4.5
+    assert not rig.bin.chiller.alert
+
+
+def test_chillybin_sim_chiller_dead_alerts_warns_and_locks(rig, world):
+    world.set_fault('chiller-dead', True)
+    warm_at = None
+    while rig.bin.chiller.warm_since is None:
+        rig.run(60)
+        assert rig.clock.monotonic() < 3 * 3600, 'the bin never passed 5 C'
+    warm_at = rig.clock.monotonic()
+    rig.run(15 * 60 - 60)
+    assert not rig.bin.chiller.alert
+    rig.run(120)
+    assert rig.bin.chiller.alert and rig.events('alert')
+    rig.run(WARN_S - 16 * 60 - 120)
+    assert rig.bin.clocks['cheese'].state == 'ok'
+    rig.run(240)
+    assert rig.bin.clocks['cheese'].state == 'use-soon'
+    rig.run(LOCK_S - WARN_S)
+    assert all(c.locked for c in rig.bin.clocks.values())
+    assert rig.clock.monotonic() - warm_at == pytest.approx(LOCK_S, abs=300)
+    with pytest.raises(BayLocked):
+        rig.bin.reserve({'cheese': 1}, rig.clock.time())
+    # Fixed, cold again, cheese emptied and refilled: cheese only opens again.
+    world.set_fault('chiller-dead', False)
+    rig.bin.restock({'cheese': 10}, rig.clock.time())
+    rig.tick(3)
+    rig.bin.reserve({'cheese': 1}, rig.clock.time())
+    with pytest.raises(BayLocked):
+        rig.bin.reserve({'bread': 1}, rig.clock.time())
+
+
+def test_chillybin_sim_loadcell_nack_refuses_that_bay_by_name(rig, world):
+    world.set_fault('loadcell-nack:cheese', True)
+    rig.tick(2)
+    with pytest.raises(SensorFault, match='cheese load cell cannot be read.*loadcell_1'):
+        rig.bin.reserve({'cheese': 1}, rig.clock.time())
+    rig.bin.reserve({'bread': 2, 'vegemite': 1}, rig.clock.time())
+    assert {'alert': 'loadcell', 'bay': 'cheese'}.items() <= rig.bin.alerts(0)[0].items()
+    world.set_fault('loadcell-nack:cheese', False)
+    rig.tick(3)
+    rig.bin.reserve({'cheese': 1}, rig.clock.time())
+
+
+def test_chillybin_sim_bin_sensor_nack_counts_as_above_5c(rig, world):
+    world.set_fault('bin-sensor-nack', True)
+    rig.run(WARN_S + 30)
+    assert world.bin.temp_c < 5.0                  # really cold, but nobody can show it
+    assert rig.bin.clocks['bread'].state == 'use-soon'
+    assert 'bin_air' in rig.bin.bin_status(0)['error']
+
+
+def test_chillybin_sim_restart_keeps_food_clocks_with_downtime(rig, world):
+    world.set_fault('chiller-dead', True)
+    rig.run(3 * 3600)
+    before = rig.bin.clocks['bread'].seconds_above
+    assert before > 3600
+    rig.bin.stop(rig.clock.time())
+    rig.store.close()
+    rig.clock.advance(45 * 60)                     # the service is down 45 minutes
+    rig.open()
+    after = rig.bin.clocks['bread'].seconds_above
+    assert after == pytest.approx(before + 45 * 60, abs=5)
+    rig.run(LOCK_S - after + 60)
+    assert rig.bin.clocks['bread'].locked
