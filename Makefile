@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SPEED ?= 1
 
-.PHONY: run test test-all check sim clean bench
+.PHONY: run test test-all test-systemd check sim clean bench
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -31,6 +31,10 @@ run: $(VENV)/.runtime
 
 test: $(VENV)/.deploy
 	$(PY) -m pytest -q
+
+# Only the proof on real systemd (root; about 10 minutes; part of make test too).
+test-systemd: $(VENV)/.deploy
+	$(PY) -m pytest -q -m systemd tests/systemd
 
 check: $(VENV)/.runtime
 	$(PY) -m hardware.check

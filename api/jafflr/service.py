@@ -115,7 +115,9 @@ class JafflrService:
 
     def _on_control_tick(self, now):
         if self._stalled.is_set():
-            self._stalled.wait()      # a test hook: the control loop hangs here, for real
+            # A test hook: the control loop hangs here for good. (Waiting on _stalled itself
+            # returned at once, since it is set, so the loop went on feeding the watchdog.)
+            threading.Event().wait()
         self.deadman.refresh(now)
         real = time.monotonic()
         if self.notifier.watchdog_s and real - self._last_watchdog >= self.notifier.watchdog_s / 4:
