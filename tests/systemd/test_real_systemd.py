@@ -292,13 +292,21 @@ def test_4_sigkill_mid_toast_opens_the_relay_and_fails_the_order(host):
         before = sim.status()
         wall = time.monotonic()
         c.run(['kill', '-KILL', str(pid)])
-        opened = _wait(lambda: (lambda s: s if not s['relay_closed'] else None)(sim.status()), 5,
-                       step=0.002)
-        wall_open = time.monotonic() - wall
-        assert opened, 'the relay stayed closed after SIGKILL'
-        sim_open = opened['time_s'] - before['time_s']
+        # Watch 1.5 simulated s after the kill: the relay may open by itself at once (the
+        # time-proportioned pin was low) or only when the heartbeat hold runs out (the pin
+        # was left high). Either way, the last moment it is seen closed must be within 1.0 s.
+        last_closed, pin_left_high, seen = before['time_s'], False, []
+        while time.monotonic() - wall < 1.5 / SIM_SPEED + 0.2:
+            now = sim.status()
+            seen.append(now)
+            if now['relay_closed']:
+                last_closed = now['time_s']
+            pin_left_high = pin_left_high or now['heater_pin']
+            time.sleep(0.002)
+        assert not seen[-1]['relay_closed'], 'the relay stayed closed after SIGKILL'
+        sim_open = last_closed - before['time_s']
         assert sim_open <= 1.0 + 0.05 * SIM_SPEED, \
-            f'relay opened {sim_open:.2f} simulated s after the kill (hold 1.0 s)'
+            f'relay last closed {sim_open:.2f} simulated s after the kill (hold 1.0 s)'
         back = _wait(lambda: int(c.show('jafflr.service', 'NRestarts')) > restarts
                      and c.show('jafflr.service', 'ActiveState') == 'active', 60, 0.1)
         assert back, 'systemd did not restart jafflr'
@@ -315,8 +323,9 @@ def test_4_sigkill_mid_toast_opens_the_relay_and_fails_the_order(host):
     if not host.fakes:   # the real chillybin counts what the load cells weigh
         assert all(stock[name] == bays[name] for name in taken), (stock, bays)
     REPORT['4 SIGKILL mid-toast'] = {
-        'relay_open_sim_s': round(sim_open, 3), 'relay_open_wall_s': round(wall_open, 3),
-        'hold_s': 1.0, 'restarted_after_s': round(restarted, 2), 'stock_taken': taken,
+        'relay_last_closed_after_kill_sim_s': round(sim_open, 3),
+        'heater_pin_left_high': pin_left_high, 'polls': len(seen), 'hold_s': 1.0,
+        'restarted_after_s': round(restarted, 2), 'stock_taken': taken,
         'order': {k: failed[0].get(k) for k in ('id', 'state', 'failure', 'reason') if k in failed[0]}}
 
 
