@@ -74,7 +74,8 @@ class Stack:
         self.start_chillybin()
         self._start('jafflr', ['-m', 'api.jafflr', '--port', str(self.jafflr_port)])
         self._wait_http('jafflr', self.jafflr_port)
-        self.token = open(os.path.join(self.state, 'admin-token'), encoding='utf-8').read().strip()
+        with open(os.path.join(self.state, 'admin-token'), encoding='utf-8') as f:
+            self.token = f.read().strip()
 
     def start_chillybin(self):
         self._start('chillybin', ['-m', 'api.chillybin', '--port', str(self.chillybin_port)])
@@ -89,13 +90,15 @@ class Stack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.procs[name].poll() is None, f'{name} exited\n{self.logs()}'
+            conn = http.client.HTTPConnection('127.0.0.1', port, timeout=2)
             try:
-                conn = http.client.HTTPConnection('127.0.0.1', port, timeout=2)
                 conn.request('GET', '/health')
                 if conn.getresponse().status == 200:
                     return
             except OSError:
                 pass
+            finally:
+                conn.close()
             time.sleep(0.1)
         raise AssertionError(f'{name} did not answer on {port} within {timeout} s\n{self.logs()}')
 
@@ -114,12 +117,17 @@ class Stack:
             payload = json.dumps(body).encode()
             headers['Content-Type'] = 'application/json'
         conn = http.client.HTTPConnection('127.0.0.1', self.jafflr_port, timeout=10)
-        conn.request(method, path, payload, headers)
-        response = conn.getresponse()
-        return response.status, json.loads(response.read() or b'null')
+        try:
+            conn.request(method, path, payload, headers)
+            response = conn.getresponse()
+            return response.status, json.loads(response.read() or b'null')
+        finally:
+            conn.close()
 
     def ready(self):
-        """No simulated fault, nothing latched, the queue running."""
+        """No simulated fault, nothing latched, the queue running. Notes the last event
+        first, so stalled_after(self.ready_seq) also sees a stall during the reset."""
+        self.ready_seq = self.last_event()
         self.sim('fault', 'lid-open', 'off')
         self.sim('fault', 'estop', 'off')
         _, status = self.api('GET', '/v2/status')
@@ -209,11 +217,10 @@ def unless_starved(machine):
     2/SPEED real seconds: a host so busy that jafflr's control loop gets no CPU for that
     long trips it, as it should. That is the host, not the panel; anything else fails."""
     def run(scenario):
-        seq = machine.last_event()
         try:
             return scenario()
         except AssertionError as exc:
-            if not machine.stalled_after(seq):
+            if not machine.stalled_after(machine.ready_seq):
                 raise
             first = str(exc).strip().splitlines()[0][:300]
         warnings.warn(f'jafflr latched {STALLED} during a panel test (the host starved its '
