@@ -168,6 +168,14 @@ def test_panel_admin_restocks_switches_a_flag_and_lists_events(page, machine):
     page.get_by_role('button', name='Restock').click()
     expect(page.locator('#restock-result')).to_contain_text('Restocked: cheese 12')
     expect(page.locator('#stock-list li[data-bay="cheese"] .bay-count')).to_contain_text('12 available')
+    vegemite = page.locator('#fillings label', has_text='Vegemite')
+    page.get_by_label('Vegemite (now').fill('0')
+    page.get_by_role('button', name='Restock').click()
+    expect(vegemite).to_contain_text('(out of stock)')
+    expect(vegemite.get_by_role('checkbox')).to_be_disabled()
+    page.get_by_label('Vegemite (now').fill('10')
+    page.get_by_role('button', name='Restock').click()
+    expect(vegemite.get_by_role('checkbox')).to_be_enabled()
     flag = page.get_by_label('pick-v2')
     expect(flag).to_be_checked()
     flag.uncheck()
@@ -200,6 +208,21 @@ def test_panel_says_which_part_cannot_be_reached_and_recovers(page, machine):
     page.unroute('**/v2/**')
     expect(page.locator('#link-jafflr')).to_have_attribute('data-up', 'online')
     expect(page.locator('#down-jafflr')).to_have_count(0)
+
+
+def test_panel_alert_banner_and_a_bay_that_cannot_be_weighed(page, machine):
+    machine.sim('fault', 'loadcell-nack:2', 'on')          # bay 2 holds the vegemite
+    try:
+        banner = page.locator('#alert-loadcell-vegemite')
+        expect(banner).to_contain_text('Vegemite: The scale cannot be read')
+        expect(banner).to_contain_text('check the load cell cable')
+        expect(page.locator('#fillings label', has_text='Vegemite')).to_contain_text('(scale fault)')
+        expect(page.get_by_role('checkbox', name='Vegemite')).to_be_disabled()
+        expect(page.locator('#stock-list li[data-bay="vegemite"] .badge')).to_have_text('Scale fault')
+    finally:
+        machine.sim('fault', 'loadcell-nack:2', 'off')
+    expect(page.locator('#alert-loadcell-vegemite')).to_have_count(0)
+    expect(page.get_by_role('checkbox', name='Vegemite')).to_be_enabled()
 
 
 # The WCAG AA contrast of every piece of visible text against what is behind it.

@@ -16,7 +16,13 @@ const STATE_NAMES = {
   stopped: 'Stopped', unknown: 'Connecting…',
 };
 const STOP_REASONS = new Set(['stopped', 'estop']);
-// What a person should do about each of chillybin's alerts (jafflr's faults carry their own).
+// chillybin's alerts: what each is called, and what a person should do about it (jafflr's
+// faults carry their own help).
+const ALERT_TITLES = {
+  'bin-warm': 'The bin is too warm', 'bin-sensor': 'The bin thermometer cannot be read',
+  loadcell: 'The scale cannot be read', 'food-safety-use-soon': 'Use soon',
+  'food-safety-discard': 'Throw it out',
+};
 const ALERT_ADVICE = {
   'bin-warm': 'Check that the lid is shut and the chiller runs. Time above 5 °C counts towards throwing food out.',
   'bin-sensor': 'The bin thermometer cannot be read, so food safety cannot be tracked: check its cable.',
@@ -60,7 +66,7 @@ async function poll() {
   const wantAlerts = tick % 3 === 0;
   const [status, orders, stock, , alerts] = await Promise.allSettled([
     call('GET', '/v2/status'),
-    call('GET', '/v2/toasties?limit=12'),
+    call('GET', '/v2/toasties?limit=20'),
     call('GET', '/v2/stock'),
     fetchPlate(),
     wantAlerts ? call('GET', '/v2/chillybin/alerts') : Promise.resolve(null),
@@ -182,7 +188,8 @@ function bannerList() {
   }
   for (const alert of view.alerts) {
     const about = alert.bay ? `${words(alert.bay)}: ` : '';
-    list.push({ level: 'warn', title: `${about}${words(alert.alert)}`,
+    list.push({ level: 'warn', id: `alert-${alert.alert}${alert.bay ? `-${alert.bay}` : ''}`,
+      title: `${about}${ALERT_TITLES[alert.alert] || words(alert.alert)}`,
       lines: [alert.detail, ALERT_ADVICE[alert.alert] || ''].filter(Boolean) });
   }
   if (st && st.state === 'paused') {
