@@ -200,7 +200,8 @@ def browser(tmp_path_factory):
     # watches keeps its timing (see unless_starved). Run as root, chromium raises its own
     # browser and GPU processes to nice -8, above jafflr's control loop, unless it is
     # denied CAP_SYS_NICE, which setpriv does (a user who is not root has no such power).
-    drop = 'setpriv --bounding-set=-sys_nice ' if os.geteuid() == 0 and shutil.which('setpriv') else ''
+    can_drop = os.geteuid() == 0 and shutil.which('setpriv')
+    drop = 'setpriv --bounding-set=-sys_nice ' if can_drop else ''
     niced = tmp_path_factory.mktemp('chromium') / 'chromium'
     niced.write_text(f'#!/bin/sh\nexec {drop}nice -n 10 {CHROMIUM} "$@"\n')
     niced.chmod(0o755)
