@@ -261,8 +261,11 @@ def page(browser, machine, request):
         assert not errors, f'JavaScript errors on the panel: {errors}'
     finally:
         os.makedirs(ARTIFACTS, exist_ok=True)
+        failed = os.path.join(ARTIFACTS, f'failed-{request.node.name}.png')
         if getattr(request.node, 'rep_call_failed', False):
-            tab.screenshot(path=os.path.join(ARTIFACTS, f'failed-{request.node.name}.png'), full_page=True)
+            tab.screenshot(path=failed, full_page=True)
+        elif os.path.exists(failed):
+            os.remove(failed)          # from an earlier run: it would mislead
         context.close()
 
 
