@@ -13,6 +13,7 @@ from firmware import errors
 from ..common.web import ApiError, install_error_pages, json_answer, json_body, query_int, query_one
 from . import schemas
 from .openapi import build_document
+from .panel import add_panel_routes
 
 log = logging.getLogger('jafflr')
 
@@ -236,4 +237,5 @@ def build_app(service, panel=None):
             s.stall_control_loop()
             return json_answer({'stalled': True})
 
+    add_panel_routes(app, s)
     return app

@@ -4,6 +4,9 @@ from . import schemas as s
 
 OID = path_param('oid', 'toastie id, e.g. t12')
 ADMIN = {401: ('the admin token is missing or wrong', None)}
+UNREACHABLE = {503: ('chillybin cannot be reached (code chillybin-unreachable)', None)}
+FORWARDED = {502: ('chillybin refused the admin token jafflr accepted, or answered without '
+                   'JSON', None), **UNREACHABLE}
 
 
 def build_document(version):
@@ -55,7 +58,45 @@ def build_document(version):
             {200: ('stock', {'type': 'object'}), 503: ('chillybin unreachable', None)})},
         '/v2/ready': {'get': operation('Readiness: each dependency',
                                        {200: ('ready', s.READY), 503: ('not ready', s.READY)})},
+        **panel_paths(),
     }
     return document('jafflr', version, 'Orders, the press and the assembler of the toastie '
                     'machine. v2 can also be reached on an unversioned path with the header '
                     '`API-Version: 2`.', paths)
+
+
+def panel_paths():
+    """What the kitchen panel needs besides the core (api/jafflr/panel.py). The chillybin
+    routes forward to chillybin and answer with its status and body."""
+    return {
+        '/v2/plate/history': {'get': operation(
+            "The plate's temperature and target once a second, the last ten minutes",
+            {200: ('samples, oldest first', s.PLATE_HISTORY), 400: ('bad since', None)},
+            params=[query_param('since', 'only samples newer than this wall time (epoch s)',
+                                {'type': 'number'})])},
+        '/v2/admin/check': {'get': operation(
+            'Whether the bearer token is the admin token', {200: ('it is', s.ADMIN_CHECK), **ADMIN},
+            admin=True)},
+        '/v2/chillybin/restock': {'post': operation(
+            "A person refilled bays: forwarded to chillybin's POST /v2/restock with the same "
+            "bearer token (admin)",
+            {200: ("chillybin's stock after the restock", {'type': 'object'}),
+             400: ('bad request', None), 404: ('unknown ingredient', None), **ADMIN, **FORWARDED},
+            body=s.RESTOCK_REQUEST, admin=True)},
+        '/v2/chillybin/bays/{name}/calibrate': {'post': operation(
+            "Calibrate a bay's load cell (tare empty, then span with a known weight): forwarded "
+            "to chillybin with the same bearer token (admin)",
+            {200: ('the bay after calibration', {'type': 'object'}), 400: ('bad request', None),
+             404: ('unknown ingredient', None), **ADMIN, **FORWARDED},
+            body=s.CALIBRATE_REQUEST, params=[path_param('name', 'ingredient name', s.NAME)],
+            admin=True)},
+        '/v2/chillybin/events': {'get': operation(
+            "chillybin's recent events, newest first",
+            {200: ('events', s.EVENTS), 400: ('bad limit', None), **UNREACHABLE},
+            params=[query_param('limit', '1-500, default 50',
+                                {'type': 'integer', 'minimum': 1, 'maximum': 500}),
+                    query_param('kind', 'only this kind', {'type': 'string'})])},
+        '/v2/chillybin/alerts': {'get': operation(
+            "chillybin's alerts now (bin warm, sensors, food safety)",
+            {200: ('alerts', s.ALERTS), **UNREACHABLE})},
+    }

@@ -89,3 +89,40 @@ EVENTS = {'type': 'object', 'required': ['events'],
                              'seq': {'type': 'integer'}}}}}}
 READY = {'type': 'object', 'required': ['ready', 'checks'],
          'properties': {'ready': {'type': 'boolean'}, 'checks': {'type': 'object'}}}
+
+# -- what the kitchen panel asks besides the above (api/jafflr/panel.py) --------------------
+# Forwarded to chillybin as they are; kept equal to chillybin's own request schemas by a
+# test, so jafflr refuses exactly what chillybin would, without a round trip.
+RESTOCK_REQUEST = {
+    'type': 'object', 'additionalProperties': False, 'required': ['items'],
+    'properties': {
+        'items': {'type': 'object', 'minProperties': 1, 'maxProperties': 10,
+                  'propertyNames': NAME,
+                  'additionalProperties': {'type': 'integer', 'minimum': 0, 'maximum': 50}},
+        'replaced': {'type': 'boolean', 'description': 'the old contents were removed (default true)'},
+    },
+}
+CALIBRATE_REQUEST = {
+    'type': 'object', 'additionalProperties': False, 'required': ['step'],
+    'properties': {
+        'step': {'type': 'string', 'enum': ['tare', 'span']},
+        'known_g': {'type': 'number', 'minimum': 1, 'maximum': 5000},
+    },
+}
+PLATE_HISTORY = {
+    'type': 'object', 'required': ['wall', 'period_s', 'samples'],
+    'properties': {
+        'wall': {'type': 'number', 'description': "the machine's time now (epoch seconds)"},
+        'period_s': {'type': 'number'},
+        'samples': {'type': 'array', 'items': {
+            'type': 'object', 'required': ['wall', 'temp_c', 'target_c'],
+            'properties': {'wall': {'type': 'number'}, 'temp_c': NULLABLE_NUMBER,
+                           'target_c': NULLABLE_NUMBER}}},
+    },
+}
+ADMIN_CHECK = {'type': 'object', 'required': ['admin'], 'properties': {'admin': {'type': 'boolean'}}}
+ALERTS = {'type': 'object', 'required': ['alerts'],
+          'properties': {'alerts': {'type': 'array', 'items': {
+              'type': 'object', 'required': ['alert', 'detail'],
+              'properties': {'alert': {'type': 'string'}, 'detail': {'type': 'string'},
+                             'bay': {'type': 'string'}}}}}}

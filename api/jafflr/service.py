@@ -19,6 +19,7 @@ from firmware.assembler import Assembler
 from firmware.deadman import DeadMan
 from firmware.flags import Flags
 from firmware.heater.control import PlateController
+from firmware.heater.history import PlateHistory
 from firmware.kitchen import Kitchen
 from firmware.orders import OrderBook
 from firmware.orderstore import DB_NAME, OrderStore
@@ -34,13 +35,23 @@ from ..common.settings import admin_token, load_settings
 from ..common.web import AdminAuth, Edge, HostNames
 from .app import V1_SUCCESSORS, build_app
 from .collector import JafflrCollector
+from .panel import panel_page
 from .stock_client import ChillybinClient
 
 log = logging.getLogger('jafflr')
 
 CONTROL_PERIOD_S = 0.1
 STATION_PERIOD_S = 0.05
-DEADMAN_S = 2.0
+DEADMAN_S = 2.0              # clock seconds without a control tick before the dead-man trips
+DEADMAN_MIN_REAL_S = 1.0     # ... but never less than this in real seconds: at speed 10 two
+                             # simulated seconds are 200 ms, within a loaded laptop's hiccup.
+                             # The heartbeat monostable still opens the relay after 1
+                             # simulated second, so the heater stays bounded either way.
+
+
+def deadman_timeout(clock):
+    return max(DEADMAN_S, DEADMAN_MIN_REAL_S * clock.speed)
+HISTORY_PERIOD_S = 1.0     # the panel's plate chart: one sample a second
 DRAIN_BOUND_S = 120.0        # clock seconds a toastie in the press may take to finish a stop
 
 
@@ -67,7 +78,7 @@ class JafflrService:
         self.controller = PlateController(
             machine.heater, lambda: self.sensors.plate.hot_junction_c, self.shutdown,
             interlocks=self._interlocks, on_tick=self._on_control_tick, open_errors=(SensorOpen,))
-        self.deadman = DeadMan(clock, DEADMAN_S, self._on_stall)
+        self.deadman = DeadMan(clock, deadman_timeout(clock), self._on_stall)
         meta = self.store.meta()
         self.book = OrderBook(self.store, self.store.orders(), meta['next_order'])
         self.assembler = Assembler(self.book, self.stock, machine.dispensers, self.flags,
@@ -85,13 +96,17 @@ class JafflrService:
         self.press_loop = PeriodicLoop('press', clock, STATION_PERIOD_S, self._press_tick)
         self.assembler_loop = PeriodicLoop('assembler', clock, STATION_PERIOD_S,
                                            lambda now: self.assembler.tick(now, clock.time()))
+        self.plate_history = PlateHistory({'period_s': HISTORY_PERIOD_S})
+        self.history_loop = PeriodicLoop('plate-history', clock, HISTORY_PERIOD_S,
+                                         self._record_plate)
         self.metrics.registry.register(JafflrCollector(self))
         self.readiness = self._readiness()
         self.auth = AdminAuth(admin_token(settings.token_file), settings.token_file)
         self.http = HttpService('jafflr', None, sockets, before_exit=[self._drain],
                                 threads=threads or int(env.get('JAFFLR_THREADS', 16)),
                                 notifier=self.notifier, drain_timeout_s=30.0)
-        self.http.app = Edge(build_app(self), hostnames=HostNames(settings.hostnames),
+        self.http.app = Edge(build_app(self, panel=panel_page),
+                             hostnames=HostNames(settings.hostnames),
                              state_changing_gets={'/toastie'}, v1_successors=V1_SUCCESSORS,
                              metrics=self.metrics, draining=self.http.draining)
         self._wire_interlocks()
@@ -130,7 +145,7 @@ class JafflrService:
             self.machine.heater.off()
         finally:
             self.shutdown.trip(CONTROL_LOOP_STALLED, f'the control loop did not tick for '
-                               f'{DEADMAN_S:.0f} s', self.clock.monotonic())
+                               f'{self.deadman.timeout_s:.1f} s', self.clock.monotonic())
 
     def stall_control_loop(self):
         self._stalled.set()
@@ -145,6 +160,10 @@ class JafflrService:
 
     def events(self, kind, **fields):
         return self.store.events.append({'wall': self.clock.time(), 'kind': kind, **fields})
+
+    def _record_plate(self, now):
+        plate = self.controller.status()
+        self.plate_history.sample(now, self.clock.time(), plate['temp_c'], plate['target_c'])
 
     def _press_tick(self, now):
         self.press.tick(now, self.clock.time(), self.assembler, self.book.queued())
@@ -191,6 +210,7 @@ class JafflrService:
         self.deadman.start()
         self.press_loop.start()
         self.assembler_loop.start()
+        self.history_loop.start()
         try:
             self.http.serve()
         finally:
@@ -217,7 +237,7 @@ class JafflrService:
         self.controller.off(self.clock.monotonic())
 
     def close(self):
-        for loop in (self.assembler_loop, self.press_loop):
+        for loop in (self.history_loop, self.assembler_loop, self.press_loop):
             loop.stop()
         self.controller.off(self.clock.monotonic())
         self.deadman.stop()
