@@ -18,6 +18,7 @@ from waitress import wasyncore
 from .sdnotify import Notifier
 
 log = logging.getLogger('api.serve')
+FRESH_GRACE_S = 2.0   # how long a just-accepted, not yet read connection counts as busy
 
 
 def inherited_sockets(env=os.environ):
@@ -122,10 +123,16 @@ class HttpService:
             listener.socket.close()   # systemd still holds its copy: new clients wait for the next us
 
     @staticmethod
-    def _busy(channel):
+    def _busy(channel, now=None):
         # `request` is one still arriving (headers or body not all read yet): it was
-        # accepted, so it is finished too, within the drain timeout.
-        return bool(channel.requests or channel.total_outbufs_len
+        # accepted, so it is finished too, within the drain timeout. A connection accepted
+        # from the backlog but not read yet has nothing received at all (last_activity is
+        # still its creation time), though its request is already in the socket buffer:
+        # closing it would reset the client, so it gets FRESH_GRACE_S to be read.
+        now = time.time() if now is None else now
+        fresh = (channel.last_activity == channel.creation_time
+                 and now - channel.creation_time < FRESH_GRACE_S)
+        return bool(channel.requests or channel.total_outbufs_len or fresh
                     or getattr(channel, 'request', None) is not None)
 
     def _busy_channels(self):
