@@ -26,6 +26,11 @@ PRESS_JAM = 'press-jam'
 class PressStation:
     SPEC = {
         'index_timeout_s': (6.0, 1.0, 60.0),    # one conveyor index takes 3 s
+        # The photo-eye's mark is centred on the station and 0.3 s of travel wide: the
+        # eye sees its leading edge 0.15 s before the tray is at the station, so the
+        # conveyor runs on that long. Stopping at the edge leaves every sandwich short
+        # of the press (it went in on the next index, a whole toastie late).
+        'index_run_on_s': (0.15, 0.0, 1.0),
         'travel_timeout_s': (8.0, 1.0, 60.0),   # the press travels in 4 s
         'heater_margin_s': (120.0, 0.0, 3600.0),  # heater-on budget beyond the toasting time
     }
@@ -45,6 +50,7 @@ class PressStation:
         self.phase = 'idle'
         self.deadline = None
         self.left_mark = False
+        self.mark_seen_at = None
         self.clears_left = 0
         self.halted = False
         self.toast_ends = None
@@ -112,16 +118,21 @@ class PressStation:
 
     def _run_conveyor(self, now):
         self.left_mark = False
+        self.mark_seen_at = None
         self.deadline = now + self.cfg.index_timeout_s
         self.shutdown.run_unless_latched(self.conveyor.run)
 
     def _conveyor_arrived(self, now):
-        """True once the conveyor has left one index mark and reached the next."""
+        """True once the conveyor has left one index mark and reached the middle of the
+        next (its leading edge, then index_run_on_s more)."""
         if not self.conveyor.at_index:
             self.left_mark = True
         elif self.left_mark:
-            self.conveyor.stop()
-            return True
+            if self.mark_seen_at is None:
+                self.mark_seen_at = now
+            if now - self.mark_seen_at >= self.cfg.index_run_on_s:
+                self.conveyor.stop()
+                return True
         if now >= self.deadline:
             self.conveyor.stop()
             self.shutdown.trip(CONVEYOR_JAM, f'the conveyor did not reach its next index mark '
