@@ -14,10 +14,10 @@ import logging
 
 from .config import checked
 from .errors import RefusedError, Unavailable
+from .safety import DISPENSER_JAM, LOADCELL_ERROR
 
 log = logging.getLogger(__name__)
 
-DISPENSER_JAM = 'dispenser-jam'
 STOCK_UNREACHABLE = 'chillybin-unreachable'
 
 
@@ -128,8 +128,16 @@ class Assembler:
 
     def _run(self, now, wall):
         name = self.plan[0]
+        try:
+            # The bay's weight before the run: a unit counts as dropped only when the bay
+            # lost it, whatever chillybin booked to the reservation meanwhile (a person
+            # emptying a bay books a unit to it without anything reaching the tray).
+            self.baseline_g = self.stock.grams(name)
+        except Unavailable:
+            if now < self.deadline:
+                return      # asked again next tick
+            raise
         self.running = self.bays[name]['slot']
-        self.baseline_g = None if self.reservation else self.stock.grams(name)
         device = self.dispensers[self.running]
         if not self.shutdown.run_unless_latched(device.on):
             return      # a fault latched meanwhile; the next tick abandons the order
@@ -160,20 +168,33 @@ class Assembler:
             self.phase = 'run' if self.plan else 'confirm'
             self.deadline = now + self.cfg.confirm_timeout_s
         elif now >= self.deadline:
-            slot = self.bays[name]['slot']
-            self._fail(DISPENSER_JAM, f'no {name} reached the tray: the bay {slot} dispenser ran '
-                       f'but chillybin\'s load cell saw nothing leave within '
-                       f'{self.cfg.drop_timeout_s:.0f} s (jammed or empty)', wall, now,
-                       latch=True)
+            self._fail(*self._why_no_drop(name), wall, now, latch=True)
 
     def _dropped(self, name):
         if self.reservation:
             r = self.stock.reservation(self.reservation)
-            return r['taken'].get(name, 0) >= self.dropped.get(name, 0) + 1
+            if r['taken'].get(name, 0) < self.dropped.get(name, 0) + 1:
+                return False
         if self.baseline_g is None:
-            return True     # a v1-only chillybin cannot show weights: trust the dispenser
+            return True     # no weight to compare (a v1-only chillybin): trust the count or the dispenser
         grams = self.stock.grams(name)
         return grams is not None and grams <= self.baseline_g - 0.5 * self.bays[name]['unit_g']
+
+    def _why_no_drop(self, name):
+        """(reason, detail) when no unit was seen to leave the bay: a jam or an empty bay,
+        unless chillybin could not look (its load cell or chillybin itself failed)."""
+        slot = self.bays[name]['slot']
+        waited = f'{self.cfg.drop_timeout_s:.0f} s'
+        try:
+            bay = self.stock.bays().get(name, {})
+        except Unavailable as exc:
+            return (STOCK_UNREACHABLE, f'the bay {slot} dispenser ran but chillybin could not be '
+                    f'asked whether any {name} left the bay: {exc.message}')
+        if not bay.get('sensor_ok', True):
+            return (LOADCELL_ERROR, f'the bay {slot} dispenser ran but chillybin cannot read the '
+                    f'{name} load cell, so no drop could be seen within {waited}; check the tray')
+        return (DISPENSER_JAM, f'no {name} reached the tray: the bay {slot} dispenser ran but '
+                f'chillybin\'s load cell saw nothing leave within {waited} (jammed or empty)')
 
     def _confirm(self, now, wall):
         if self.reservation:
@@ -199,8 +220,7 @@ class Assembler:
     def _fail(self, kind, detail, wall, now, latch=False):
         order = self.order
         self._stop_dispenser()
-        returned = self._give_back()
-        self.book.note_stock(order, returned=returned, dropped=dict(self.dropped))
+        self.book.note_stock(order, dropped=dict(self.dropped), **self._give_back())
         self.book.fail(order, kind, detail, wall, kind=kind)
         self.events('order-failed', order=order.id, reason=kind, detail=detail)
         self.order = None
@@ -210,16 +230,19 @@ class Assembler:
 
     def _give_back(self):
         """Cancel the reservation: chillybin returns every unit that has not left its bay.
+        Returns what to note on the order: `returned`, and `left_bays` (what chillybin saw
+        leave the bays: dropped on the tray, or taken out by a person meanwhile).
         If chillybin cannot be reached the reservation expires there by itself."""
         if not self.reservation:
-            return {}
+            return {'returned': {}}
         try:
             r = self.stock.cancel(self.reservation)
-            return {n: q - r['taken'].get(n, 0) for n, q in r['items'].items()}
+            return {'returned': {n: q - r['taken'].get(n, 0) for n, q in r['items'].items()},
+                    'left_bays': dict(r['taken'])}
         except RefusedError as exc:
             log.warning('could not cancel reservation %s now (%s); it will expire at chillybin',
                         self.reservation, exc)
-            return {'pending': 'expires at chillybin'}
+            return {'returned': {'pending': 'expires at chillybin'}}
 
     def reservation_to_cancel(self, order):
         """After a crash: a reservation still held for an order that will not be made."""

@@ -16,11 +16,9 @@ import logging
 from .config import checked
 from .errors import HeaterFaulted
 from .heater.profiles import profile
+from .safety import CONVEYOR_JAM, PRESS_JAM
 
 log = logging.getLogger(__name__)
-
-CONVEYOR_JAM = 'conveyor-jam'
-PRESS_JAM = 'press-jam'
 
 
 class PressStation:
