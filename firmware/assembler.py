@@ -45,6 +45,9 @@ class Assembler:
         self.paused = False
         self.halted = False        # after a fault, until reset
         self.to_cancel = []        # (order, reservation) left held by a crash
+        # False while the tray is being cleared (the Kitchen asks the press station): a
+        # unit dropped then would land on what is being cleared away.
+        self.tray_ready = lambda: True
         self._reset_work()
 
     def _reset_work(self):
@@ -72,7 +75,7 @@ class Assembler:
             self._stop_dispenser()
             return
         if self.order is None:
-            if self.tray is None and not self.paused:
+            if self.tray is None and not self.paused and self.tray_ready():
                 self._start(now, wall)
             return
         try:

@@ -56,8 +56,12 @@ class PressStation:
 
     # -- what the rest of the machine sees -------------------------------------------------------
     @property
+    def clearing(self):
+        return self.phase in ('clearing', 'clearing-open')
+
+    @property
     def busy(self):
-        return self.in_press is not None or self.loading is not None or self.phase == 'clearing'
+        return self.in_press is not None or self.loading is not None or self.clearing
 
     def next_target(self, tray, assembling, queued):
         """The plate temperature the next toastie needs, or None for standby."""
