@@ -50,7 +50,7 @@ class Kitchen:
         self.all_off = all_off
         self.draining = False
         self.assembler.paused = bool(store.meta().get('paused'))
-        self.assembler.tray_ready = lambda: not press.clearing
+        self.assembler.tray_ready = lambda: not press.tray_busy
         shutdown.add_listener(self._on_fault)
 
     def _on_fault(self, fault):

@@ -5,6 +5,12 @@ open press and whatever was in the press out to the chute. So when the next toas
 waiting on the tray as the press opens, one index delivers the old and loads the new,
 and the press is closed again 11 s after it opened (open 4 s, index 3 s, close 4 s).
 
+Because every index moves everything on the belt, the conveyor never runs while the
+assembler is building a toastie on the tray (the toasted one waits in the open press a
+few seconds), and the assembler starts nothing while the conveyor may run (see
+`tray_busy`). A loaded toastie whose plate temperature differs from the last one's waits
+in the open press for the plate before the press closes.
+
 It also decides the plate's target: the profile of the next toastie to go in, standby
 between orders (the controller turns the heater off after its standby time).
 
@@ -60,6 +66,11 @@ class PressStation:
         return self.phase in ('clearing', 'clearing-open')
 
     @property
+    def tray_busy(self):
+        """The conveyor is running or about to: nothing may be dropped on the tray."""
+        return self.clearing or self.phase == 'indexing'
+
+    @property
     def busy(self):
         return self.in_press is not None or self.loading is not None or self.clearing
 
@@ -79,7 +90,7 @@ class PressStation:
         if self.halted:
             return
         self._steer_plate(now, assembler, queued)
-        getattr(self, f'_{self.phase}')(now, wall, assembler)
+        getattr(self, f'_{self.phase.replace("-", "_")}')(now, wall, assembler)
 
     def _steer_plate(self, now, assembler, queued):
         target = self.next_target(assembler.tray, assembler.order, queued)
@@ -94,10 +105,13 @@ class PressStation:
         except HeaterFaulted:
             pass    # the next tick halts on the latched fault
 
+    def _plate_ready(self, now, order):
+        return (self.controller.at_target(now)
+                and self.controller.status()['target_c'] == profile(order.doneness).plate_c)
+
     def _ready_to_load(self, now, tray):
         return (self.accepting and tray is not None and self.press.is_open
-                and self.controller.at_target(now)
-                and self.controller.status()['target_c'] == profile(tray.doneness).plate_c)
+                and self._plate_ready(now, tray))
 
     def _idle(self, now, wall, assembler):
         if not self.press.is_open:
@@ -150,6 +164,15 @@ class PressStation:
         if self.in_press is None:
             self.phase = 'idle'
             return
+        self.phase = 'loaded'
+        self._loaded(now, wall, assembler)
+
+    def _loaded(self, now, wall, assembler):
+        """In the open press: close once the plate is at this toastie's temperature."""
+        if not self._plate_ready(now, self.in_press):
+            if self.in_press.step != 'waiting for the plate':
+                self.book.move(self.in_press, 'toasting', 'waiting for the plate', wall)
+            return
         self.book.move(self.in_press, 'toasting', 'closing', wall, expected_s=4.0)
         self._move_press(now, closing=True)
 
@@ -187,14 +210,14 @@ class PressStation:
     def _opening(self, now, wall, assembler):
         if not self._press_arrived(now, closed=False):
             return
-        if self.in_press is None:
-            self.phase = 'idle'
-        elif self._ready_to_load(now, assembler.tray):
-            self._begin_index(now, wall, assembler)     # deliver this one, load the next
-        else:
-            self.book.move(self.in_press, 'toasting', 'ejecting', wall, expected_s=3.0)
-            self._run_conveyor(now)
-            self.phase = 'indexing'
+        self.phase = 'idle' if self.in_press is None else 'delivering'
+
+    def _delivering(self, now, wall, assembler):
+        """The toasted one leaves by the next index, which also loads whatever is on the
+        tray: so not while a toastie is half built there."""
+        if assembler.busy:
+            return
+        self._begin_index(now, wall, assembler)
 
     def _deliver(self, now, wall):
         order = self.in_press
