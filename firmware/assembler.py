@@ -112,7 +112,7 @@ class Assembler:
                 return      # retried next tick; the idempotency key makes that safe
             raise Unavailable(f'could not reserve at chillybin: {exc.message}') from None
         self.book.move(order, order.state, 'dispensing', wall, expected_s=len(self.plan) * 1.5)
-        self.phase = 'run'
+        self.phase = 'weigh'
 
     def _pick_v1(self, order):
         """One /pick per ingredient, no rollback: what v2 reservations replace. Whatever was
@@ -129,17 +129,21 @@ class Assembler:
             picked[name] = quantity
             self.book.note_stock(order, mode='v1', picked=picked)
 
-    def _run(self, now, wall):
-        name = self.plan[0]
+    def _weigh(self, now, wall):
+        """The bay's weight before the run: a unit counts as dropped only when the bay lost
+        it, whatever chillybin booked to the reservation meanwhile (a person emptying a bay
+        books a unit to it without anything reaching the tray). A phase of its own: the
+        run is timed from the next tick's `now`, not from before this network call."""
         try:
-            # The bay's weight before the run: a unit counts as dropped only when the bay
-            # lost it, whatever chillybin booked to the reservation meanwhile (a person
-            # emptying a bay books a unit to it without anything reaching the tray).
-            self.baseline_g = self.stock.grams(name)
+            self.baseline_g = self.stock.grams(self.plan[0])
         except Unavailable:
             if now < self.deadline:
                 return      # asked again next tick
             raise
+        self.phase = 'run'
+
+    def _run(self, now, wall):
+        name = self.plan[0]
         self.running = self.bays[name]['slot']
         device = self.dispensers[self.running]
         if not self.shutdown.run_unless_latched(device.on):
@@ -168,7 +172,7 @@ class Assembler:
             self.dropped[name] = self.dropped.get(name, 0) + 1
             self.plan.pop(0)
             self.book.note_stock(self.order, dropped=dict(self.dropped))
-            self.phase = 'run' if self.plan else 'confirm'
+            self.phase = 'weigh' if self.plan else 'confirm'
             self.deadline = now + self.cfg.confirm_timeout_s
         elif now >= self.deadline:
             self._fail(*self._why_no_drop(name), wall, now, latch=True)

@@ -199,6 +199,33 @@ def test_assembler_retries_a_lost_reservation_answer_without_taking_twice(kitche
     assert available(k) == minus(before, CHEESE_VEGEMITE)
 
 
+class SlowStock(FlakyStock):
+    """Every call to chillybin takes `seconds` of the machine's time, as a loaded network
+    or a busy chillybin does."""
+
+    def __init__(self, stock, clock, seconds):
+        super().__init__(stock)
+        self.clock, self.seconds = clock, seconds
+
+    def __getattr__(self, name):
+        call = super().__getattr__(name)
+
+        def slow(*args, **kw):
+            self.clock.advance(self.seconds)
+            return call(*args, **kw)
+        return slow
+
+
+def test_assembler_slow_chillybin_does_not_cut_the_dispenser_run_short(kitchen):
+    """The cam drops a unit 0.8 s into a 1 s run: a run timed from before a 0.4 s call to
+    chillybin lasted 0.6 s, dropped nothing, and was reported as a jam."""
+    k = kitchen
+    k.assembler.stock = SlowStock(k.stock, k.clock, 0.4)
+    order = assemble(k)
+    assert order.state == 'assembled', order.failure
+    assert on_tray(k) == CHEESE_VEGEMITE
+
+
 def test_assembler_chillybin_unreachable_fails_after_its_deadline_with_nothing_taken(kitchen):
     k = kitchen
     k.assembler.stock = flaky = FlakyStock(k.stock)
