@@ -230,10 +230,16 @@ def build_app(service, panel=None):
         bottle.response.content_type = s.metrics.content_type
         return s.metrics.render()
 
-    if s.debug_hooks:
+    if s.debug_hooks:      # JAFFLR_DEBUG_HOOKS=1 only: for the exit-path tests, never on a machine
         @app.post('/v2/debug/stall')
         def v2_debug_stall():
             s.stall_control_loop()
             return json_answer({'stalled': True})
+
+        @app.post('/v2/debug/raise')
+        def v2_debug_raise():
+            where = json_body(schemas.DEBUG_RAISE_REQUEST).get('where', 'press')
+            s.raise_in(where)
+            return json_answer({'raising_in': where})
 
     return app

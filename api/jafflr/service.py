@@ -53,7 +53,9 @@ class JafflrService:
         self.debug_hooks = env.get('JAFFLR_DEBUG_HOOKS') == '1'
         self.notifier = Notifier(env)
         self.released = threading.Event()      # v1 waiters stop waiting (restart)
-        self._stalled = threading.Event()
+        self._stalled = threading.Event()      # debug hook: the control loop hangs ...
+        self._unstall = threading.Event()      # ... until this is set (never, in practice)
+        self._raise_in = set()                 # debug hook: stations whose next tick raises
         self._last_watchdog = 0.0
         self.sensors = Sensors(platform.bus, owner='jafflr', sleep=clock.sleep,
                                monotonic=clock.monotonic)
@@ -77,9 +79,10 @@ class JafflrService:
         self.kitchen = Kitchen(self.book, self.store, self.controller, self.shutdown,
                                self.assembler, self.press, self.stock, self.events, machine.all_off)
         self.control_loop = PeriodicLoop('control', clock, CONTROL_PERIOD_S, self.controller.tick)
-        self.press_loop = PeriodicLoop('press', clock, STATION_PERIOD_S, self._press_tick)
+        self.press_loop = PeriodicLoop('press', clock, STATION_PERIOD_S, self._press_tick,
+                                       on_error=self._station_failed)
         self.assembler_loop = PeriodicLoop('assembler', clock, STATION_PERIOD_S,
-                                           lambda now: self.assembler.tick(now, clock.time()))
+                                           self._assembler_tick, on_error=self._station_failed)
         self.metrics = ServiceMetrics('jafflr', settings.version)
         self.metrics.registry.register(JafflrCollector(self))
         self.readiness = self._readiness()
@@ -111,7 +114,7 @@ class JafflrService:
 
     def _on_control_tick(self, now):
         if self._stalled.is_set():
-            self._stalled.wait()      # a test hook: the control loop hangs here, for real
+            self._unstall.wait()      # a test hook: the control loop hangs here, for real
         self.deadman.refresh(now)
         real = time.monotonic()
         if self.notifier.watchdog_s and real - self._last_watchdog >= self.notifier.watchdog_s / 4:
@@ -129,6 +132,26 @@ class JafflrService:
     def stall_control_loop(self):
         self._stalled.set()
 
+    def raise_in(self, where):
+        """Debug hook: an unhandled exception in a station's next tick ('press' or
+        'assembler'), or in a thread of its own ('thread', which threading.excepthook
+        catches)."""
+        if where == 'thread':
+            threading.Thread(target=self._raise, args=(where,), name='debug-raise',
+                             daemon=True).start()
+        else:
+            self._raise_in.add(where)
+
+    @staticmethod
+    def _raise(where):
+        raise RuntimeError(f'raised in the {where} by the debug hook (POST /v2/debug/raise)')
+
+    def _station_failed(self, name, exc):
+        """A station's tick raised: its state is unknown now, so stop the machine."""
+        self.machine.all_off()
+        self.shutdown.trip(CONTROL_ERROR, f'{type(exc).__name__} in the {name} station: {exc}',
+                           self.clock.monotonic())
+
     def _thread_died(self, args):
         log.critical('unhandled exception in thread %s', getattr(args.thread, 'name', '?'),
                      exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
@@ -141,7 +164,16 @@ class JafflrService:
         return self.store.events.append({'wall': self.clock.time(), 'kind': kind, **fields})
 
     def _press_tick(self, now):
+        if 'press' in self._raise_in:
+            self._raise_in.discard('press')
+            self._raise('press station')
         self.press.tick(now, self.clock.time(), self.assembler, self.book.queued())
+
+    def _assembler_tick(self, now):
+        if 'assembler' in self._raise_in:
+            self._raise_in.discard('assembler')
+            self._raise('assembler station')
+        self.assembler.tick(now, self.clock.time())
 
     # -- what is reported ---------------------------------------------------------------------
     def status(self):
