@@ -1,0 +1,72 @@
+"""Fixtures for the tests that run jafflr as a real process (test_jafflr_process.py,
+test_jafflr_http.py): one simulated machine and one chillybin for the whole session,
+and jafflr processes started by each test.
+
+The plate starts at 175 C (a machine just used; `hardware.sim serve --plate-c`) and
+sharing the machine keeps it warm between tests, so no test waits the 3.5 simulated
+minutes of a preheat from cold.
+
+Speed: simulated time runs JAFFLR_TEST_SPEED times fast (default 10). Faster starves
+the stack on a small machine: at 20 the simulator has to answer some 5000 I2C and GPIO
+calls a second, the control loop's 100 ms tick stretches, and the dead-man (2 s
+simulated = 100 ms real) trips for real within a toastie or two.
+"""
+import os
+import signal
+
+import pytest
+
+from tests.support.stack import Stack, request
+
+SPEED = float(os.environ.get('JAFFLR_TEST_SPEED', 10))
+
+
+@pytest.fixture(scope='session')
+def machine(tmp_path_factory):
+    """The simulator and chillybin, started once (see tests/support/stack.py)."""
+    stack = Stack(tmp_path_factory.mktemp('machine'), speed=SPEED)
+    try:
+        stack.start_sim(plate_c=175.0)
+        stack.start_chillybin()
+        yield stack
+    finally:
+        stack.close()
+
+
+@pytest.fixture
+def start_jafflr(machine, tmp_path):
+    """start_jafflr(env=None, state_dir=None, chillybin=None) -> Service. Every jafflr a
+    test started is stopped afterwards (SIGTERM, then SIGKILL), and the simulator's
+    faults are switched off again, so the next test finds the machine as it was."""
+    started = []
+
+    def start(env=None, state_dir=None, chillybin=None):
+        service = machine.start_jafflr(state_dir=str(state_dir or tmp_path / 'jafflr'),
+                                       env=env, chillybin=chillybin)
+        started.append(service)
+        return service
+    try:
+        yield start
+    finally:
+        for service in started:
+            if service.alive():
+                service.signal(signal.SIGTERM)
+                try:
+                    service.wait(30)
+                except Exception:
+                    service.signal(signal.SIGKILL)
+                    service.wait(5)
+        for fault in machine.world()['faults']:
+            machine.link.set_fault(fault, False)
+
+
+def restock(machine, **units):
+    """Fill chillybin's bays: the original /restock (10 each), or the admin v2 restock."""
+    chilly = machine.chilly
+    if not units:
+        answer = request(chilly.port, 'GET', '/restock')
+    else:
+        answer = request(chilly.port, 'POST', '/v2/restock', {'items': units},
+                         {'Authorization': f'Bearer {chilly.admin_token()}'})
+    assert answer.status == 200, answer
+    return answer
