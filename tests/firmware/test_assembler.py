@@ -269,3 +269,30 @@ def test_assembler_v1_pick_failing_half_way_records_what_was_picked(make_kitchen
     k.run_until(lambda: order.finished, 30)
     assert order.failure['reason'] == 'insufficient'
     assert order.stock['picked'] == {'bread': 2, 'cheese': 1}
+
+
+def test_assembler_a_pick_left_by_a_failed_v1_order_does_not_take_the_next_ones_drops(kitchen):
+    """A v1 order stopped half way leaves its picks open at chillybin for ten minutes (v1
+    cannot give them back). chillybin booked each fall in weight to the oldest open
+    reservation, that stale pick, so the next toastie's bread never counted as its own
+    and it failed as a dispenser jam."""
+    k = kitchen
+    k.flags.set('pick-v2', enabled=False)
+    stopped = assemble_until_first_drop(k)
+    assert stopped.stock['picked'] == {'bread': 2, 'cheese': 1}
+    assert stopped.stock['dropped'] == {'bread': 1}
+    assert {r.kind for r in k.chilly.ledger.open()} == {'pick'}, 'left open at chillybin'
+    k.kitchen.reset(k.clock.monotonic(), k.clock.time(), 'a test')
+    k.flags.set('pick-v2', enabled=True)
+    after = assemble(k, ['cheese'])
+    assert after.state == 'assembled', after.failure
+    assert after.stock['mode'] == 'v2' and after.stock['taken'] == {'bread': 2, 'cheese': 1}
+
+
+def assemble_until_first_drop(k):
+    order, _ = k.submit(['cheese'], 'light')
+    k.run_until(lambda: order.stock.get('dropped', {}).get('bread') == 1, 30)
+    k.kitchen.stop(k.clock.monotonic(), k.clock.time(), 'a test')
+    k.run(1.0)
+    assert order.failure['reason'] == 'stopped'
+    return order
