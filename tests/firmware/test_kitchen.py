@@ -6,7 +6,7 @@ import pytest
 from api.simkitchen import SimKitchen
 from hardware.sim.pins import SimPinFactory
 
-from firmware.errors import InvalidRequest, QueueFull, Unavailable
+from firmware.errors import InvalidRequest, NotEnoughStock, QueueFull, Unavailable
 from firmware.kitchen import check_toastie
 from firmware.safety import FAULT_HELP
 from tests.support.kitchen import available, bay_units, delivered, hot_plate, on_tray, \
@@ -69,6 +69,53 @@ def test_kitchen_queue_is_bounded_and_says_when_to_retry(kitchen):
         k.submit(['cheese'], 'light')
     assert full.value.retry_after_s == 60 + 3 + 4 + 4    # one light toastie's cycle
     assert len(k.book.orders) == 10
+
+
+def test_kitchen_counts_a_toastie_that_left_the_queue_before_its_reservation(kitchen):
+    """Between leaving the queue and reserving at chillybin, a toastie is neither in the
+    queue nor in chillybin's count: it was forgotten, and its bread promised again."""
+    k = kitchen
+    k.chilly.restock({'bread': 4}, k.clock.time())
+    k.run(0.5)
+    first, _ = k.submit(['cheese'], 'light')
+    k.step()                                     # taken from the queue, not yet reserved
+    assert first.state == 'assembling' and 'reserved' not in first.stock
+    k.submit(['cheese'], 'light')
+    with pytest.raises(NotEnoughStock, match='not enough bread: 0 left'):
+        k.submit(['cheese'], 'light')
+
+
+def test_kitchen_two_customers_at_once_are_not_both_promised_the_last_bread(kitchen):
+    """Checking the stock and queueing the toastie are one step: here the first customer
+    is held between the two until the second has checked too (or 1 s has passed)."""
+    import threading
+    k = kitchen
+    k.chilly.restock({'bread': 2}, k.clock.time())
+    k.run(0.5)
+    k.kitchen.pause(True)
+    queue_it, both_checked = k.book.submit, threading.Barrier(2, timeout=1)
+
+    def submit_when_both_checked(*args, **kw):
+        try:
+            both_checked.wait()
+        except threading.BrokenBarrierError:
+            pass                    # the other one could not check meanwhile
+        return queue_it(*args, **kw)
+    k.book.submit = submit_when_both_checked
+    results = []
+
+    def customer():
+        try:
+            results.append(k.submit(['cheese'], 'light')[0].id)
+        except NotEnoughStock as exc:
+            results.append(exc.message)
+    threads = [threading.Thread(target=customer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(results, key=len) == ['t1', 'not enough bread: 0 left after the toasties '
+                                              'ahead, this one needs 2']
 
 
 def test_kitchen_replayed_key_returns_the_same_order_and_takes_nothing_more(kitchen):
