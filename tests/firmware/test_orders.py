@@ -139,3 +139,14 @@ def test_orders_survive_a_restart_with_their_queue_and_keys(store, tmp_path):
         assert again.submit(['cheese'], 'light', WALL)[0].id == 't4'
     finally:
         reopened.close()
+
+
+def test_orders_fail_if_queued_only_fails_what_has_not_started(book):
+    started, _ = book.submit(['cheese'], 'light', WALL)
+    waiting, _ = book.submit(['cheese'], 'light', WALL)
+    book.take_next(WALL)                              # the first is being assembled now
+    assert book.fail_if_queued(started.id, 'estop', 'pressed', WALL) is None
+    failed = book.fail_if_queued(waiting.id, 'estop', 'pressed', WALL)
+    assert failed.state == 'failed' and failed.failure == {'reason': 'estop', 'detail': 'pressed',
+                                                           'kind': 'unavailable'}
+    assert book.queued() == [] and book.fail_if_queued('t9', 'estop', '', WALL) is None
