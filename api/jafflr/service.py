@@ -30,7 +30,7 @@ from ..common.loop import PeriodicLoop
 from ..common.metrics import ServiceMetrics
 from ..common.sdnotify import Notifier
 from ..common.serve import HttpService, bind_socket, inherited_sockets
-from ..common.settings import admin_token, load_settings
+from ..common.settings import SettingsError, admin_token, load_settings
 from ..common.web import AdminAuth, Edge, HostNames
 from .app import V1_SUCCESSORS, build_app
 from .collector import JafflrCollector
@@ -40,7 +40,8 @@ log = logging.getLogger('jafflr')
 
 CONTROL_PERIOD_S = 0.1
 STATION_PERIOD_S = 0.05
-DEADMAN_S = 2.0
+DEADMAN_S = 2.0             # clock seconds without a control tick before the dead-man trips
+DEADMAN_RANGE_S = (0.5, 10.0)
 DRAIN_BOUND_S = 120.0        # clock seconds a toastie in the press may take to finish a stop
 
 
@@ -69,7 +70,8 @@ class JafflrService:
         self.controller = PlateController(
             machine.heater, lambda: self.sensors.plate.hot_junction_c, self.shutdown,
             interlocks=self._interlocks, on_tick=self._on_control_tick, open_errors=(SensorOpen,))
-        self.deadman = DeadMan(clock, DEADMAN_S, self._on_stall)
+        self.deadman_s = deadman_seconds(env)
+        self.deadman = DeadMan(clock, self.deadman_s, self._on_stall)
         meta = self.store.meta()
         self.book = OrderBook(self.store, self.store.orders(), meta['next_order'])
         self.assembler = Assembler(self.book, self.stock, machine.dispensers, self.flags,
@@ -127,7 +129,7 @@ class JafflrService:
             self.machine.heater.off()
         finally:
             self.shutdown.trip(CONTROL_LOOP_STALLED, f'the control loop did not tick for '
-                               f'{DEADMAN_S:.0f} s', self.clock.monotonic())
+                               f'{self.deadman_s:g} s', self.clock.monotonic())
 
     def stall_control_loop(self):
         self._stalled.set()
@@ -239,6 +241,24 @@ class JafflrService:
         self.machine.all_off()
         self.store.close()
         self.platform.close()
+
+
+def deadman_seconds(env):
+    """JAFFLR_DEADMAN_S, checked: the dead-man's limit in clock seconds (default 2). On the
+    machine leave it. A simulation sped up N times multiplies the program's scheduling
+    jitter by N in clock seconds, so a loaded test machine may need more."""
+    raw = env.get('JAFFLR_DEADMAN_S')
+    if raw is None:
+        return DEADMAN_S
+    lo, hi = DEADMAN_RANGE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = None
+    if value is None or not lo <= value <= hi:
+        raise SettingsError(f'JAFFLR_DEADMAN_S={raw!r}: use a number of seconds from {lo:g} '
+                            f'to {hi:g} (default {DEADMAN_S:g})')
+    return value
 
 
 def open_service(host, port, env=os.environ):
