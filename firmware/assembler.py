@@ -21,6 +21,13 @@ log = logging.getLogger(__name__)
 STOCK_UNREACHABLE = 'chillybin-unreachable'
 
 
+def reservation_key(order):
+    """The Idempotency-Key of an order's reservation: the same for every retry of this
+    order, and never the same as another jafflr life's order of that number (a wiped state
+    directory numbers from t1 again while chillybin remembers keys for a day)."""
+    return f'jafflr-{order.id}-{order.created_at:.3f}'
+
+
 class Assembler:
     SPEC = {
         'run_s': (1.0, 0.1, 10.0),            # one dispenser run; the cam drops at 0.8 s
@@ -102,7 +109,7 @@ class Assembler:
             if missing:
                 raise RefusedError(f'chillybin has no bay for {", ".join(missing)}')
             if self.flags.enabled('pick-v2', order.customer):
-                r = self.stock.reserve(order.needs(), key=f'jafflr-{order.id}')
+                r = self.stock.reserve(order.needs(), key=reservation_key(order))
                 self.reservation = r['id']
                 self.book.note_stock(order, mode='v2', reservation=r['id'], reserved=order.needs())
             else:

@@ -37,7 +37,8 @@ def test_assembler_drops_bread_first_and_last_and_each_unit_leaves_its_bay(kitch
     assert order.stock == {'mode': 'v2', 'reservation': 'r1', 'reserved': CHEESE_VEGEMITE,
                            'dropped': CHEESE_VEGEMITE, 'taken': CHEESE_VEGEMITE}
     r = k.chilly.reservation('r1')
-    assert r.state == 'taken' and r.taken == CHEESE_VEGEMITE and r.key == f'jafflr-{order.id}'
+    assert r.state == 'taken' and r.taken == CHEESE_VEGEMITE
+    assert r.key == f'jafflr-{order.id}-{order.created_at:.3f}'
 
 
 def test_assembler_waits_for_the_load_cell_before_the_next_unit(kitchen):
@@ -224,6 +225,28 @@ def test_assembler_slow_chillybin_does_not_cut_the_dispenser_run_short(kitchen):
     order = assemble(k)
     assert order.state == 'assembled', order.failure
     assert on_tray(k) == CHEESE_VEGEMITE
+
+
+def test_assembler_a_new_jafflr_life_does_not_replay_the_last_ones_reservations(kitchen):
+    """jafflr's state was wiped (a new SD card, a reinstall) and numbers its toasties from
+    t1 again, while chillybin remembers a day of idempotency keys: the key was
+    'jafflr-t1', so the new t1 got the old t1's reservation back (the same toastie) or a
+    conflict (another toastie) instead of its own."""
+    k = kitchen
+    wall = k.clock.time() - 3600
+    old, _ = k.chilly.reserve({'bread': 2, 'cheese': 1}, wall, key='jafflr-t1',
+                              fingerprint='{"bread": 2, "cheese": 1}')
+    k.chilly.cancel(old.id, wall)
+    other, _ = k.chilly.reserve({'bread': 2, 'cheese': 1, 'vegemite': 1}, wall, key='jafflr-t2',
+                                fingerprint='{"bread": 2, "cheese": 1, "vegemite": 1}')
+    k.chilly.cancel(other.id, wall)
+    first = assemble(k, ['cheese'])
+    second = assemble(k, ['cheese'])
+    assert (first.id, second.id) == ('t1', 't2')
+    assert first.failure is None and second.failure is None, (first.failure, second.failure)
+    assert second.state == 'assembled' and first.state in ('assembled', 'toasting')
+    assert first.stock['reservation'] not in (old.id, other.id)
+    assert second.stock['reservation'] not in (old.id, other.id)
 
 
 def test_assembler_chillybin_unreachable_fails_after_its_deadline_with_nothing_taken(kitchen):
