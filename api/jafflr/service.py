@@ -237,7 +237,8 @@ class JafflrService:
             loop.stop()
         self.controller.off(self.clock.monotonic())
         self.deadman.stop()
-        self.control_loop.stop()
+        # A loop the dead-man found stuck will not come back: do not wait 5 s for it.
+        self.control_loop.stop(timeout=0.5 if self.deadman.stalls else 5.0)
         self.machine.all_off()
         self.store.close()
         self.platform.close()
