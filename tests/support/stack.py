@@ -104,6 +104,7 @@ class Stack:
         self.services = []
         self.link = None
         self.sim_proc = self.chilly = None
+        self.jafflr_env = {}        # given to every jafflr started (a test's env= adds to it)
         self._starts = 0
 
     # -- starting -------------------------------------------------------------------------
@@ -160,7 +161,8 @@ class Stack:
         state_dir = state_dir or os.path.join(self.root, 'jafflr')
         port = port or free_port()
         chillybin = chillybin or self.chilly
-        extra = {'CHILLYBIN_URL': f'http://127.0.0.1:{chillybin.port}', **(env or {})}
+        extra = {'CHILLYBIN_URL': f'http://127.0.0.1:{chillybin.port}', **self.jafflr_env,
+                 **(env or {})}
         service = self._spawn('jafflr', ['-m', 'api.jafflr', '--port', str(port)], state_dir,
                               extra, port)
         self.wait_healthy(service)
