@@ -13,7 +13,7 @@ step; the network calls it makes are bounded by the stock client's timeouts.
 import logging
 
 from .config import checked
-from .errors import RefusedError, Unavailable
+from .errors import RefusedError, Unavailable, Unsupported
 from .safety import DISPENSER_JAM, LOADCELL_ERROR
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,8 @@ class Assembler:
                 self.book.note_stock(order, mode='v2', reservation=r['id'], reserved=order.needs())
             else:
                 self._pick_v1(order)
+        except Unsupported as exc:
+            raise Unsupported(f'could not reserve at chillybin: {exc.message}') from None
         except Unavailable as exc:
             if now < self.deadline:
                 return      # retried next tick; the idempotency key makes that safe

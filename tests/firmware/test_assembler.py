@@ -249,6 +249,23 @@ def test_assembler_a_new_jafflr_life_does_not_replay_the_last_ones_reservations(
     assert second.stock['reservation'] not in (old.id, other.id)
 
 
+def test_assembler_chillybin_without_reservations_fails_at_once_and_takes_nothing(kitchen):
+    from firmware.errors import Unsupported
+    k = kitchen
+    k.assembler.stock = flaky = FlakyStock(k.stock)
+
+    def no_reservations(items, key):
+        raise Unsupported('chillybin does not offer v2 reservations; nothing was taken')
+    flaky.reserve = no_reservations
+    before = available(k)
+    order, _ = k.submit(['cheese'], 'light')
+    took = k.run_until(lambda: order.finished, 30)
+    assert took < 1.0, 'asking again would not help'
+    assert order.failure['reason'] == 'unavailable'
+    assert 'does not offer v2 reservations' in order.failure['detail']
+    assert available(k) == before and not k.shutdown.latched
+
+
 def test_assembler_chillybin_unreachable_fails_after_its_deadline_with_nothing_taken(kitchen):
     k = kitchen
     k.assembler.stock = flaky = FlakyStock(k.stock)
