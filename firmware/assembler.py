@@ -14,7 +14,7 @@ import logging
 
 from .config import checked
 from .errors import RefusedError, Unavailable, Unsupported
-from .safety import DISPENSER_JAM, LOADCELL_ERROR
+from .safety import ASSEMBLY_INTERRUPTED, DISPENSER_JAM, LOADCELL_ERROR
 
 log = logging.getLogger(__name__)
 
@@ -235,30 +235,42 @@ class Assembler:
 
     def _fail(self, kind, detail, wall, now, latch=False):
         order = self.order
+        on_tray = dict(self.dropped)
         self._stop_dispenser()
-        self.book.note_stock(order, dropped=dict(self.dropped), **self._give_back())
+        self.book.note_stock(order, dropped=on_tray, **self._give_back())
         self.book.fail(order, kind, detail, wall, kind=kind)
         self.events('order-failed', order=order.id, reason=kind, detail=detail)
         self.order = None
         self._reset_work()
         if latch:
             self.shutdown.trip(kind, detail, now, wall)
+        elif on_tray and not self.shutdown.latched:
+            # Units lie on the tray and nothing will take them off: the next toastie would
+            # be built on top of them. A person clears the tray; the reset indexes it away.
+            units = ', '.join(f'{q} {n}' for n, q in on_tray.items())
+            self.shutdown.trip(ASSEMBLY_INTERRUPTED, f'{order.id} stopped with {units} on the '
+                               f'tray: {detail}', now, wall)
 
     def _give_back(self):
         """Cancel the reservation: chillybin returns every unit that has not left its bay.
         Returns what to note on the order: `returned`, and `left_bays` (what chillybin saw
         leave the bays: dropped on the tray, or taken out by a person meanwhile).
-        If chillybin cannot be reached the reservation expires there by itself."""
+        If chillybin cannot be reached now, the cancel is retried every tick until it is
+        (a held reservation left open would be booked the next toastie's drops)."""
         if not self.reservation:
             return {'returned': {}}
         try:
             r = self.stock.cancel(self.reservation)
             return {'returned': {n: q - r['taken'].get(n, 0) for n, q in r['items'].items()},
                     'left_bays': dict(r['taken'])}
-        except RefusedError as exc:
-            log.warning('could not cancel reservation %s now (%s); it will expire at chillybin',
+        except Unavailable as exc:
+            log.warning('could not cancel reservation %s now (%s); trying again',
                         self.reservation, exc)
-            return {'returned': {'pending': 'expires at chillybin'}}
+            self.to_cancel.append((self.order, self.reservation))
+            return {'returned': {'pending': 'cancelling at chillybin'}}
+        except RefusedError as exc:
+            log.warning('could not cancel reservation %s: %s', self.reservation, exc)
+            return {'returned': {'pending': f'chillybin refused the cancel: {exc.message}'}}
 
     def reservation_to_cancel(self, order):
         """After a crash: a reservation still held for an order that will not be made."""
@@ -278,7 +290,8 @@ class Assembler:
             self.to_cancel.remove((order, rid))
             if r is not None:
                 self.book.note_stock(order, returned={n: q - r['taken'].get(n, 0)
-                                                      for n, q in r['items'].items()})
+                                                      for n, q in r['items'].items()},
+                                     left_bays=dict(r['taken']))
 
     def abandon(self, reason, detail, wall):
         """A latched fault elsewhere: stop, fail the order being built, give back stock.

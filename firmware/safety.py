@@ -29,6 +29,7 @@ HEATER_ON_TIME_LIMIT = 'heater-on-time-limit'
 STOPPED = 'stopped'
 # The machine's moving parts (the stations latch these; a person must look at the tray).
 DISPENSER_JAM = 'dispenser-jam'
+ASSEMBLY_INTERRUPTED = 'assembly-interrupted'
 LOADCELL_ERROR = 'loadcell-error'
 PRESS_JAM = 'press-jam'
 CONVEYOR_JAM = 'conveyor-jam'
@@ -59,6 +60,8 @@ FAULT_HELP = {
     STOPPED: 'Someone pressed stop: check the press and reset when ready.',
     DISPENSER_JAM: 'A dispenser ran but nothing left its bay: clear the jam or refill the '
                    'bay, take the part-made toastie off the tray, then reset.',
+    ASSEMBLY_INTERRUPTED: 'A toastie was abandoned half built (see the detail for why): take '
+                          'it off the tray, then reset.',
     LOADCELL_ERROR: 'A bay load cell cannot be read, so a drop could not be checked: see '
                     'chillybin\'s alerts, take the toastie off the tray, then reset.',
     PRESS_JAM: 'The press did not reach its limit switch: switch off at the wall, free the '

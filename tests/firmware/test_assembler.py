@@ -266,6 +266,32 @@ def test_assembler_chillybin_without_reservations_fails_at_once_and_takes_nothin
     assert available(k) == before and not k.shutdown.latched
 
 
+def test_assembler_chillybin_lost_half_way_latches_so_the_tray_is_cleared(kitchen):
+    """chillybin stops answering after the first slice dropped: the order fails when its
+    deadline passes, and the slice on the tray must not become the bottom of the next
+    toastie, so the machine latches until a person has cleared it."""
+    k = kitchen
+    k.assembler.stock = flaky = FlakyStock(k.stock)
+    order, _ = k.submit(['cheese', 'vegemite'], 'light')
+    k.run_until(lambda: order.stock.get('dropped', {}).get('bread') == 1, 30)
+    flaky.fail.update(grams=10_000, reservation=10_000, cancel=10_000, bays=10_000)
+    k.run_until(lambda: order.finished, 60)
+    assert order.failure['reason'] == 'unavailable'
+    assert k.shutdown.fault.reason == 'assembly-interrupted'
+    assert k.shutdown.fault.detail.startswith(f'{order.id} stopped with 1 bread on the tray: ')
+    assert on_tray(k) == {'bread': 1}
+    assert order.stock['returned'] == {'pending': 'cancelling at chillybin'}
+    flaky.fail.clear()
+    k.run(0.2)                          # chillybin answers again: the cancel goes through
+    assert k.chilly.reservation(order.stock['reservation']).state == 'cancelled'
+    assert order.stock['returned'] == {'bread': 1, 'cheese': 1, 'vegemite': 1}
+    assert order.stock['left_bays'] == {'bread': 1, 'cheese': 0, 'vegemite': 0}
+    k.kitchen.reset(k.clock.monotonic(), k.clock.time(), 'a test')
+    after = assemble(k, ['cheese'])
+    assert after.state in ('assembled', 'toasting') and after.failure is None
+    assert delivered(k)[0]['units'] == {'bread': 1}, 'the reset cleared the lone slice away'
+
+
 def test_assembler_chillybin_unreachable_fails_after_its_deadline_with_nothing_taken(kitchen):
     k = kitchen
     k.assembler.stock = flaky = FlakyStock(k.stock)
