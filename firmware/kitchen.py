@@ -166,7 +166,10 @@ class Kitchen:
                                f'within {waited_s:.0f} s', now, wall)
 
     def finish_drain(self):
-        """Record what is on the tray so the next start can carry on with it."""
+        """Record what is on the tray so the next start can carry on with it. A drain that
+        had to stop a toastie half way is not clean: the next start clears the machine."""
+        if self.shutdown.latched:
+            return
         tray = self.assembler.tray
         self.store.set_meta(clean_stop={'tray': tray.id if tray else None})
 

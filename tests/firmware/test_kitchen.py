@@ -309,6 +309,23 @@ def test_kitchen_clean_drain_with_a_toastie_waiting_on_the_tray_carries_on_after
     assert delivered(k)[-1]['units'] == {'bread': 2, 'cheese': 1}
 
 
+def test_kitchen_drain_that_stopped_a_toastie_half_way_is_not_clean(restartable):
+    """The drain's bound ran out with a toastie in the press: it is failed and left there.
+    The next start must clear it out, not take the machine as empty."""
+    k = restartable
+    order, _ = k.submit(['cheese'], 'burnt')
+    k.run_until(lambda: order.step == 'toasting', 100)
+    k.kitchen.begin_drain()
+    k.run(5)
+    k.kitchen.fail_unfinished_press(k.clock.monotonic(), k.clock.time(), 120)
+    k.run(0.5)
+    assert order.failure['reason'] == 'stopped' and 'could not finish' in order.failure['detail']
+    restart(k, clean=True)
+    assert k.press.clearing, 'the half-toasted one is cleared out before anything else'
+    k.run_until(lambda: not k.press.clearing, 30)
+    assert delivered(k)[-1]['units'] == {'bread': 2, 'cheese': 1}
+
+
 # -- every simulated fault during an order ---------------------------------------------------------
 # fault, the step at which it is switched on, the reason latched
 MACHINE_FAULTS = [
