@@ -163,7 +163,9 @@ def test_jafflr_process_stalled_control_loop_is_caught_by_the_dead_man(machine, 
           f'(heartbeat hold {HEARTBEAT_HOLD_S} s)')
     assert last_closed <= HEARTBEAT_HOLD_S + 0.05 * machine.speed
     assert fault['reason'] == 'control-loop-stalled'
-    assert DEADMAN_S - 0.1 <= detected <= DEADMAN_S + 0.5
+    # from the last tick before the stall (up to a tick or two before the request) plus
+    # the dead-man's own check every 0.2 s
+    assert DEADMAN_S - 0.5 <= detected <= DEADMAN_S + 0.5
     assert status(j)['plate']['phase'] in ('faulted', 'stalled'), 'status answers during a stall'
     assert outputs_of(machine.world()) == OFF
     assert toastie(j, oid)['failure']['reason'] == 'control-loop-stalled'
