@@ -41,7 +41,8 @@ class PressStation:
 
     def __init__(self, press, conveyor, controller, book, shutdown, events, config=None):
         """`press`: start_closing/start_opening/stop/is_open/is_closed; `conveyor`:
-        run/stop/at_index; `controller`: the PlateController."""
+        run/stop/marks_reached (index marks come to, counted on the eye's edge);
+        `controller`: the PlateController."""
         self.cfg = checked(config or {}, self.SPEC, 'PressStation')
         self.press = press
         self.conveyor = conveyor
@@ -53,7 +54,7 @@ class PressStation:
         self.loading = None         # the order being indexed in
         self.phase = 'idle'
         self.deadline = None
-        self.left_mark = False
+        self.marks_at_start = 0
         self.mark_seen_at = None
         self.clears_left = 0
         self.halted = False
@@ -133,17 +134,16 @@ class PressStation:
         self.phase = 'indexing'
 
     def _run_conveyor(self, now):
-        self.left_mark = False
+        self.marks_at_start = self.conveyor.marks_reached
         self.mark_seen_at = None
         self.deadline = now + self.cfg.index_timeout_s
         self.shutdown.run_unless_latched(self.conveyor.run)
 
     def _conveyor_arrived(self, now):
-        """True once the conveyor has left one index mark and reached the middle of the
-        next (its leading edge, then index_run_on_s more)."""
-        if not self.conveyor.at_index:
-            self.left_mark = True
-        elif self.left_mark:
+        """True once the conveyor has reached the middle of the next index mark (its
+        leading edge, counted by the conveyor however short it was, then
+        index_run_on_s more)."""
+        if self.conveyor.marks_reached > self.marks_at_start:
             if self.mark_seen_at is None:
                 self.mark_seen_at = now
             if now - self.mark_seen_at >= self.cfg.index_run_on_s:
