@@ -13,10 +13,10 @@ GPIO calls a second, a conveyor index mark passes the photo-eye in 15 ms, and on
 two-core machine the control loop's ticks came 200 ms apart, so the production dead-man
 (2 s simulated, 100 ms real) tripped for real. So the jafflr processes get a dead-man of
 0.4 real seconds (JAFFLR_DEADMAN_S), except where a test measures the production 2 s.
-Even at 10, a computer kept fully busy by others (two CPU hogs on two cores) starves the
-stack enough for the press's 8 s and the conveyor's 6 s deadlines (0.4 and 0.3 s of real
-time at 20) to run out: those tests then fail with a press-jam or conveyor-jam that the
-firmware rightly reports. Run them with JAFFLR_TEST_SPEED=5 on such a machine.
+Measured on a two-core machine with two CPU hogs: at 20 the press's 8 s and the
+conveyor's 6 s deadlines (0.4 and 0.3 s of real time) ran out and the firmware latched
+press-jam or conveyor-jam, as it should for a press that does not move in time; at 10
+the same load passed. Busier still, use JAFFLR_TEST_SPEED=5.
 """
 import os
 import signal
