@@ -465,16 +465,21 @@ def test_http_chillybin_unreachable_then_food_safety_lock(machine, j, api):
 # -- faults over HTTP ---------------------------------------------------------------------------------------
 def test_http_unreadable_load_cell_refuses_before_anything_is_taken(machine, api):
     restock(machine)
+    before = chilly_stock(machine)
     machine.link.set_fault('loadcell-nack:cheese', True)
     try:
-        machine.wait_for(lambda: api('GET', '/toastie?i=cheese').status == 503, 20,
-                         'chillybin noticing the load cell')
+        machine.wait_for(lambda: not api('GET', '/v2/stock').json()['bays'][1]['sensor']['ok'],
+                         20, 'chillybin noticing the load cell')
         answer = api('GET', '/toastie?i=cheese')
+        assert answer.status == 503, answer
         assert "the cheese bay's load cell cannot be read" in answer.text
+        assert status(api)['fault'] is None and status(api)['queue']['length'] == 0
     finally:
         machine.link.set_fault('loadcell-nack:cheese', False)
     machine.wait_for(lambda: api('GET', '/v2/stock').json()['bays'][1]['sensor']['ok'], 20,
                      'the load cell read again')
+    assert chilly_stock(machine) == before, 'nothing was taken'
+
 
 
 def test_http_dispenser_jam_fails_the_toastie_says_why_and_gives_stock_back(machine, j, api):
