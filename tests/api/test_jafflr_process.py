@@ -4,7 +4,6 @@ and recovered on restart, a stalled control loop is caught by the dead-man, and 
 exception in a station trips control-error. Times are measured on the simulator's clock
 (simulated seconds) and printed (pytest -s shows them)."""
 import concurrent.futures
-import os
 import signal
 import time
 

@@ -9,7 +9,7 @@ from hardware.sim.pins import SimPinFactory
 from firmware.errors import InvalidRequest, NotEnoughStock, QueueFull, Unavailable
 from firmware.kitchen import check_toastie
 from firmware.safety import FAULT_HELP
-from tests.support.kitchen import available, bay_units, delivered, hot_plate, on_tray, \
+from tests.support.kitchen import available, delivered, hot_plate, on_tray, \
     outputs_safe, run_to_step
 
 SAFE = {'heater_pin': False, 'relay_closed': False, 'moving': []}
