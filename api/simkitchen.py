@@ -25,7 +25,7 @@ from firmware.kitchen import Kitchen
 from firmware.orders import OrderBook
 from firmware.orderstore import OrderStore
 from firmware.press import PressStation
-from firmware.safety import ESTOP, LID_OPEN, Shutdown
+from firmware.safety import Interlocks, Shutdown
 
 from .chillybin.service import default_bays, nominal_calibration
 from .jafflr.stock_client import bays_from_stock
@@ -108,7 +108,7 @@ class SimKitchen:
         self.stock = LocalStock(self.chilly, clock)
         self.controller = PlateController(
             m.heater, lambda: self.sensors.plate.hot_junction_c, self.shutdown,
-            interlocks=self._interlocks, open_errors=(SensorOpen,))
+            interlocks=Interlocks(m, self.shutdown, clock.monotonic), open_errors=(SensorOpen,))
         self.book = OrderBook(self.store, self.store.orders(), self.store.meta()['next_order'])
         self.assembler = Assembler(self.book, self.stock, m.dispensers, self.flags, self.shutdown,
                                    self.events)
@@ -116,18 +116,6 @@ class SimKitchen:
                                   self.events)
         self.kitchen = Kitchen(self.book, self.store, self.controller, self.shutdown, self.assembler,
                                self.press, self.stock, self.events, m.all_off)
-        m.lid.when_deactivated = lambda: self.shutdown.trip(LID_OPEN, 'the lid was opened',
-                                                            clock.monotonic())
-        m.estop.when_deactivated = lambda: self.shutdown.trip(ESTOP, 'the emergency stop was pressed',
-                                                              clock.monotonic())
-
-    def _interlocks(self):
-        found = []
-        if self.machine.lid_open:
-            found.append((LID_OPEN, 'the lid is open'))
-        if self.machine.estop_pressed:
-            found.append((ESTOP, 'the emergency stop is pressed'))
-        return found
 
     def events(self, kind, **fields):
         return self.store.events.append({'wall': self.clock.time(), 'kind': kind, **fields})

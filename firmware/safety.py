@@ -283,3 +283,27 @@ class HeaterVerifier:
         return (f'plate at {temp_c:.1f} C stayed more than {c.hysteresis_c:.1f} C below '
                 f'its {target_c:.1f} C target for {self._error:.0f} C.s '
                 f'(limit {c.max_error:.0f})')
+
+
+class Interlocks:
+    """The lid and the emergency stop, for the PlateController (`interlocks=`): active ones
+    are listed on every control tick, and each trips the shutdown the moment its line
+    changes (gpiozero calls back then), not only on the next tick.
+
+    `machine` is what it is handed: `lid_open` and `estop_pressed`, and `lid` and `estop`
+    inputs with `when_deactivated`."""
+
+    def __init__(self, machine, shutdown, monotonic):
+        self.machine = machine
+        machine.lid.when_deactivated = lambda: shutdown.trip(LID_OPEN, 'the lid was opened',
+                                                             monotonic())
+        machine.estop.when_deactivated = lambda: shutdown.trip(
+            ESTOP, 'the emergency stop was pressed', monotonic())
+
+    def __call__(self):
+        found = []
+        if self.machine.lid_open:
+            found.append((LID_OPEN, 'the lid is open'))
+        if self.machine.estop_pressed:
+            found.append((ESTOP, 'the emergency stop is pressed'))
+        return found

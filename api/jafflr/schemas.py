@@ -95,24 +95,10 @@ READY = {'type': 'object', 'required': ['ready', 'checks'],
          'properties': {'ready': {'type': 'boolean'}, 'checks': {'type': 'object'}}}
 
 # -- what the kitchen panel asks besides the above (api/jafflr/panel.py) --------------------
-# Forwarded to chillybin as they are; kept equal to chillybin's own request schemas by a
-# test, so jafflr refuses exactly what chillybin would, without a round trip.
-RESTOCK_REQUEST = {
-    'type': 'object', 'additionalProperties': False, 'required': ['items'],
-    'properties': {
-        'items': {'type': 'object', 'minProperties': 1, 'maxProperties': 10,
-                  'propertyNames': NAME,
-                  'additionalProperties': {'type': 'integer', 'minimum': 0, 'maximum': 50}},
-        'replaced': {'type': 'boolean', 'description': 'the old contents were removed (default true)'},
-    },
-}
-CALIBRATE_REQUEST = {
-    'type': 'object', 'additionalProperties': False, 'required': ['step'],
-    'properties': {
-        'step': {'type': 'string', 'enum': ['tare', 'span']},
-        'known_g': {'type': 'number', 'minimum': 1, 'maximum': 5000},
-    },
-}
+# Forwarded to chillybin as they are: chillybin's own request schemas, so jafflr refuses
+# exactly what chillybin would, without a round trip.
+from ..chillybin.schemas import CALIBRATE_REQUEST, RESTOCK_REQUEST  # noqa: E402,F401
+
 PLATE_HISTORY = {
     'type': 'object', 'required': ['wall', 'period_s', 'samples'],
     'properties': {

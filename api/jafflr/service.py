@@ -24,7 +24,7 @@ from firmware.kitchen import Kitchen
 from firmware.orders import OrderBook
 from firmware.orderstore import DB_NAME, OrderStore
 from firmware.press import PressStation
-from firmware.safety import CONTROL_ERROR, CONTROL_LOOP_STALLED, ESTOP, LID_OPEN, Shutdown
+from firmware.safety import CONTROL_ERROR, CONTROL_LOOP_STALLED, Interlocks, Shutdown
 
 from ..common.health import Readiness, storage_writable
 from ..common.loop import PeriodicLoop
@@ -76,7 +76,8 @@ class JafflrService:
                                      {n: i.unit_g for n, i in BOARD.ingredients.items()})
         self.controller = PlateController(
             machine.heater, lambda: self.sensors.plate.hot_junction_c, self.shutdown,
-            interlocks=self._interlocks, on_tick=self._on_control_tick, open_errors=(SensorOpen,))
+            interlocks=Interlocks(machine, self.shutdown, clock.monotonic),
+            on_tick=self._on_control_tick, open_errors=(SensorOpen,))
         self.deadman_s = deadman_seconds(env, clock)
         self.deadman = DeadMan(clock, self.deadman_s, self._on_stall)
         meta = self.store.meta()
@@ -110,25 +111,8 @@ class JafflrService:
                              hostnames=HostNames(settings.hostnames),
                              state_changing_gets={'/toastie'}, v1_successors=V1_SUCCESSORS,
                              metrics=self.metrics, draining=self.http.draining)
-        self._wire_interlocks()
 
     # -- safety wiring ----------------------------------------------------------------------
-    def _interlocks(self):
-        found = []
-        if self.machine.lid_open:
-            found.append((LID_OPEN, 'the lid is open'))
-        if self.machine.estop_pressed:
-            found.append((ESTOP, 'the emergency stop is pressed'))
-        return found
-
-    def _wire_interlocks(self):
-        # gpiozero calls these the moment the line changes, not on the next tick.
-        trip = self.shutdown.trip
-        now = self.clock.monotonic
-        self.machine.lid.when_deactivated = lambda: trip(LID_OPEN, 'the lid was opened', now())
-        self.machine.estop.when_deactivated = lambda: trip(ESTOP, 'the emergency stop was pressed',
-                                                           now())
-
     def _on_control_tick(self, now):
         if self._stalled.is_set():
             self._unstall.wait()      # a test hook: the control loop hangs here, for real

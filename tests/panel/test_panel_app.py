@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from api.chillybin import schemas as chillybin_schemas
 from api.common.web import AdminAuth
 from api.jafflr import schemas
 from api.jafflr.app import build_app
@@ -207,18 +206,6 @@ def test_panel_events_and_alerts_are_forwarded_with_their_query(app, service):
 
 
 # -- what is documented ------------------------------------------------------------------------
-def checks(schema):
-    """A schema without its descriptions: what it checks."""
-    if isinstance(schema, dict):
-        return {k: checks(v) for k, v in schema.items() if k != 'description'}
-    return schema
-
-
-def test_panel_forwarding_checks_exactly_what_chillybin_checks():
-    assert checks(schemas.RESTOCK_REQUEST) == checks(chillybin_schemas.RESTOCK_REQUEST)
-    assert checks(schemas.CALIBRATE_REQUEST) == checks(chillybin_schemas.CALIBRATE_REQUEST)
-
-
 def test_panel_routes_are_in_the_openapi_document_with_the_bodies_they_check():
     paths = build_document('test')['paths']
     body = lambda p, m: paths[p][m]['requestBody']['content']['application/json']['schema']
