@@ -64,3 +64,5 @@ def test_app_a_limit_of_thousands_of_digits_is_a_400_not_a_500(tmp_path):
         status, body = wsgi(app, '/v2/events', {'QUERY_STRING': f'limit={digits}'})
         assert status == 400 and json.loads(body)['error']['field'] == 'limit', body[:200]
     assert wsgi(app, '/v2/events', {'QUERY_STRING': 'limit=0005'})[0] == 200
+    # str.strip() removes the separators \x1c-\x1f, which int() does not skip
+    assert wsgi(app, '/v2/events', {'QUERY_STRING': 'limit=5%1F'})[0] == 200
