@@ -13,12 +13,19 @@ step; the network calls it makes are bounded by the stock client's timeouts.
 import logging
 
 from .config import checked
-from .errors import RefusedError, Unavailable
+from .errors import RefusedError, Unavailable, Unsupported
+from .safety import ASSEMBLY_INTERRUPTED, DISPENSER_JAM, LOADCELL_ERROR
 
 log = logging.getLogger(__name__)
 
-DISPENSER_JAM = 'dispenser-jam'
 STOCK_UNREACHABLE = 'chillybin-unreachable'
+
+
+def reservation_key(order):
+    """The Idempotency-Key of an order's reservation: the same for every retry of this
+    order, and never the same as another jafflr life's order of that number (a wiped state
+    directory numbers from t1 again while chillybin remembers keys for a day)."""
+    return f'jafflr-{order.id}-{order.created_at:.3f}'
 
 
 class Assembler:
@@ -45,6 +52,9 @@ class Assembler:
         self.paused = False
         self.halted = False        # after a fault, until reset
         self.to_cancel = []        # (order, reservation) left held by a crash
+        # False while the tray is being cleared (the Kitchen asks the press station): a
+        # unit dropped then would land on what is being cleared away.
+        self.tray_ready = lambda: True
         self._reset_work()
 
     def _reset_work(self):
@@ -72,7 +82,7 @@ class Assembler:
             self._stop_dispenser()
             return
         if self.order is None:
-            if self.tray is None and not self.paused:
+            if self.tray is None and not self.paused and self.tray_ready():
                 self._start(now, wall)
             return
         try:
@@ -99,17 +109,19 @@ class Assembler:
             if missing:
                 raise RefusedError(f'chillybin has no bay for {", ".join(missing)}')
             if self.flags.enabled('pick-v2', order.customer):
-                r = self.stock.reserve(order.needs(), key=f'jafflr-{order.id}')
+                r = self.stock.reserve(order.needs(), key=reservation_key(order))
                 self.reservation = r['id']
                 self.book.note_stock(order, mode='v2', reservation=r['id'], reserved=order.needs())
             else:
                 self._pick_v1(order)
+        except Unsupported as exc:
+            raise Unsupported(f'could not reserve at chillybin: {exc.message}') from None
         except Unavailable as exc:
             if now < self.deadline:
                 return      # retried next tick; the idempotency key makes that safe
             raise Unavailable(f'could not reserve at chillybin: {exc.message}') from None
         self.book.move(order, order.state, 'dispensing', wall, expected_s=len(self.plan) * 1.5)
-        self.phase = 'run'
+        self.phase = 'weigh'
 
     def _pick_v1(self, order):
         """One /pick per ingredient, no rollback: what v2 reservations replace. Whatever was
@@ -126,10 +138,22 @@ class Assembler:
             picked[name] = quantity
             self.book.note_stock(order, mode='v1', picked=picked)
 
+    def _weigh(self, now, wall):
+        """The bay's weight before the run: a unit counts as dropped only when the bay lost
+        it, whatever chillybin booked to the reservation meanwhile (a person emptying a bay
+        books a unit to it without anything reaching the tray). A phase of its own: the
+        run is timed from the next tick's `now`, not from before this network call."""
+        try:
+            self.baseline_g = self.stock.grams(self.plan[0])
+        except Unavailable:
+            if now < self.deadline:
+                return      # asked again next tick
+            raise
+        self.phase = 'run'
+
     def _run(self, now, wall):
         name = self.plan[0]
         self.running = self.bays[name]['slot']
-        self.baseline_g = None if self.reservation else self.stock.grams(name)
         device = self.dispensers[self.running]
         if not self.shutdown.run_unless_latched(device.on):
             return      # a fault latched meanwhile; the next tick abandons the order
@@ -157,23 +181,36 @@ class Assembler:
             self.dropped[name] = self.dropped.get(name, 0) + 1
             self.plan.pop(0)
             self.book.note_stock(self.order, dropped=dict(self.dropped))
-            self.phase = 'run' if self.plan else 'confirm'
+            self.phase = 'weigh' if self.plan else 'confirm'
             self.deadline = now + self.cfg.confirm_timeout_s
         elif now >= self.deadline:
-            slot = self.bays[name]['slot']
-            self._fail(DISPENSER_JAM, f'no {name} reached the tray: the bay {slot} dispenser ran '
-                       f'but chillybin\'s load cell saw nothing leave within '
-                       f'{self.cfg.drop_timeout_s:.0f} s (jammed or empty)', wall, now,
-                       latch=True)
+            self._fail(*self._why_no_drop(name), wall, now, latch=True)
 
     def _dropped(self, name):
         if self.reservation:
             r = self.stock.reservation(self.reservation)
-            return r['taken'].get(name, 0) >= self.dropped.get(name, 0) + 1
+            if r['taken'].get(name, 0) < self.dropped.get(name, 0) + 1:
+                return False
         if self.baseline_g is None:
-            return True     # a v1-only chillybin cannot show weights: trust the dispenser
+            return True     # no weight to compare (a v1-only chillybin): trust the count or the dispenser
         grams = self.stock.grams(name)
         return grams is not None and grams <= self.baseline_g - 0.5 * self.bays[name]['unit_g']
+
+    def _why_no_drop(self, name):
+        """(reason, detail) when no unit was seen to leave the bay: a jam or an empty bay,
+        unless chillybin could not look (its load cell or chillybin itself failed)."""
+        slot = self.bays[name]['slot']
+        waited = f'{self.cfg.drop_timeout_s:.0f} s'
+        try:
+            bay = self.stock.bays().get(name, {})
+        except Unavailable as exc:
+            return (STOCK_UNREACHABLE, f'the bay {slot} dispenser ran but chillybin could not be '
+                    f'asked whether any {name} left the bay: {exc.message}')
+        if not bay.get('sensor_ok', True):
+            return (LOADCELL_ERROR, f'the bay {slot} dispenser ran but chillybin cannot read the '
+                    f'{name} load cell, so no drop could be seen within {waited}; check the tray')
+        return (DISPENSER_JAM, f'no {name} reached the tray: the bay {slot} dispenser ran but '
+                f'chillybin\'s load cell saw nothing leave within {waited} (jammed or empty)')
 
     def _confirm(self, now, wall):
         if self.reservation:
@@ -198,28 +235,42 @@ class Assembler:
 
     def _fail(self, kind, detail, wall, now, latch=False):
         order = self.order
+        on_tray = dict(self.dropped)
         self._stop_dispenser()
-        returned = self._give_back()
-        self.book.note_stock(order, returned=returned, dropped=dict(self.dropped))
+        self.book.note_stock(order, dropped=on_tray, **self._give_back())
         self.book.fail(order, kind, detail, wall, kind=kind)
         self.events('order-failed', order=order.id, reason=kind, detail=detail)
         self.order = None
         self._reset_work()
         if latch:
             self.shutdown.trip(kind, detail, now, wall)
+        elif on_tray and not self.shutdown.latched:
+            # Units lie on the tray and nothing will take them off: the next toastie would
+            # be built on top of them. A person clears the tray; the reset indexes it away.
+            units = ', '.join(f'{q} {n}' for n, q in on_tray.items())
+            self.shutdown.trip(ASSEMBLY_INTERRUPTED, f'{order.id} stopped with {units} on the '
+                               f'tray: {detail}', now, wall)
 
     def _give_back(self):
         """Cancel the reservation: chillybin returns every unit that has not left its bay.
-        If chillybin cannot be reached the reservation expires there by itself."""
+        Returns what to note on the order: `returned`, and `left_bays` (what chillybin saw
+        leave the bays: dropped on the tray, or taken out by a person meanwhile).
+        If chillybin cannot be reached now, the cancel is retried every tick until it is
+        (a held reservation left open would be booked the next toastie's drops)."""
         if not self.reservation:
-            return {}
+            return {'returned': {}}
         try:
             r = self.stock.cancel(self.reservation)
-            return {n: q - r['taken'].get(n, 0) for n, q in r['items'].items()}
-        except RefusedError as exc:
-            log.warning('could not cancel reservation %s now (%s); it will expire at chillybin',
+            return {'returned': {n: q - r['taken'].get(n, 0) for n, q in r['items'].items()},
+                    'left_bays': dict(r['taken'])}
+        except Unavailable as exc:
+            log.warning('could not cancel reservation %s now (%s); trying again',
                         self.reservation, exc)
-            return {'pending': 'expires at chillybin'}
+            self.to_cancel.append((self.order, self.reservation))
+            return {'returned': {'pending': 'cancelling at chillybin'}}
+        except RefusedError as exc:
+            log.warning('could not cancel reservation %s: %s', self.reservation, exc)
+            return {'returned': {'pending': f'chillybin refused the cancel: {exc.message}'}}
 
     def reservation_to_cancel(self, order):
         """After a crash: a reservation still held for an order that will not be made."""
@@ -239,7 +290,8 @@ class Assembler:
             self.to_cancel.remove((order, rid))
             if r is not None:
                 self.book.note_stock(order, returned={n: q - r['taken'].get(n, 0)
-                                                      for n, q in r['items'].items()})
+                                                      for n, q in r['items'].items()},
+                                     left_bays=dict(r['taken']))
 
     def abandon(self, reason, detail, wall):
         """A latched fault elsewhere: stop, fail the order being built, give back stock.

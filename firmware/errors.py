@@ -70,6 +70,11 @@ class Unavailable(RefusedError):
     kind = 'unavailable'
 
 
+class Unsupported(Unavailable):
+    """The dependency answers but cannot do this at all (an old chillybin without v2
+    reservations): asking again will not help."""
+
+
 class QueueFull(RefusedError):
     kind = 'queue-full'
 

@@ -6,6 +6,7 @@ the machine's state, and handles stop, reset, pause, the drain before a restart 
 recovery after one. The stations do the work on their own threads (see api/jafflr).
 """
 import logging
+import threading
 
 from .errors import BayLocked, InvalidRequest, NotEnoughStock, SensorFault, Unavailable
 from .heater.profiles import DONENESS, profile
@@ -49,7 +50,11 @@ class Kitchen:
         self.events = events
         self.all_off = all_off
         self.draining = False
+        # Checking the stock and queueing are one step: two customers at once must not
+        # both be promised the last two slices.
+        self._taking = threading.Lock()
         self.assembler.paused = bool(store.meta().get('paused'))
+        self.assembler.tray_ready = lambda: not press.tray_busy
         shutdown.add_listener(self._on_fault)
 
     def _on_fault(self, fault):
@@ -66,9 +71,10 @@ class Kitchen:
         if replay is not None:
             return replay, True
         self._check_machine()
-        self._check_stock(ingredients)
-        order, replayed = self.book.submit(ingredients, doneness, wall,
-                                           retry_after_s=self.queue_wait_s(), **order_fields)
+        with self._taking:
+            self._check_stock(ingredients)
+            order, replayed = self.book.submit(ingredients, doneness, wall,
+                                               retry_after_s=self.queue_wait_s(), **order_fields)
         if not replayed:
             self.events('order', order=order.id, detail=f'queued: {", ".join(order.units)}, '
                         f'{doneness}' + (f' for {order.name}' if order.name else ''))
@@ -93,10 +99,7 @@ class Kitchen:
         if unknown:
             raise InvalidRequest(f'there is no {", ".join(unknown)} in the machine', field='i',
                                  allowed=', '.join(n for n in sorted(bays) if n != 'bread'))
-        ahead = {}
-        for order in self.book.queued():
-            for name, count in order.needs().items():
-                ahead[name] = ahead.get(name, 0) + count
+        ahead = self._not_yet_held()
         for name, count in needs.items():
             bay = bays[name]
             if not bay['sensor_ok']:
@@ -109,6 +112,19 @@ class Kitchen:
             if left < count:
                 raise NotEnoughStock(f'not enough {name}: {max(0, left)} left after the '
                                      f'toasties ahead, this one needs {count}', field='i')
+
+    def _not_yet_held(self):
+        """What the toasties ahead will take that chillybin does not hold for them yet: all
+        of a queued one, and of one being assembled whatever it has not reserved or picked
+        (it left the queue before its reservation was made)."""
+        ahead = {}
+        for order in self.book.active():
+            if order.state not in (QUEUED, ASSEMBLING):
+                continue
+            held = order.stock.get('reserved') or order.stock.get('picked') or {}
+            for name, count in order.needs().items():
+                ahead[name] = ahead.get(name, 0) + max(0, count - held.get(name, 0))
+        return ahead
 
     def cancel(self, oid, wall):
         order = self.book.cancel(oid, wall)
@@ -150,7 +166,10 @@ class Kitchen:
                                f'within {waited_s:.0f} s', now, wall)
 
     def finish_drain(self):
-        """Record what is on the tray so the next start can carry on with it."""
+        """Record what is on the tray so the next start can carry on with it. A drain that
+        had to stop a toastie half way is not clean: the next start clears the machine."""
+        if self.shutdown.latched:
+            return
         tray = self.assembler.tray
         self.store.set_meta(clean_stop={'tray': tray.id if tray else None})
 

@@ -195,6 +195,14 @@ class OrderBook:
     def fail(self, order, reason, detail, wall, kind='machine'):
         return self.finish(order, FAILED, wall, {'reason': reason, 'detail': detail, 'kind': kind})
 
+    def fail_if_queued(self, oid, reason, detail, wall, kind='unavailable'):
+        """Fail an order that has not started (nothing taken yet); None if it has started."""
+        with self.lock:
+            order = self.orders.get(oid)
+            if order is None or order.state != QUEUED:
+                return None
+            return self.fail(order, reason, detail, wall, kind=kind)
+
     def cancel(self, oid, wall):
         with self.lock:
             order = self.get(oid)

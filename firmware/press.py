@@ -5,6 +5,12 @@ open press and whatever was in the press out to the chute. So when the next toas
 waiting on the tray as the press opens, one index delivers the old and loads the new,
 and the press is closed again 11 s after it opened (open 4 s, index 3 s, close 4 s).
 
+Because every index moves everything on the belt, the conveyor never runs while the
+assembler is building a toastie on the tray (the toasted one waits in the open press a
+few seconds), and the assembler starts nothing while the conveyor may run (see
+`tray_busy`). A loaded toastie whose plate temperature differs from the last one's waits
+in the open press for the plate before the press closes.
+
 It also decides the plate's target: the profile of the next toastie to go in, standby
 between orders (the controller turns the heater off after its standby time).
 
@@ -16,23 +22,27 @@ import logging
 from .config import checked
 from .errors import HeaterFaulted
 from .heater.profiles import profile
+from .safety import CONVEYOR_JAM, PRESS_JAM
 
 log = logging.getLogger(__name__)
-
-CONVEYOR_JAM = 'conveyor-jam'
-PRESS_JAM = 'press-jam'
 
 
 class PressStation:
     SPEC = {
         'index_timeout_s': (6.0, 1.0, 60.0),    # one conveyor index takes 3 s
+        # The photo-eye's mark is centred on the station and 0.3 s of travel wide: the
+        # eye sees its leading edge 0.15 s before the tray is at the station, so the
+        # conveyor runs on that long. Stopping at the edge leaves every sandwich short
+        # of the press (it went in on the next index, a whole toastie late).
+        'index_run_on_s': (0.15, 0.0, 1.0),
         'travel_timeout_s': (8.0, 1.0, 60.0),   # the press travels in 4 s
         'heater_margin_s': (120.0, 0.0, 3600.0),  # heater-on budget beyond the toasting time
     }
 
     def __init__(self, press, conveyor, controller, book, shutdown, events, config=None):
         """`press`: start_closing/start_opening/stop/is_open/is_closed; `conveyor`:
-        run/stop/at_index; `controller`: the PlateController."""
+        run/stop/marks_reached (index marks come to, counted on the eye's edge);
+        `controller`: the PlateController."""
         self.cfg = checked(config or {}, self.SPEC, 'PressStation')
         self.press = press
         self.conveyor = conveyor
@@ -44,7 +54,8 @@ class PressStation:
         self.loading = None         # the order being indexed in
         self.phase = 'idle'
         self.deadline = None
-        self.left_mark = False
+        self.marks_at_start = 0
+        self.mark_seen_at = None
         self.clears_left = 0
         self.halted = False
         self.toast_ends = None
@@ -52,8 +63,17 @@ class PressStation:
 
     # -- what the rest of the machine sees -------------------------------------------------------
     @property
+    def clearing(self):
+        return self.phase in ('clearing', 'clearing-open')
+
+    @property
+    def tray_busy(self):
+        """The conveyor is running or about to: nothing may be dropped on the tray."""
+        return self.clearing or self.phase == 'indexing'
+
+    @property
     def busy(self):
-        return self.in_press is not None or self.loading is not None or self.phase == 'clearing'
+        return self.in_press is not None or self.loading is not None or self.clearing
 
     def next_target(self, tray, assembling, queued):
         """The plate temperature the next toastie needs, or None for standby."""
@@ -71,7 +91,7 @@ class PressStation:
         if self.halted:
             return
         self._steer_plate(now, assembler, queued)
-        getattr(self, f'_{self.phase}')(now, wall, assembler)
+        getattr(self, f'_{self.phase.replace("-", "_")}')(now, wall, assembler)
 
     def _steer_plate(self, now, assembler, queued):
         target = self.next_target(assembler.tray, assembler.order, queued)
@@ -86,10 +106,13 @@ class PressStation:
         except HeaterFaulted:
             pass    # the next tick halts on the latched fault
 
+    def _plate_ready(self, now, order):
+        return (self.controller.at_target(now)
+                and self.controller.status()['target_c'] == profile(order.doneness).plate_c)
+
     def _ready_to_load(self, now, tray):
         return (self.accepting and tray is not None and self.press.is_open
-                and self.controller.at_target(now)
-                and self.controller.status()['target_c'] == profile(tray.doneness).plate_c)
+                and self._plate_ready(now, tray))
 
     def _idle(self, now, wall, assembler):
         if not self.press.is_open:
@@ -111,17 +134,21 @@ class PressStation:
         self.phase = 'indexing'
 
     def _run_conveyor(self, now):
-        self.left_mark = False
+        self.marks_at_start = self.conveyor.marks_reached
+        self.mark_seen_at = None
         self.deadline = now + self.cfg.index_timeout_s
         self.shutdown.run_unless_latched(self.conveyor.run)
 
     def _conveyor_arrived(self, now):
-        """True once the conveyor has left one index mark and reached the next."""
-        if not self.conveyor.at_index:
-            self.left_mark = True
-        elif self.left_mark:
-            self.conveyor.stop()
-            return True
+        """True once the conveyor has reached the middle of the next index mark (its
+        leading edge, counted by the conveyor however short it was, then
+        index_run_on_s more)."""
+        if self.conveyor.marks_reached > self.marks_at_start:
+            if self.mark_seen_at is None:
+                self.mark_seen_at = now
+            if now - self.mark_seen_at >= self.cfg.index_run_on_s:
+                self.conveyor.stop()
+                return True
         if now >= self.deadline:
             self.conveyor.stop()
             self.shutdown.trip(CONVEYOR_JAM, f'the conveyor did not reach its next index mark '
@@ -136,6 +163,15 @@ class PressStation:
         self.in_press, self.loading = self.loading, None
         if self.in_press is None:
             self.phase = 'idle'
+            return
+        self.phase = 'loaded'
+        self._loaded(now, wall, assembler)
+
+    def _loaded(self, now, wall, assembler):
+        """In the open press: close once the plate is at this toastie's temperature."""
+        if not self._plate_ready(now, self.in_press):
+            if self.in_press.step != 'waiting for the plate':
+                self.book.move(self.in_press, 'toasting', 'waiting for the plate', wall)
             return
         self.book.move(self.in_press, 'toasting', 'closing', wall, expected_s=4.0)
         self._move_press(now, closing=True)
@@ -174,14 +210,14 @@ class PressStation:
     def _opening(self, now, wall, assembler):
         if not self._press_arrived(now, closed=False):
             return
-        if self.in_press is None:
-            self.phase = 'idle'
-        elif self._ready_to_load(now, assembler.tray):
-            self._begin_index(now, wall, assembler)     # deliver this one, load the next
-        else:
-            self.book.move(self.in_press, 'toasting', 'ejecting', wall, expected_s=3.0)
-            self._run_conveyor(now)
-            self.phase = 'indexing'
+        self.phase = 'idle' if self.in_press is None else 'delivering'
+
+    def _delivering(self, now, wall, assembler):
+        """The toasted one leaves by the next index, which also loads whatever is on the
+        tray: so not while a toastie is half built there."""
+        if assembler.busy:
+            return
+        self._begin_index(now, wall, assembler)
 
     def _deliver(self, now, wall):
         order = self.in_press

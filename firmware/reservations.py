@@ -105,11 +105,14 @@ class Ledger:
             self.by_key[reservation.key] = reservation
 
     def attribute(self, name, units, wall):
-        """`units` fell off bay `name`: give them to the oldest reservations expecting them.
-        Returns (units explained, reservations changed)."""
+        """`units` fell off bay `name`: give them to the oldest reservations expecting them,
+        held ones first. A held reservation is being dispensed right now (it is confirmed or
+        cancelled as soon as its toastie is built); a v1 pick stays open for PICK_TTL_S
+        whether or not its units ever drop, and one left by a failed order must not take
+        the next toastie's drops. Returns (units explained, reservations changed)."""
         changed = []
         left = units
-        for r in sorted(self.open(), key=lambda r: r.created_at):
+        for r in sorted(self.open(), key=lambda r: (r.state != HELD, r.created_at)):
             take = min(left, r.outstanding(name))
             if take <= 0:
                 continue

@@ -27,6 +27,12 @@ LID_OPEN = 'lid-open'
 ESTOP = 'estop'
 HEATER_ON_TIME_LIMIT = 'heater-on-time-limit'
 STOPPED = 'stopped'
+# The machine's moving parts (the stations latch these; a person must look at the tray).
+DISPENSER_JAM = 'dispenser-jam'
+ASSEMBLY_INTERRUPTED = 'assembly-interrupted'
+LOADCELL_ERROR = 'loadcell-error'
+PRESS_JAM = 'press-jam'
+CONVEYOR_JAM = 'conveyor-jam'
 
 # Reason -> what a person should do about it (shown on the kitchen panel).
 FAULT_HELP = {
@@ -52,6 +58,16 @@ FAULT_HELP = {
     HEATER_ON_TIME_LIMIT: 'The heater ran longer than an order can need: check the press '
                           'for a stuck sandwich or an open lid, then reset.',
     STOPPED: 'Someone pressed stop: check the press and reset when ready.',
+    DISPENSER_JAM: 'A dispenser ran but nothing left its bay: clear the jam or refill the '
+                   'bay, take the part-made toastie off the tray, then reset.',
+    ASSEMBLY_INTERRUPTED: 'A toastie was abandoned half built (see the detail for why): take '
+                          'it off the tray, then reset.',
+    LOADCELL_ERROR: 'A bay load cell cannot be read, so a drop could not be checked: see '
+                    'chillybin\'s alerts, take the toastie off the tray, then reset.',
+    PRESS_JAM: 'The press did not reach its limit switch: switch off at the wall, free the '
+               'press and check its motor, then reset.',
+    CONVEYOR_JAM: 'The conveyor did not reach its next index mark: switch off, clear the '
+                  'tray and the conveyor, then reset.',
 }
 
 

@@ -1,5 +1,7 @@
 """A periodic loop on its own thread, on a clock: calls `step(now)` every `period_s`
-clock seconds, measures how late each call was, and never dies of one bad step."""
+clock seconds, measures how late each call was, and never dies of one bad step. A step
+that raises is logged and counted, and `on_error(name, exc)` is told: a service whose
+loop drives outputs makes that a fault (jafflr trips control-error and turns them off)."""
 import logging
 import threading
 from collections import deque
@@ -8,9 +10,11 @@ log = logging.getLogger('api.loop')
 
 
 class PeriodicLoop:
-    def __init__(self, name, clock, period_s, step, *, keep_lateness=2000, observe=None):
+    def __init__(self, name, clock, period_s, step, *, keep_lateness=2000, observe=None,
+                 on_error=None):
         """`observe(seconds_late)` is called for every step (a metrics histogram)."""
         self.name = name
+        self.on_error = on_error
         self.clock = clock
         self.period_s = period_s
         self.step = step
@@ -52,6 +56,11 @@ class PeriodicLoop:
                 self.errors += 1
                 self.last_error = f'{type(exc).__name__}: {exc}'
                 log.exception('%s: step failed', self.name)
+                if self.on_error is not None:
+                    try:
+                        self.on_error(self.name, exc)
+                    except Exception:
+                        log.exception('%s: on_error failed', self.name)
             self.last_run = now
             due += self.period_s
             if self.clock.monotonic() - due > 10 * self.period_s:

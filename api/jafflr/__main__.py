@@ -8,6 +8,7 @@ import sys
 
 from hardware.errors import HardwareError
 from firmware.store import DatabaseTooNew, StorageCorrupt
+from ..common.settings import SettingsError
 
 
 def main(argv=None):
@@ -24,7 +25,7 @@ def main(argv=None):
         from .service import open_service
         open_service(args.host, args.port).run()
         return 0
-    except (HardwareError, DatabaseTooNew, StorageCorrupt) as exc:
+    except (HardwareError, DatabaseTooNew, StorageCorrupt, SettingsError) as exc:
         logging.getLogger('jafflr').critical('%s', exc)
         return 2
     except OSError as exc:

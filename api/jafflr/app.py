@@ -72,16 +72,28 @@ class JafflrApi:
                            field='Idempotency-Key', allowed='1-100 characters')
         fingerprint = hashlib.sha256(json.dumps([sorted(ingredients), doneness, name, customer])
                                      .encode()).hexdigest()[:16]
-        return self.call(self.s.kitchen.submit, ingredients, doneness, self.s.clock.time(),
-                         name=name, customer=customer, source=source, key=key,
-                         fingerprint=fingerprint)
+        try:
+            return self.s.kitchen.submit(ingredients, doneness, self.s.clock.time(), name=name,
+                                         customer=customer, source=source, key=key,
+                                         fingerprint=fingerprint)
+        except errors.RefusedError as exc:
+            if source == 'v2' and exc.field == 'i':
+                exc.field = 'ingredients'    # the kitchen names v1's query parameter
+            raise refused(exc) from None
 
     def wait_v1(self, order):
-        """Wait for the toastie without holding anything another request needs."""
+        """Wait for the toastie without holding anything another request needs. A v1
+        customer has no other way to follow their toastie, so when the machine stops
+        before it was started they are told at once and it is not made later."""
         s = self.s
         done = s.book.done_event(order.id)
         deadline = s.clock.monotonic() + V1_WAIT_S
         while not done.is_set():
+            fault = s.shutdown.fault
+            if fault is not None and s.book.fail_if_queued(
+                    order.id, fault.reason, f'the machine stopped before it was started, and '
+                    f'nothing was taken: {fault.detail}', s.clock.time()):
+                break
             if s.released.is_set():
                 raise ApiError(503, f'jafflr is restarting; toastie {order.id} is kept and will '
                                     f'be made: follow it at /v2/toasties/{order.id}',
@@ -231,11 +243,17 @@ def build_app(service, panel=None):
         bottle.response.content_type = s.metrics.content_type
         return s.metrics.render()
 
-    if s.debug_hooks:
+    if s.debug_hooks:      # JAFFLR_DEBUG_HOOKS=1 only: for the exit-path tests, never on a machine
         @app.post('/v2/debug/stall')
         def v2_debug_stall():
             s.stall_control_loop()
             return json_answer({'stalled': True})
+
+        @app.post('/v2/debug/raise')
+        def v2_debug_raise():
+            where = json_body(schemas.DEBUG_RAISE_REQUEST).get('where', 'press')
+            s.raise_in(where)
+            return json_answer({'raising_in': where})
 
     add_panel_routes(app, s)
     return app

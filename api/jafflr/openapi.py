@@ -1,8 +1,13 @@
 """jafflr's v2 OpenAPI document, from the schemas the handlers validate with."""
-from ..common.openapi import document, operation, path_param, query_param
+from ..common.openapi import ERROR, document, operation, path_param, query_param
 from . import schemas as s
 
 OID = path_param('oid', 'toastie id, e.g. t12')
+# What the request checks every request passes answer, whatever the operation: 403 (another
+# site's page asked), 413 (body too large), 415 (not JSON), 421 (a Host that is not ours).
+REQUEST_REFUSED = {'description': 'refused by the request checks (403, 413, 415, 421) or '
+                                  'another error; the body says what was wrong',
+                   'content': {'application/json': {'schema': ERROR}}}
 ADMIN = {401: ('the admin token is missing or wrong', None)}
 UNREACHABLE = {503: ('chillybin cannot be reached (code chillybin-unreachable)', None)}
 FORWARDED = {502: ('chillybin refused the admin token jafflr accepted, or answered without '
@@ -60,6 +65,9 @@ def build_document(version):
                                        {200: ('ready', s.READY), 503: ('not ready', s.READY)})},
         **panel_paths(),
     }
+    for ops in paths.values():
+        for op in ops.values():
+            op['responses'].setdefault('default', REQUEST_REFUSED)
     return document('jafflr', version, 'Orders, the press and the assembler of the toastie '
                     'machine. v2 can also be reached on an unversioned path with the header '
                     '`API-Version: 2`.', paths)

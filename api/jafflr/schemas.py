@@ -24,6 +24,10 @@ FLAG_REQUEST = {
         'percent': {'type': 'integer', 'minimum': 0, 'maximum': 100},
     },
 }
+DEBUG_RAISE_REQUEST = {
+    'type': 'object', 'additionalProperties': False,
+    'properties': {'where': {'type': 'string', 'enum': ['press', 'assembler', 'thread']}},
+}
 STOP_REQUEST = {
     'type': 'object', 'additionalProperties': False,
     'properties': {'by': LABEL},

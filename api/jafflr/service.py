@@ -31,7 +31,7 @@ from ..common.loop import PeriodicLoop
 from ..common.metrics import ServiceMetrics
 from ..common.sdnotify import Notifier
 from ..common.serve import HttpService, bind_socket, inherited_sockets
-from ..common.settings import admin_token, load_settings
+from ..common.settings import SettingsError, admin_token, load_settings
 from ..common.web import AdminAuth, Edge, HostNames
 from .app import V1_SUCCESSORS, build_app
 from .collector import JafflrCollector
@@ -42,16 +42,13 @@ log = logging.getLogger('jafflr')
 
 CONTROL_PERIOD_S = 0.1
 STATION_PERIOD_S = 0.05
-DEADMAN_S = 2.0              # clock seconds without a control tick before the dead-man trips
-DEADMAN_MIN_REAL_S = 1.0     # ... but never less than this in real seconds: at speed 10 two
-                             # simulated seconds are 200 ms, within a loaded laptop's hiccup.
-                             # The heartbeat monostable still opens the relay after 1
-                             # simulated second, so the heater stays bounded either way.
-
-
-def deadman_timeout(clock):
-    return max(DEADMAN_S, DEADMAN_MIN_REAL_S * clock.speed)
-HISTORY_PERIOD_S = 1.0     # the panel's plate chart: one sample a second
+DEADMAN_S = 2.0             # clock seconds without a control tick before the dead-man trips
+DEADMAN_RANGE_S = (0.5, 10.0)
+DEADMAN_MIN_REAL_S = 1.0    # by default never less than this in real seconds: at speed 10 two
+                            # simulated seconds are 200 ms, within a loaded laptop's hiccup.
+                            # The heartbeat monostable still opens the relay after 1
+                            # simulated second, so the heater stays bounded either way.
+HISTORY_PERIOD_S = 1.0      # the panel's plate chart: one sample a second
 DRAIN_BOUND_S = 120.0        # clock seconds a toastie in the press may take to finish a stop
 
 
@@ -64,7 +61,9 @@ class JafflrService:
         self.debug_hooks = env.get('JAFFLR_DEBUG_HOOKS') == '1'
         self.notifier = Notifier(env)
         self.released = threading.Event()      # v1 waiters stop waiting (restart)
-        self._stalled = threading.Event()
+        self._stalled = threading.Event()      # debug hook: the control loop hangs ...
+        self._unstall = threading.Event()      # ... until this is set (never, in practice)
+        self._raise_in = set()                 # debug hook: stations whose next tick raises
         self._last_watchdog = 0.0
         self.sensors = Sensors(platform.bus, owner='jafflr', sleep=clock.sleep,
                                monotonic=clock.monotonic)
@@ -78,7 +77,8 @@ class JafflrService:
         self.controller = PlateController(
             machine.heater, lambda: self.sensors.plate.hot_junction_c, self.shutdown,
             interlocks=self._interlocks, on_tick=self._on_control_tick, open_errors=(SensorOpen,))
-        self.deadman = DeadMan(clock, deadman_timeout(clock), self._on_stall)
+        self.deadman_s = deadman_seconds(env, clock)
+        self.deadman = DeadMan(clock, self.deadman_s, self._on_stall)
         meta = self.store.meta()
         self.book = OrderBook(self.store, self.store.orders(), meta['next_order'])
         self.assembler = Assembler(self.book, self.stock, machine.dispensers, self.flags,
@@ -93,9 +93,10 @@ class JafflrService:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0))
         self.control_loop = PeriodicLoop('control', clock, CONTROL_PERIOD_S, self.controller.tick,
                                          observe=lateness.observe)
-        self.press_loop = PeriodicLoop('press', clock, STATION_PERIOD_S, self._press_tick)
+        self.press_loop = PeriodicLoop('press', clock, STATION_PERIOD_S, self._press_tick,
+                                       on_error=self._station_failed)
         self.assembler_loop = PeriodicLoop('assembler', clock, STATION_PERIOD_S,
-                                           lambda now: self.assembler.tick(now, clock.time()))
+                                           self._assembler_tick, on_error=self._station_failed)
         self.plate_history = PlateHistory({'period_s': HISTORY_PERIOD_S})
         self.history_loop = PeriodicLoop('plate-history', clock, HISTORY_PERIOD_S,
                                          self._record_plate)
@@ -130,9 +131,7 @@ class JafflrService:
 
     def _on_control_tick(self, now):
         if self._stalled.is_set():
-            # A test hook: the control loop hangs here for good. (Waiting on _stalled itself
-            # returned at once, since it is set, so the loop went on feeding the watchdog.)
-            threading.Event().wait()
+            self._unstall.wait()      # a test hook: the control loop hangs here, for real
         self.deadman.refresh(now)
         real = time.monotonic()
         if self.notifier.watchdog_s and real - self._last_watchdog >= self.notifier.watchdog_s / 4:
@@ -145,10 +144,30 @@ class JafflrService:
             self.machine.heater.off()
         finally:
             self.shutdown.trip(CONTROL_LOOP_STALLED, f'the control loop did not tick for '
-                               f'{self.deadman.timeout_s:.1f} s', self.clock.monotonic())
+                               f'{self.deadman_s:g} s', self.clock.monotonic())
 
     def stall_control_loop(self):
         self._stalled.set()
+
+    def raise_in(self, where):
+        """Debug hook: an unhandled exception in a station's next tick ('press' or
+        'assembler'), or in a thread of its own ('thread', which threading.excepthook
+        catches)."""
+        if where == 'thread':
+            threading.Thread(target=self._raise, args=(where,), name='debug-raise',
+                             daemon=True).start()
+        else:
+            self._raise_in.add(where)
+
+    @staticmethod
+    def _raise(where):
+        raise RuntimeError(f'raised in the {where} by the debug hook (POST /v2/debug/raise)')
+
+    def _station_failed(self, name, exc):
+        """A station's tick raised: its state is unknown now, so stop the machine."""
+        self.machine.all_off()
+        self.shutdown.trip(CONTROL_ERROR, f'{type(exc).__name__} in the {name} station: {exc}',
+                           self.clock.monotonic())
 
     def _thread_died(self, args):
         log.critical('unhandled exception in thread %s', getattr(args.thread, 'name', '?'),
@@ -166,7 +185,16 @@ class JafflrService:
         self.plate_history.sample(now, self.clock.time(), plate['temp_c'], plate['target_c'])
 
     def _press_tick(self, now):
+        if 'press' in self._raise_in:
+            self._raise_in.discard('press')
+            self._raise('press station')
         self.press.tick(now, self.clock.time(), self.assembler, self.book.queued())
+
+    def _assembler_tick(self, now):
+        if 'assembler' in self._raise_in:
+            self._raise_in.discard('assembler')
+            self._raise('assembler station')
+        self.assembler.tick(now, self.clock.time())
 
     # -- what is reported ---------------------------------------------------------------------
     def status(self):
@@ -241,10 +269,28 @@ class JafflrService:
             loop.stop()
         self.controller.off(self.clock.monotonic())
         self.deadman.stop()
-        self.control_loop.stop()
+        # A loop the dead-man found stuck will not come back: do not wait 5 s for it.
+        self.control_loop.stop(timeout=0.5 if self.deadman.stalls else 5.0)
         self.machine.all_off()
         self.store.close()
         self.platform.close()
+
+
+def deadman_seconds(env, clock):
+    """JAFFLR_DEADMAN_S, checked: the dead-man's limit in clock seconds (default 2, and
+    under a sped-up simulator never less than one real second). On the machine leave it."""
+    raw = env.get('JAFFLR_DEADMAN_S')
+    if raw is None:
+        return max(DEADMAN_S, DEADMAN_MIN_REAL_S * clock.speed)
+    lo, hi = DEADMAN_RANGE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = None
+    if value is None or not lo <= value <= hi:
+        raise SettingsError(f'JAFFLR_DEADMAN_S={raw!r}: use a number of seconds from {lo:g} '
+                            f'to {hi:g} (default {DEADMAN_S:g})')
+    return value
 
 
 def open_service(host, port, env=os.environ):

@@ -11,7 +11,8 @@ import threading
 from urllib.parse import quote, urlsplit
 
 from firmware.errors import (BayLocked, Conflict, InvalidRequest, NotEnoughStock, NotFound,
-                             RefusedError, SensorFault, Unavailable, UnknownIngredient)
+                             RefusedError, SensorFault, Unavailable, UnknownIngredient,
+                             Unsupported)
 
 BY_STATUS = {400: InvalidRequest, 409: NotEnoughStock, 423: BayLocked, 503: SensorFault}
 
@@ -115,7 +116,7 @@ class ChillybinClient:
             return answer
         refusal = self._refuse(status, answer, 'the reservation')
         if isinstance(refusal, NotFound):
-            raise Unavailable('chillybin does not offer v2 reservations (404 on POST '
+            raise Unsupported('chillybin does not offer v2 reservations (404 on POST '
                               '/v2/reservations); nothing was taken. Switch the pick-v2 flag '
                               'off to use v1 picks, or upgrade chillybin.')
         raise refusal

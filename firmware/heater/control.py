@@ -13,6 +13,7 @@ a class name could. Any other exception from `read_plate_c` is a sensor error.
 """
 import logging
 import threading
+from contextlib import contextmanager
 
 from ..config import checked, sections
 from ..errors import ConfigError, HeaterFaulted, OutOfRange
@@ -27,6 +28,13 @@ log = logging.getLogger(__name__)
 # How far the highest allowed target stays below the over-temperature trip, so that an
 # overshoot (the bench measures under 5 C) can never trip it.
 TARGET_MARGIN_C = 15.0
+
+# How long (real seconds) another thread waits for a tick to let go of the controller. A
+# tick takes milliseconds; a longer hold means the loop is stuck (a hung transfer), and
+# then a reader gets the last status, off() forces the heater pin off itself, and the
+# rest refuse with HeaterFaulted, rather than the panel, the press station and the
+# service's drain all hanging behind it until the dead-man has long tripped.
+LOCK_WAIT_S = 0.5
 
 
 class PlateController:
@@ -81,6 +89,7 @@ class PlateController:
         self._off_failure = None
         self._was_latched = False
         self._order = None            # {'budget_s', 'on_s'} while an order runs
+        self._last_status = None
         shutdown.add_listener(self._on_fault)
 
     def _check_targets(self):
@@ -100,31 +109,34 @@ class PlateController:
         if not c.min_target_c <= target_c <= c.max_target_c:
             raise OutOfRange(f'Requested temperature ({target_c:.1f}) out of range '
                              f'({c.min_target_c:.1f}:{c.max_target_c:.1f})')
-        with self._lock:
+        with self._held():
             self._refuse_if_faulted()
             self._hold(float(target_c), 'hold', now)
 
     def standby(self, now):
         """Hold the standby temperature for standby_s, then switch off."""
-        with self._lock:
+        with self._held():
             self._refuse_if_faulted()
             self._hold(self.cfg.standby_c, 'standby', now)
             self._standby_until = now + self.cfg.standby_s
 
     def off(self, now):
-        """Stop heating. Always allowed."""
-        with self._lock:
-            self._drop_target()
+        """Stop heating. Always allowed; never waits long (see LOCK_WAIT_S)."""
+        try:
+            with self._held():
+                self._drop_target()
+        except HeaterFaulted:
+            self._heater.off()      # the loop is stuck: the pin itself, as the dead-man does
 
     def keep_alive(self, now):
         """Someone still wants the target: restart the idle timeout."""
-        with self._lock:
+        with self._held():
             if self._mode == 'hold':
                 self._keepalive_at = now
 
     def load_hint(self, now, watts):
         """A load (a cold sandwich) starts drawing about `watts` from the plate now."""
-        with self._lock:
+        with self._held():
             self._controller.load_hint(now, watts)
 
     def begin_order(self, now, max_heater_on_s):
@@ -132,15 +144,27 @@ class PlateController:
         if not max_heater_on_s > 0:
             raise OutOfRange(f'Requested heater on-time budget ({max_heater_on_s}) must be '
                              f'above 0 s')
-        with self._lock:
+        with self._held():
             self._order = {'budget_s': float(max_heater_on_s), 'on_s': 0.0}
             self.keep_alive(now)
 
     def end_order(self, now):
         """Stop counting; returns the heater on-time the order used (s), or None."""
-        with self._lock:
+        with self._held():
             order, self._order = self._order, None
             return None if order is None else order['on_s']
+
+    @contextmanager
+    def _held(self):
+        """The controller's lock for a request from another thread, or HeaterFaulted when
+        a tick has held it for more than LOCK_WAIT_S (the control loop is stuck)."""
+        if not self._lock.acquire(timeout=LOCK_WAIT_S):
+            raise HeaterFaulted(f'the control loop has not let go of the heater for '
+                                f'{LOCK_WAIT_S:.1f} s: it is stuck')
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     def _refuse_if_faulted(self):
         fault = self._shutdown.fault
@@ -285,23 +309,38 @@ class PlateController:
     # -- what the panel and the press station read -------------------------------------
     def at_target(self, now):
         """Within +/- band_c of the target for at least settle_s."""
-        with self._lock:
-            return (self._in_band_since is not None and not self._shutdown.latched
-                    and now - self._in_band_since >= self.cfg.settle_s)
+        try:
+            with self._held():
+                return (self._in_band_since is not None and not self._shutdown.latched
+                        and now - self._in_band_since >= self.cfg.settle_s)
+        except HeaterFaulted:
+            return False
 
     def status(self):
-        """What the panel shows, as of the last tick."""
-        with self._lock:
+        """What the panel shows, as of the last tick. While the loop is stuck: the last
+        status it gave, with phase 'faulted' or 'stalled' and at_target False."""
+        try:
+            with self._held():
+                self._last_status = self._status()
+                return dict(self._last_status)
+        except HeaterFaulted:
             fault = self._shutdown.fault
-            return {
-                'temp_c': self._temp_c,
-                'target_c': self._target_c,
-                'duty': self._duty,
-                'relay_on': self._relay_on,
-                'phase': self._phase(),
-                'at_target': self._last_tick is not None and self.at_target(self._last_tick),
-                'fault': None if fault is None else fault.reason,
-            }
+            last = self._last_status or {'temp_c': None, 'target_c': None, 'duty': 0.0,
+                                         'relay_on': False}
+            return {**last, 'phase': 'faulted' if fault else 'stalled', 'at_target': False,
+                    'fault': None if fault is None else fault.reason}
+
+    def _status(self):
+        fault = self._shutdown.fault
+        return {
+            'temp_c': self._temp_c,
+            'target_c': self._target_c,
+            'duty': self._duty,
+            'relay_on': self._relay_on,
+            'phase': self._phase(),
+            'at_target': self._last_tick is not None and self.at_target(self._last_tick),
+            'fault': None if fault is None else fault.reason,
+        }
 
     def _phase(self):
         if self._shutdown.latched:

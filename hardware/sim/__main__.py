@@ -1,6 +1,6 @@
 """The simulated machine's command line.
 
-    python -m hardware.sim serve [--socket PATH] [--speed X] [--seed N]
+    python -m hardware.sim serve [--socket PATH] [--speed X] [--seed N] [--plate-c C]
     python -m hardware.sim status
     python -m hardware.sim faults
     python -m hardware.sim fault NAME on|off
@@ -45,6 +45,8 @@ def main(argv=None):
     serve = sub.add_parser('serve', help='run the simulated machine')
     serve.add_argument('--speed', type=float, default=1.0, help='time runs this many times fast')
     serve.add_argument('--seed', type=int, default=1)
+    serve.add_argument('--plate-c', type=float, default=None,
+                       help='start with the plate at this temperature (default: the kitchen\'s)')
     sub.add_parser('status', help="print the world's state")
     status_json = sub.add_parser('status-json', help='the same, as JSON')
     sub.add_parser('faults', help='list the faults that can be switched')
@@ -68,7 +70,8 @@ def main(argv=None):
     if args.command == 'serve':
         from .server import serve, shutdown_on_signals
         logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
-        serve(path, speed=args.speed, seed=args.seed, ready=shutdown_on_signals)
+        serve(path, speed=args.speed, seed=args.seed, ready=shutdown_on_signals,
+              plate_c=args.plate_c)
         return 0
 
     from .link import SimLink

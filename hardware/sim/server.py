@@ -127,9 +127,11 @@ class SimHandler(socketserver.StreamRequestHandler):
             world.remove_input_listener(push)
 
 
-def serve(path, speed=1.0, seed=1, ready=None):
+def serve(path, speed=1.0, seed=1, ready=None, plate_c=None):
     clock = ScaledClock(speed)
     world = World(clock, seed=seed)
+    if plate_c is not None:       # a machine that was just used: no preheat from cold
+        world.plate.temp_c = world.plate.probe_c = float(plate_c)
     server = SimServer(path, world, {1: SimBus(world, 1)})
     server.start_ticking()
     log.info('simulated machine listening on %s (speed x%g, seed %d)', path, speed, seed)

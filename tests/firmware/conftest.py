@@ -23,3 +23,30 @@ def make_rig(clock, world, bus, pin_factory):
 @pytest.fixture
 def rig(make_rig):
     return make_rig()
+
+
+@pytest.fixture
+def make_kitchen(tmp_path):
+    """make_kitchen(state_dir=None, **SimKitchen options) -> SimKitchen, closed afterwards.
+    The whole machine in process on a fake clock: see api/simkitchen.py."""
+    from api.simkitchen import SimKitchen
+    made = []
+
+    def make(state_dir=None, **options):
+        made.append(SimKitchen(state_dir or tmp_path, **options))
+        return made[-1]
+    try:
+        yield make
+    finally:
+        for k in made:
+            k.close()
+
+
+@pytest.fixture
+def kitchen(make_kitchen):
+    """A SimKitchen whose plate starts hot (see tests.support.kitchen.hot_plate)."""
+    from tests.support.kitchen import hot_plate
+    k = make_kitchen()
+    hot_plate(k)
+    k.run(0.5)          # chillybin's load cells have a reading: stock is known
+    return k

@@ -384,3 +384,41 @@ def test_control_rejects_bad_configuration():
         plain(lambda: 21.0, config={'verify': {'hysteresis': 5}})
     with pytest.raises(ConfigError, match="unknown controller 'pi'"):
         plain(lambda: 21.0, controller='pi')
+
+
+def test_control_a_stuck_tick_blocks_no_reader_and_off_still_works():
+    """A tick stuck inside the plate read (a hung transfer) holds the controller: the
+    panel's status, the press station's calls and the drain's off() must not hang on
+    it. They wait at most LOCK_WAIT_S, then: the last status (phase 'stalled'),
+    HeaterFaulted, and the heater pin switched off directly."""
+    import time
+    from firmware.heater.control import LOCK_WAIT_S
+    release, reading = threading.Event(), threading.Event()
+    temps = iter([150.0])
+
+    def read():
+        value = next(temps, None)
+        if value is None:
+            reading.set()
+            release.wait(10)
+            return 150.0
+        return value
+    plate, heater, shutdown = plain(read)
+    plate.set_target(200.0, 0.0)
+    plate.tick(0.0)
+    assert heater.is_on and plate.status()['phase'] == 'heating'
+    stuck = threading.Thread(target=plate.tick, args=(0.1,), daemon=True)
+    stuck.start()
+    assert reading.wait(5)
+    started = time.monotonic()
+    status = plate.status()
+    assert status['phase'] == 'stalled' and status['temp_c'] == 150.0
+    assert plate.at_target(0.2) is False
+    with pytest.raises(HeaterFaulted, match='stuck'):
+        plate.set_target(180.0, 0.2)
+    plate.off(0.2)
+    assert not heater.is_on, 'off() switched the pin off itself'
+    assert time.monotonic() - started < 4 * LOCK_WAIT_S + 1.0
+    release.set()
+    stuck.join(5)
+    assert plate.status()['phase'] in ('heating', 'off')

@@ -70,6 +70,20 @@ def test_machine_input_events_arrive_from_the_world(pin_factory, world, clock):
         assert len(seen) == 1 and seen[0] == pytest.approx(4.0, abs=0.05)
 
 
+def test_machine_conveyor_counts_each_index_mark_it_comes_to(pin_factory, clock):
+    """However briefly the eye sees a mark between two looks, the count has it."""
+    with Machine(owner='jafflr', pin_factory=pin_factory) as m:
+        assert m.conveyor.at_index and m.conveyor.marks_reached == 0
+        m.conveyor.run()
+        clock.advance(2.8)                 # one index is 3 s; the next mark starts at 2.85
+        assert m.conveyor.marks_reached == 0
+        clock.advance(0.5)                 # one look 0.5 s later: the mark came and went
+        assert m.conveyor.marks_reached == 1
+        clock.advance(3.0)
+        m.conveyor.stop()
+        assert m.conveyor.marks_reached == 2
+
+
 def test_machine_pin_history_is_bounded(pin_factory):
     with Machine(owner='jafflr', pin_factory=pin_factory) as m:
         for _ in range(5000):

@@ -1,0 +1,386 @@
+"""The kitchen on the whole simulated machine (SimKitchen, fake clock): taking orders,
+the machine's state, stop and reset, the drain and the recovery after a restart, and
+every simulated fault switched on during an order."""
+import pytest
+
+from api.simkitchen import SimKitchen
+from hardware.sim.pins import SimPinFactory
+
+from firmware.errors import InvalidRequest, NotEnoughStock, QueueFull, Unavailable
+from firmware.kitchen import check_toastie
+from firmware.safety import FAULT_HELP
+from tests.support.kitchen import available, delivered, hot_plate, on_tray, \
+    outputs_safe, run_to_step
+
+SAFE = {'heater_pin': False, 'relay_closed': False, 'moving': []}
+
+
+def now_wall(k):
+    return k.clock.monotonic(), k.clock.time()
+
+
+def make_toastie(k, ingredients=('cheese',), doneness='light', limit_s=400):
+    order, _ = k.submit(list(ingredients), doneness)
+    k.run_until(lambda: order.finished, limit_s)
+    return order
+
+
+def assert_accounted(k, order):
+    """Every unit the order reserved either left the bays or went back, and chillybin
+    holds nothing more for it."""
+    stock = order.stock
+    reserved = stock.get('reserved', {})
+    if 'taken' in stock:
+        assert stock['taken'] == reserved
+    else:
+        for name, q in reserved.items():
+            assert stock['left_bays'][name] + stock['returned'][name] == q, stock
+    if 'reservation' in stock:
+        assert k.chilly.reservation(stock['reservation']).state in ('taken', 'cancelled')
+    assert all(k.chilly.ledger.outstanding(n) == 0 for n in k.chilly.bays)
+
+
+# -- taking orders ------------------------------------------------------------------------------
+@pytest.mark.parametrize('ingredients, doneness, message', [
+    ([], 'medium', 'at least one ingredient'),
+    (['ham'], 'medium', 'needs cheese'),
+    (['cheese', 'bread'], 'medium', 'leave out the bread'),
+    (['cheese'] * 7, 'medium', 'at most 6 fillings'),
+    (['cheese'], 'toasted', "unknown doneness 'toasted'"),
+])
+def test_kitchen_check_toastie_refuses_with_a_reason(ingredients, doneness, message):
+    with pytest.raises(InvalidRequest, match=message):
+        check_toastie(ingredients, doneness)
+
+
+@pytest.mark.parametrize('doneness', ['light', 'medium', 'well-done', 'burnt'])
+def test_kitchen_check_toastie_accepts_the_original_toasties(doneness):
+    check_toastie(['cheese', 'vegemite'], doneness)
+    check_toastie(['cheese'], doneness)
+
+
+def test_kitchen_queue_is_bounded_and_says_when_to_retry(kitchen):
+    k = kitchen
+    k.chilly.restock({'bread': 30, 'cheese': 30}, k.clock.time())
+    k.kitchen.pause(True)
+    for _ in range(10):
+        k.submit(['cheese'], 'light')
+    with pytest.raises(QueueFull, match=r'the queue is full \(10 toasties waiting\)') as full:
+        k.submit(['cheese'], 'light')
+    assert full.value.retry_after_s == 60 + 3 + 4 + 4    # one light toastie's cycle
+    assert len(k.book.orders) == 10
+
+
+def test_kitchen_counts_a_toastie_that_left_the_queue_before_its_reservation(kitchen):
+    """Between leaving the queue and reserving at chillybin, a toastie is neither in the
+    queue nor in chillybin's count: it was forgotten, and its bread promised again."""
+    k = kitchen
+    k.chilly.restock({'bread': 4}, k.clock.time())
+    k.run(0.5)
+    first, _ = k.submit(['cheese'], 'light')
+    k.step()                                     # taken from the queue, not yet reserved
+    assert first.state == 'assembling' and 'reserved' not in first.stock
+    k.submit(['cheese'], 'light')
+    with pytest.raises(NotEnoughStock, match='not enough bread: 0 left'):
+        k.submit(['cheese'], 'light')
+
+
+def test_kitchen_two_customers_at_once_are_not_both_promised_the_last_bread(kitchen):
+    """Checking the stock and queueing the toastie are one step: here the first customer
+    is held between the two until the second has checked too (or 1 s has passed)."""
+    import threading
+    k = kitchen
+    k.chilly.restock({'bread': 2}, k.clock.time())
+    k.run(0.5)
+    k.kitchen.pause(True)
+    queue_it, both_checked = k.book.submit, threading.Barrier(2, timeout=1)
+
+    def submit_when_both_checked(*args, **kw):
+        try:
+            both_checked.wait()
+        except threading.BrokenBarrierError:
+            pass                    # the other one could not check meanwhile
+        return queue_it(*args, **kw)
+    k.book.submit = submit_when_both_checked
+    results = []
+
+    def customer():
+        try:
+            results.append(k.submit(['cheese'], 'light')[0].id)
+        except NotEnoughStock as exc:
+            results.append(exc.message)
+    threads = [threading.Thread(target=customer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(results, key=len) == ['t1', 'not enough bread: 0 left after the toasties '
+                                              'ahead, this one needs 2']
+
+
+def test_kitchen_replayed_key_returns_the_same_order_and_takes_nothing_more(kitchen):
+    k = kitchen
+    first, replayed = k.submit(['cheese'], 'light', key='abc', fingerprint='f1')
+    again, replayed_again = k.submit(['cheese'], 'light', key='abc', fingerprint='f1')
+    assert (again, replayed, replayed_again) == (first, False, True)
+    from firmware.errors import Conflict
+    with pytest.raises(Conflict, match="Idempotency-Key 'abc' was already used"):
+        k.submit(['cheese', 'vegemite'], 'light', key='abc', fingerprint='f2')
+    k.run_until(lambda: first.finished, 300)
+    # replayed after it finished: still the same order, nothing taken twice
+    assert k.submit(['cheese'], 'light', key='abc', fingerprint='f1') == (first, True)
+    k.run(5)
+    assert len(k.book.orders) == 1 and list(k.chilly.ledger.by_id) == ['r1']
+
+
+def test_kitchen_state_follows_the_machine(make_kitchen):
+    k = make_kitchen()
+    k.run(0.5)
+    state = lambda: k.kitchen.state(k.clock.monotonic())
+    assert state() == 'available'
+    order, _ = k.submit(['cheese'], 'light')
+    seen = [state()]
+    while not order.finished:
+        k.step()
+        if state() != seen[-1]:
+            seen.append(state())
+    assert seen == ['available', 'assembling', 'preheating', 'toasting', 'available']
+    k.kitchen.pause(True)
+    assert state() == 'paused' and k.store.meta()['paused'] is True
+    k.kitchen.pause(False)
+    k.kitchen.stop(*now_wall(k), 'a test')
+    assert state() == 'faulted'
+
+
+# -- stop and reset ------------------------------------------------------------------------------
+def test_kitchen_stop_by_anyone_mid_dispense_stops_everything_and_gives_stock_back(kitchen):
+    k = kitchen
+    before = available(k)
+    order, _ = k.submit(['cheese', 'vegemite'], 'light')
+    k.run_until(lambda: any(k.world.is_active(f'dispenser_{b.index}') for b in k.world.bays), 30)
+    fault = k.kitchen.stop(*now_wall(k), 'the panel')
+    assert (fault.reason, fault.detail) == ('stopped', 'stop pressed (the panel)')
+    assert outputs_safe(k) == SAFE, 'outputs go off in the stopping call, not a tick later'
+    k.run(1.0)
+    assert order.failure['reason'] == 'stopped'
+    assert_accounted(k, order)
+    left = order.stock['left_bays']
+    assert available(k) == {n: before[n] - left.get(n, 0) for n in before}
+    with pytest.raises(Unavailable, match='the machine is stopped \\(stopped: stop pressed'):
+        k.submit(['cheese'], 'light')
+
+
+def test_kitchen_reset_with_the_lid_still_open_latches_again(kitchen):
+    k = kitchen
+    k.world.set_fault('lid-open', True)
+    k.run(0.2)
+    assert k.shutdown.fault.reason == 'lid-open'
+    k.kitchen.reset(*now_wall(k), 'a test')
+    k.run(0.2)
+    assert k.shutdown.fault.reason == 'lid-open'
+    k.world.set_fault('lid-open', False)
+    k.kitchen.reset(*now_wall(k), 'a test')
+    k.run(0.5)
+    assert not k.shutdown.latched
+
+
+# -- the drain before a restart, and the recovery after one ---------------------------------------
+def restart(k, clean=False):
+    """jafflr's side of the kitchen stops (a crash unless `clean`) and starts again on
+    the same state dir; the world, its clock and chillybin carry on. A crash leaves the
+    lines as they were until the next start claims them (as ExecStopPost would)."""
+    if clean:
+        k.kitchen.finish_drain()
+    k.machine.close()
+    k.store.close()
+    # A new process has new pins. (One pin factory hands a closed pin back when the line
+    # is claimed again, and a closed WiredPin no longer hears the world: fine for the
+    # services, which open the platform once per process.)
+    k.old_pin_factories.append(k.pins)
+    k.pins = SimPinFactory(k.wire)
+    k._build_jafflr(k.store_dir, False, k.env)
+    k.kitchen.recover(k.clock.time())
+    return k
+
+
+@pytest.fixture
+def restartable(tmp_path):
+    k = SimKitchen(tmp_path)
+    hot_plate(k)
+    k.store_dir, k.env, k.old_pin_factories = str(tmp_path), {}, []
+    k.run(0.5)
+    try:
+        yield k
+    finally:
+        k.close()
+        for factory in k.old_pin_factories:
+            factory.close()
+
+
+def test_kitchen_crash_with_a_toastie_in_the_press_fails_it_restarted_and_resumes_the_queue(
+        restartable):
+    k = restartable
+    toasting, _ = k.submit(['cheese'], 'light')
+    queued, _ = k.submit(['cheese', 'vegemite'], 'light')
+    k.run_until(lambda: toasting.state != 'queued', 5)
+    k.kitchen.pause(True)          # so the second stays queued across the crash
+    run_to_step(k, toasting, 'toasting')
+    k.run(10)
+    restart(k)
+    crashed = k.book.get(toasting.id)
+    assert crashed.state == 'failed' and crashed.failure['reason'] == 'restarted'
+    assert 'in the press' in crashed.failure['detail']
+    assert crashed.stock['taken'] == {'bread': 2, 'cheese': 1}       # its stock is noted
+    assert k.book.get(queued.id).state == 'queued'
+    assert k.press.clearing, 'a crash leaves the machine unknown: it is cleared first'
+    k.kitchen.pause(False)
+    resumed = k.book.get(queued.id)
+    k.run_until(lambda: resumed.finished, 300)
+    assert resumed.state == 'done', resumed.failure
+    out = delivered(k)
+    assert out[0]['units'] == {'bread': 2, 'cheese': 1}, 'the half-toasted one was cleared out'
+    assert out[-1]['units'] == {'bread': 2, 'cheese': 1, 'vegemite': 1}
+    assert out[-1]['browning'] > 1000
+
+
+def test_kitchen_crash_while_assembling_gives_the_reservation_back(restartable):
+    k = restartable
+    before = available(k)
+    order, _ = k.submit(['cheese', 'vegemite'], 'light')
+    k.run_until(lambda: order.stock.get('dropped', {}).get('bread') == 1, 30)
+    restart(k)
+    crashed = k.book.get(order.id)
+    assert crashed.failure['reason'] == 'restarted' and 'being assembled' in crashed.failure['detail']
+    k.run(1.0)
+    assert crashed.stock['returned'] == {'bread': 1, 'cheese': 1, 'vegemite': 1}
+    assert k.chilly.reservation(crashed.stock['reservation']).state == 'cancelled'
+    assert available(k) == {n: before[n] - (1 if n == 'bread' else 0) for n in before}
+    k.run_until(lambda: not k.press.clearing, 30)
+    assert on_tray(k) == {} and delivered(k)[-1]['units'] == {'bread': 1}
+
+
+def test_kitchen_crash_with_a_toastie_on_the_tray_fails_it(restartable):
+    k = restartable
+    order, _ = k.submit(['cheese'], 'medium')      # the plate is not at 195 C yet
+    k.run_until(lambda: order.state == 'assembled', 30)
+    restart(k)
+    assert k.book.get(order.id).failure['reason'] == 'restarted'
+    assert 'on the tray' in k.book.get(order.id).failure['detail']
+
+
+def test_kitchen_clean_drain_keeps_the_tray_toastie_for_the_next_start(restartable):
+    k = restartable
+    toasting, _ = k.submit(['cheese'], 'light')
+    waiting, _ = k.submit(['cheese', 'vegemite'], 'medium')
+    queued, _ = k.submit(['cheese'], 'light')
+    run_to_step(k, toasting, 'toasting')
+    k.run_until(lambda: waiting.state == 'assembled', 30)
+    k.kitchen.begin_drain()
+    assert k.kitchen.state(k.clock.monotonic()) == 'stopping'
+    with pytest.raises(Unavailable, match='restarting'):
+        k.submit(['cheese'], 'light')
+    k.run_until(k.kitchen.drained, 400)
+    # the index that delivered the light one also carried the medium one into the press
+    # (the belt moves everything), so it was toasted within the drain too
+    assert toasting.state == 'done' and queued.state == 'queued'
+    restart(k, clean=True)
+    assert not k.press.clearing
+    tray = k.book.get(waiting.id)
+    if tray.state == 'assembled':
+        assert k.assembler.tray is tray
+    resumed = k.book.get(queued.id)
+    k.run_until(lambda: resumed.finished and k.book.get(waiting.id).finished, 500)
+    assert resumed.state == k.book.get(waiting.id).state == 'done'
+
+
+def test_kitchen_clean_drain_with_a_toastie_waiting_on_the_tray_carries_on_after(restartable):
+    k = restartable
+    k.kitchen.pause(False)
+    waiting, _ = k.submit(['cheese'], 'medium')     # waits on the tray for 195 C
+    k.run_until(lambda: waiting.state == 'assembled', 30)
+    k.kitchen.begin_drain()
+    k.run_until(k.kitchen.drained, 10)
+    assert waiting.state == 'assembled'
+    restart(k, clean=True)
+    assert k.assembler.tray is not None and k.assembler.tray.id == waiting.id
+    resumed = k.assembler.tray
+    k.run_until(lambda: resumed.finished, 300)
+    assert resumed.state == 'done', resumed.failure
+    assert delivered(k)[-1]['units'] == {'bread': 2, 'cheese': 1}
+
+
+def test_kitchen_drain_that_stopped_a_toastie_half_way_is_not_clean(restartable):
+    """The drain's bound ran out with a toastie in the press: it is failed and left there.
+    The next start must clear it out, not take the machine as empty."""
+    k = restartable
+    order, _ = k.submit(['cheese'], 'burnt')
+    k.run_until(lambda: order.step == 'toasting', 100)
+    k.kitchen.begin_drain()
+    k.run(5)
+    k.kitchen.fail_unfinished_press(k.clock.monotonic(), k.clock.time(), 120)
+    k.run(0.5)
+    assert order.failure['reason'] == 'stopped' and 'could not finish' in order.failure['detail']
+    restart(k, clean=True)
+    assert k.press.clearing, 'the half-toasted one is cleared out before anything else'
+    k.run_until(lambda: not k.press.clearing, 30)
+    assert delivered(k)[-1]['units'] == {'bread': 2, 'cheese': 1}
+
+
+# -- every simulated fault during an order ---------------------------------------------------------
+# fault, the step at which it is switched on, the reason latched
+MACHINE_FAULTS = [
+    ('plate-sensor-open', 'toasting', 'plate-sensor-open'),
+    ('plate-sensor-nack', 'toasting', 'plate-sensor-error'),
+    ('heater-dead', 'toasting', 'heater-not-heating'),
+    ('heater-welded', 'toasting', 'heater-runaway'),
+    ('dispenser-jam:vegemite', 'dispensing', 'dispenser-jam'),
+    ('press-jam', 'toasting', 'press-jam'),
+    ('lid-open', 'toasting', 'lid-open'),
+    ('estop', 'dispensing', 'estop'),
+    ('loadcell-nack:vegemite', 'dispensing', 'loadcell-error'),
+]
+
+
+@pytest.mark.parametrize('fault, step, reason', MACHINE_FAULTS, ids=[f[0] for f in MACHINE_FAULTS])
+def test_kitchen_fault_during_an_order_ends_safe_and_explained_then_recovers(
+        kitchen, fault, step, reason):
+    k = kitchen
+    doneness = 'medium' if fault == 'heater-dead' else 'light'
+    order, _ = k.submit(['cheese', 'vegemite'], doneness)
+    run_to_step(k, order, step)
+    k.world.set_fault(fault, True)
+    k.run_until(lambda: order.finished, 200)
+    k.run(1.0)
+    assert order.state == 'failed' and order.failure['reason'] == reason, order.failure
+    assert k.shutdown.fault.reason == reason
+    assert k.shutdown.fault.help == FAULT_HELP[reason]
+    safe = outputs_safe(k)
+    assert safe['heater_pin'] is False and safe['moving'] == []
+    assert safe['relay_closed'] is (fault == 'heater-welded')
+    assert_accounted(k, order)
+    assert k.kitchen.state(k.clock.monotonic()) == 'faulted'
+
+    k.world.set_fault(fault, False)
+    k.run(1.0)
+    k.kitchen.reset(*now_wall(k), 'a test')
+    after = make_toastie(k, doneness='light')
+    assert after.state == 'done', after.failure
+    assert delivered(k)[-1]['units'] == {'bread': 2, 'cheese': 1}
+
+
+@pytest.mark.parametrize('fault, alert', [('bin-sensor-nack', 'bin-sensor'),
+                                          ('chiller-dead', None)])
+def test_kitchen_bin_fault_during_an_order_is_chillybins_to_report(kitchen, fault, alert):
+    """The bin's own faults do not stop a toastie: chillybin reports them (a dead chiller
+    after 15 minutes above 5 C) and food safety counts the time."""
+    k = kitchen
+    order, _ = k.submit(['cheese', 'vegemite'], 'light')
+    run_to_step(k, order, 'dispensing')
+    k.world.set_fault(fault, True)
+    k.run_until(lambda: order.finished, 200)
+    assert order.state == 'done', order.failure
+    assert not k.shutdown.latched
+    alerts = [a['alert'] for a in k.chilly.alerts(k.clock.monotonic())]
+    if alert:
+        assert alert in alerts
+    assert_accounted(k, order)

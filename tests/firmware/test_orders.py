@@ -1,0 +1,152 @@
+"""Orders and the bounded queue (firmware/orders.py), on a real OrderStore in a temp dir."""
+import pytest
+
+from firmware.errors import Conflict, NotFound, QueueFull
+from firmware.orders import Order, OrderBook
+from firmware.orderstore import OrderStore
+
+WALL = 1_700_000_000.0
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = OrderStore(str(tmp_path), fsync=False)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def book(store):
+    return OrderBook(store, max_queue=3, keep_finished=2)
+
+
+def test_order_units_are_bread_fillings_bread():
+    order = Order('t1', ['cheese', 'vegemite', 'cheese'], 'medium', WALL)
+    assert order.units == ['bread', 'cheese', 'vegemite', 'cheese', 'bread']
+    assert order.needs() == {'bread': 2, 'cheese': 2, 'vegemite': 1}
+
+
+def test_order_progress_runs_through_the_step_towards_the_next():
+    order = Order('t1', ['cheese'], 'light', WALL, step='toasting', step_started_at=WALL,
+                  step_expected_s=60.0, state='toasting')
+    assert order.progress(WALL) == 0.3
+    assert order.progress(WALL + 30) == pytest.approx(0.61)
+    assert order.progress(WALL + 600) == 0.92        # never past the next step's start
+    order.state = 'done'
+    assert order.progress(WALL) == 1.0
+
+
+def test_order_round_trips_through_a_dict():
+    order = Order('t7', ['cheese'], 'burnt', WALL, name='Kim', key='k', stock={'mode': 'v2'})
+    assert Order.from_dict(order.to_dict()) == order
+
+
+def test_orders_submit_queues_in_order_and_numbers_them(book):
+    first, replayed = book.submit(['cheese'], 'light', WALL)
+    second, _ = book.submit(['cheese'], 'light', WALL + 1)
+    assert (first.id, second.id, replayed) == ('t1', 't2', False)
+    assert [o.id for o in book.queued()] == ['t1', 't2']
+    assert book.position('t2') == 1 and book.position('t9') is None
+    assert book.take_next(WALL + 2) is first
+    assert (first.state, first.step, first.started_at) == ('assembling', 'reserving', WALL + 2)
+    assert book.position('t2') == 0
+
+
+def test_orders_queue_is_bounded(book):
+    for _ in range(3):
+        book.submit(['cheese'], 'light', WALL)
+    with pytest.raises(QueueFull, match=r'the queue is full \(3 toasties waiting\); try again '
+                                        r'in about 71 s') as full:
+        book.submit(['cheese'], 'light', WALL, retry_after_s=71)
+    assert full.value.retry_after_s == 71 and full.value.kind == 'queue-full'
+    book.take_next(WALL)
+    book.submit(['cheese'], 'light', WALL)          # room again
+
+
+def test_orders_same_key_same_toastie_is_the_same_order(book):
+    first, _ = book.submit(['cheese'], 'light', WALL, key='k1', fingerprint='a')
+    again, replayed = book.submit(['cheese'], 'light', WALL, key='k1', fingerprint='a')
+    assert again is first and replayed
+    assert len(book.queue) == 1
+
+
+def test_orders_same_key_other_toastie_is_a_conflict(book):
+    book.submit(['cheese'], 'light', WALL, key='k1', fingerprint='a')
+    with pytest.raises(Conflict, match="Idempotency-Key 'k1' was already used for a different "
+                                       "toastie \\(order t1\\)") as conflict:
+        book.submit(['cheese', 'ham'], 'light', WALL, key='k1', fingerprint='b')
+    assert conflict.value.field == 'Idempotency-Key'
+
+
+def test_orders_cancel_only_while_queued(book):
+    queued, _ = book.submit(['cheese'], 'light', WALL)
+    started, _ = book.submit(['cheese'], 'light', WALL)
+    cancelled = book.cancel(queued.id, WALL + 1)
+    assert cancelled.state == 'cancelled' and cancelled.failure['reason'] == 'cancelled'
+    assert book.cancel(queued.id, WALL + 2) is cancelled            # again: the same answer
+    book.take_next(WALL)
+    with pytest.raises(Conflict, match='toastie t2 is assembling; only a queued toastie can be '
+                                       'cancelled'):
+        book.cancel(started.id, WALL)
+    with pytest.raises(NotFound, match="there is no toastie 't99'"):
+        book.cancel('t99', WALL)
+
+
+def test_orders_finish_once_counts_outcomes_and_wakes_waiters(book):
+    a, _ = book.submit(['cheese'], 'light', WALL)
+    b, _ = book.submit(['cheese'], 'light', WALL)
+    waiter = book.done_event(a.id)
+    assert not waiter.is_set()
+    book.finish(a, 'done', WALL + 100)
+    book.fail(b, 'press-jam', 'the press did not open within 8 s', WALL + 101)
+    book.finish(a, 'failed', WALL + 102)               # a finished order stays as it ended
+    assert waiter.is_set() and book.done_event(b.id).is_set()
+    assert (a.state, a.finished_at, b.failure['reason']) == ('done', WALL + 100, 'press-jam')
+    assert book.outcomes == {'done': 1, 'press-jam': 1}
+
+
+def test_orders_finished_beyond_the_recent_are_archived_and_still_found(book, store):
+    orders = [book.submit(['cheese'], 'light', WALL, key=f'k{i}', fingerprint='f')[0]
+              for i in range(3)]
+    for i, order in enumerate(orders):
+        book.take_next(WALL)
+        book.finish(order, 'done', WALL + i)
+    assert sorted(book.orders) == ['t2', 't3']                     # keep_finished=2
+    assert [d['id'] for d in store.db.table('orders').all()] == ['t2', 't3']
+    archived = book.get('t1')
+    assert archived.state == 'done' and archived.id == 't1'
+    again, replayed = book.submit(['cheese'], 'light', WALL, key='k0', fingerprint='f')
+    assert replayed and again.id == 't1', 'an archived order still answers its key'
+
+
+def test_orders_survive_a_restart_with_their_queue_and_keys(store, tmp_path):
+    book = OrderBook(store)
+    a, _ = book.submit(['cheese'], 'light', WALL, key='ka', fingerprint='f')
+    b, _ = book.submit(['cheese', 'vegemite'], 'medium', WALL + 1, key='kb', fingerprint='f')
+    c, _ = book.submit(['cheese'], 'light', WALL + 2)
+    book.take_next(WALL + 3)
+    book.note_stock(a, mode='v2', reservation='r1')
+    store.close()
+    reopened = OrderStore(str(tmp_path), fsync=False)
+    try:
+        again = OrderBook(reopened, reopened.orders(), reopened.meta()['next_order'])
+        assert [o.id for o in again.queued()] == ['t2', 't3']
+        assert again.get('t1').state == 'assembling'
+        assert again.get('t1').stock == {'mode': 'v2', 'reservation': 'r1'}
+        assert again.replay('kb', 'f').id == 't2'
+        assert again.submit(['cheese'], 'light', WALL)[0].id == 't4'
+    finally:
+        reopened.close()
+
+
+def test_orders_fail_if_queued_only_fails_what_has_not_started(book):
+    started, _ = book.submit(['cheese'], 'light', WALL)
+    waiting, _ = book.submit(['cheese'], 'light', WALL)
+    book.take_next(WALL)                              # the first is being assembled now
+    assert book.fail_if_queued(started.id, 'estop', 'pressed', WALL) is None
+    failed = book.fail_if_queued(waiting.id, 'estop', 'pressed', WALL)
+    assert failed.state == 'failed' and failed.failure == {'reason': 'estop', 'detail': 'pressed',
+                                                           'kind': 'unavailable'}
+    assert book.queued() == [] and book.fail_if_queued('t9', 'estop', '', WALL) is None
