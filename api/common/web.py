@@ -25,6 +25,7 @@ KNOWN_METHODS = SAFE_METHODS | {'POST', 'PUT', 'PATCH', 'DELETE'}
 API_VERSIONS = ('1', '2')
 MAX_BODY_BYTES = 16 * 1024
 _WHOLE_NUMBER = re.compile(r'[+-]?[0-9]+')
+_MAX_DIGITS = 30
 
 
 def wants_json(environ):
@@ -99,10 +100,14 @@ def query_int(name, lo, hi, default=None, required=False):
     raw = query_one(name, None, required)
     if raw is None:
         return default
-    if not _WHOLE_NUMBER.fullmatch(raw.strip()):     # int() would take '1_0' and '１'
+    digits = raw.strip()
+    if not _WHOLE_NUMBER.fullmatch(digits):     # int() would take '1_0' and '１'
         raise ApiError(400, f'{name} must be a whole number from {lo} to {hi}, not {raw!r}',
                        field=name, allowed=f'{lo}-{hi}')
-    value = int(raw)
+    if len(digits) > _MAX_DIGITS:    # int() refuses over 4300 digits: that was a 500
+        raise ApiError(400, f'{name} must be from {lo} to {hi}, not a number of '
+                            f'{len(digits)} digits', field=name, allowed=f'{lo}-{hi}')
+    value = int(digits)     # str.strip() takes more than int() would skip ('0\x1f')
     if not lo <= value <= hi:
         raise ApiError(400, f'{name} must be from {lo} to {hi}, not {value}', field=name,
                        allowed=f'{lo}-{hi}')

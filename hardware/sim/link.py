@@ -20,12 +20,12 @@ class SimLink:
     def __init__(self, path):
         self.path = path
         self._lock = threading.Lock()
+        self._closed = False
         self._sock, self._file = self._connect()
         hello = self.call('hello')
         self.clock = clock_from_description(hello['clock'])
         self.sim_pid = hello['pid']
         self._pins = {}
-        self._closed = False
         # Subscribe before any pin is attached, so no input change falls between a pin's
         # first read of its level and the stream of changes.
         self._event_sock, stream = self._connect()
@@ -51,19 +51,35 @@ class SimLink:
     def call(self, op, **fields):
         fields['op'] = op
         with self._lock:
+            if self._sock is None:
+                if self._closed:
+                    raise SimulatorUnavailable(f'the link to {self.path} is closed')
+                self._sock, self._file = self._connect()
             try:
                 self._sock.sendall(encode(fields))
                 line = self._file.readline()
             except OSError as exc:
+                self._drop_connection()
                 raise SimulatorUnavailable(f'simulated machine at {self.path}: {exc}') from exc
-        if not line:
-            raise SimulatorUnavailable(f'simulated machine at {self.path} hung up')
+            if not line:
+                self._drop_connection()
+                raise SimulatorUnavailable(f'simulated machine at {self.path} hung up')
         answer = decode(line)
         if answer['ok']:
             return answer['result']
         if answer['error'] == 'OSError':
             raise OSError(answer['errno'] or errno.EIO, answer['message'])
         raise ValueError(answer['message'])
+
+    def _drop_connection(self):
+        """After a call that timed out or broke: its answer may still arrive, and a socket
+        file that timed out refuses every later read. Carrying on would read each call's
+        answer to the one before (or fail for good), so the next call connects afresh."""
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        self._sock = self._file = None
 
     # -- I2C --------------------------------------------------------------------------
     def bus(self, number=1):
@@ -114,6 +130,8 @@ class SimLink:
     def close(self):
         self._closed = True
         for sock in (self._sock, self._event_sock):
+            if sock is None:
+                continue
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:

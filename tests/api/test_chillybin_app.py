@@ -52,3 +52,17 @@ def test_app_admin_token_file_is_created_0600_and_reused(tmp_path, caplog):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600 and len(token) >= 32
     assert admin_token(path) == token
     assert path in caplog.text and token not in caplog.text
+
+
+def test_app_a_limit_of_thousands_of_digits_is_a_400_not_a_500(tmp_path):
+    class Events:
+        store = type('Store', (), {'events': type('Journal', (), {
+            'recent': staticmethod(lambda limit, kind: [])})()})()
+    app = build_app(Events(), clock=Clock(), auth=AdminAuth('t' * 32, 'the-file'), metrics=None,
+                    readiness=None, version='x', simulated=True)
+    for digits in ('9' * 5000, '0' * 4999 + '5', '-' + '9' * 4400):
+        status, body = wsgi(app, '/v2/events', {'QUERY_STRING': f'limit={digits}'})
+        assert status == 400 and json.loads(body)['error']['field'] == 'limit', body[:200]
+    assert wsgi(app, '/v2/events', {'QUERY_STRING': 'limit=0005'})[0] == 200
+    # str.strip() removes the separators \x1c-\x1f, which int() does not skip
+    assert wsgi(app, '/v2/events', {'QUERY_STRING': 'limit=5%1F'})[0] == 200
