@@ -5,6 +5,7 @@ SIGINT a drain that finishes accepted requests before exit.
 A restart under systemd loses nothing: systemd keeps the listening socket open while the
 service restarts, so new connections wait in its backlog for the next process.
 """
+import gc
 import logging
 import os
 import signal
@@ -100,6 +101,11 @@ class HttpService:
         self._trigger = self._listeners()[0].trigger
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self.stop())
+        # What start-up built lives as long as the process: move it out of the garbage
+        # collector's sight, so a full collection under load scans only what requests
+        # allocate (measured: fewer long pauses at 32 clients; see bench/README.md).
+        gc.collect()
+        gc.freeze()
         self.notifier.ready(ready_status)
         log.info('%s serving on %s', self.name,
                  ', '.join(f'{h}:{p}' for h, p in self.addresses))

@@ -90,6 +90,8 @@ class PlateController:
         self._was_latched = False
         self._order = None            # {'budget_s', 'on_s'} while an order runs
         self._last_status = None
+        self._probe = threading.Lock()   # held by the one reader waiting on a busy tick
+        self._stuck = False              # that reader waited LOCK_WAIT_S in vain
         shutdown.add_listener(self._on_fault)
 
     def _check_targets(self):
@@ -202,6 +204,7 @@ class PlateController:
                     self._force_off()
 
     def _after_tick(self, now):
+        self._fresh_status()      # what readers get while the next tick is busy
         if self._on_tick is not None:
             self._on_tick(now)
 
@@ -317,18 +320,43 @@ class PlateController:
             return False
 
     def status(self):
-        """What the panel shows, as of the last tick. While the loop is stuck: the last
-        status it gave, with phase 'faulted' or 'stalled' and at_target False."""
-        try:
-            with self._held():
-                self._last_status = self._status()
-                return dict(self._last_status)
-        except HeaterFaulted:
-            fault = self._shutdown.fault
-            last = self._last_status or {'temp_c': None, 'target_c': None, 'duty': 0.0,
-                                         'relay_on': False}
-            return {**last, 'phase': 'faulted' if fault else 'stalled', 'at_target': False,
-                    'fault': None if fault is None else fault.reason}
+        """What the panel shows. While a tick holds the controller (it is reading the
+        plate, a few ms; longer on a loaded machine) readers do not queue behind it: one
+        of them waits, up to LOCK_WAIT_S, to tell a slow tick from a stuck one, and the
+        rest answer at once with the status the last tick left. Once that wait has run
+        out, the answer is the last status with phase 'stalled' (or 'faulted') and
+        at_target False, until a tick completes again."""
+        if self._lock.acquire(blocking=False):
+            try:
+                return self._fresh_status()
+            finally:
+                self._lock.release()
+        if self._probe.acquire(blocking=False):
+            try:
+                if self._lock.acquire(timeout=LOCK_WAIT_S):
+                    try:
+                        return self._fresh_status()
+                    finally:
+                        self._lock.release()
+                self._stuck = True
+            finally:
+                self._probe.release()
+        return self._last_known()
+
+    def _fresh_status(self):
+        self._stuck = False
+        self._last_status = self._status()
+        return dict(self._last_status)
+
+    def _last_known(self):
+        fault = self._shutdown.fault
+        last = self._last_status or {'temp_c': None, 'target_c': None, 'duty': 0.0,
+                                     'relay_on': False, 'phase': 'off', 'at_target': False,
+                                     'fault': None}
+        if fault is None and not self._stuck:
+            return dict(last)
+        return {**last, 'phase': 'faulted' if fault else 'stalled', 'at_target': False,
+                'fault': None if fault is None else fault.reason}
 
     def _status(self):
         fault = self._shutdown.fault

@@ -422,3 +422,38 @@ def test_control_a_stuck_tick_blocks_no_reader_and_off_still_works():
     release.set()
     stuck.join(5)
     assert plate.status()['phase'] in ('heating', 'off')
+
+
+def test_control_readers_do_not_queue_behind_a_busy_tick():
+    """While a tick is busy reading the plate, one reader waits for it (to tell slow
+    from stuck) and every other reader answers at once with the last tick's status:
+    under HTTP load the panel's status must not line up behind the I2C read."""
+    release, reading = threading.Event(), threading.Event()
+    temps = iter([150.0])
+
+    def read():
+        value = next(temps, None)
+        if value is None:
+            reading.set()
+            release.wait(10)
+            return 151.0
+        return value
+    plate, heater, shutdown = plain(read)
+    plate.set_target(200.0, 0.0)
+    plate.tick(0.0)
+    busy = threading.Thread(target=plate.tick, args=(0.1,), daemon=True)
+    busy.start()
+    assert reading.wait(5)
+    waiter_answer = []
+    waiter = threading.Thread(target=lambda: waiter_answer.append(plate.status()), daemon=True)
+    waiter.start()
+    while not plate._probe.locked():
+        waiter.join(0.001)
+    others = [plate.status() for _ in range(5)]
+    assert waiter.is_alive(), 'the waiting reader is still waiting: the others did not queue'
+    assert all(s['phase'] == 'heating' and s['temp_c'] == 150.0 for s in others), others
+    release.set()
+    busy.join(5)
+    waiter.join(5)
+    assert waiter_answer[0]['temp_c'] == 151.0, 'the waiting reader got the fresh status'
+    assert plate.status()['temp_c'] == 151.0
