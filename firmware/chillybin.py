@@ -57,6 +57,7 @@ class ChillyBin:
         self.temperatures = deque(maxlen=TEMPERATURE_HISTORY)
         self.last_temperature_at = None
         self._v1_json = b'{}'
+        self.on_v1 = None                  # told of each new v1 answer (a read replica)
         self._count_downtime(meta.get('last_seen_wall'), wall)
         self.store.forget_reservations(self.ledger.forget_old(wall))
 
@@ -171,7 +172,11 @@ class ChillyBin:
 
     def _refresh_v1(self):
         stock = {n: self.available(n) for n, b in self.bays.items() if b.ok}
-        self._v1_json = json.dumps(stock).encode()
+        answer = json.dumps(stock).encode()
+        if answer != self._v1_json:
+            self._v1_json = answer
+            if self.on_v1 is not None:     # before the change is acknowledged to anyone
+                self.on_v1(answer)
 
     def v1_stock_json(self):
         """The original project's flat map of name -> units, as bytes (kept ready: it is

@@ -8,8 +8,18 @@ from ..common import cli
 
 
 def _open(host, port):
+    # The read replica is forked first, before the rest of chillybin is imported: see
+    # api/common/replica.py.
+    from ..common.replica import fork_replica
+    from ..common.serve import bind_socket, inherited_sockets
+    from ..common.settings import load_settings
+    from .edge import edge
+    settings = load_settings('chillybin')
+    sockets = inherited_sockets() or [bind_socket(host, port)]
+    replica = fork_replica('chillybin', sockets,
+                           lambda app, metrics: edge(app, settings, metrics))
     from .service import open_service
-    return open_service(host, port)
+    return open_service(host, port, settings=settings, sockets=sockets, replica=replica)
 
 
 def _migrations():

@@ -15,6 +15,7 @@ from firmware import errors
 from ..common.web import ApiError, AdminAuth, install_error_pages, json_answer, json_body, \
     query_int, query_one
 from . import schemas
+from .edge import V1_SUCCESSORS  # noqa: F401  (the v1 routes' successors)
 from .openapi import build_document
 
 log = logging.getLogger('chillybin')
@@ -22,8 +23,6 @@ log = logging.getLogger('chillybin')
 STATUS_OF = {'invalid': 400, 'unknown': 404, 'not-found': 404, 'insufficient': 409,
              'conflict': 409, 'locked': 423, 'sensor': 503, 'unavailable': 503}
 
-V1_SUCCESSORS = {'/': '/v2/stock', '/pick': '/v2/reservations', '/restock': '/v2/restock',
-                 '/health': '/v2/ready'}
 
 
 def refused(exc):

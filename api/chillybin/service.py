@@ -12,10 +12,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from ..common.health import Readiness, storage_writable
 from ..common.loop import PeriodicLoop
 from ..common.metrics import ServiceMetrics
+from ..common.replica import ReplicaCollector
 from ..common.serve import HttpService, bind_socket, inherited_sockets
 from ..common.settings import SettingsError, admin_token, load_settings
-from ..common.web import AdminAuth, Edge, HostNames
-from .app import V1_SUCCESSORS, build_app
+from ..common.web import AdminAuth
+from .app import build_app
+from .edge import edge
 from .parts import BinParts
 
 log = logging.getLogger('chillybin')
@@ -108,15 +110,17 @@ class BinCollector:
 
 
 class ChillybinService:
-    def __init__(self, settings, platform, *, sockets, threads=None, tick_s=TICK_S):
+    def __init__(self, settings, platform, *, sockets, threads=None, tick_s=TICK_S,
+                 replica=None):
         # As many worker threads as the clients we plan for (32). Fewer looked right for
         # short handlers on two cores, but waitress then parks keep-alive connections
         # waiting for a thread: measured with wrk at 32 connections, 2 threads answered
         # 1,100 requests/s (p99 85 ms), 32 threads 4,000 (p99 17 ms). A thread costs
         # about 0.1 MB resident.
-        threads = threads or int(os.environ.get('CHILLYBIN_THREADS', 32))
+        threads = threads or int(os.environ.get('CHILLYBIN_THREADS', 16))
         self.settings = settings
         self.platform = platform
+        self.replica = replica
         clock = platform.clock
         self.clock = clock
         parts = BinParts(platform.bus, clock)
@@ -142,12 +146,15 @@ class ChillybinService:
         app = build_app(self.chilly, clock=clock, auth=auth, metrics=self.metrics,
                         readiness=self.readiness, version=settings.version,
                         simulated=platform.simulated)
-        self.http = HttpService('chillybin', None, sockets, threads=threads,
-                                before_exit=[self._before_exit])
-        self.http.app = Edge(app, hostnames=HostNames(settings.hostnames),
-                             state_changing_gets={'/pick', '/restock'},
-                             v1_successors=V1_SUCCESSORS, metrics=self.metrics,
-                             draining=self.http.draining)
+        if replica is not None:
+            # The replica answers GET / from what the bin publishes, forwards the rest here
+            self.chilly.on_v1 = replica.shared.publish
+            replica.shared.publish(self.chilly.v1_stock_json())
+            self.metrics.registry.register(ReplicaCollector('chillybin', replica.shared, '/'))
+        self.http = HttpService('chillybin', edge(app, settings, self.metrics), sockets,
+                                threads=threads, before_exit=[self._before_exit],
+                                before_drain=[replica.stop] if replica else [],
+                                private_sockets=[replica.upstream] if replica else [])
 
     def _readiness(self):
         r = Readiness()
@@ -166,6 +173,10 @@ class ChillybinService:
             return ok, (f'last tick {age:.1f} s ago' + ('' if self.loop.alive else
                                                         '; the loop thread has stopped'))
         r.add('bin-loop', loop_ticking)
+        if self.replica is not None:
+            r.add('replica', lambda: (self.replica.alive, f'pid {self.replica.pid}' if
+                                      self.replica.alive else 'not running: the primary '
+                                      'answers alone'), required=False)
         r.add('bin-sensor', lambda: (c.bin_error is None, c.bin_error or f'{c.bin_c} C'),
               required=False)
         r.add('load-cells', lambda: (any(b.error is None for b in c.bays.values()),
@@ -185,18 +196,28 @@ class ChillybinService:
             self.close()
 
     def close(self):
+        if self.replica is not None:
+            self.replica.stop()
         self.loop.stop()
         self.store.close()
         self.platform.close()
 
 
-def open_service(host, port, env=os.environ):
-    settings = load_settings('chillybin', env)
-    tick_s = tick_period(env)
-    sockets = inherited_sockets(env) or [bind_socket(host, port)]
-    platform = open_platform()
+def open_service(host, port, env=os.environ, *, settings=None, sockets=None, replica=None):
+    """The service on `sockets` (else systemd's, else `host:port`), with `replica` (from
+    fork_replica, which __main__ calls before importing this module) if given."""
     try:
-        return ChillybinService(settings, platform, sockets=sockets, tick_s=tick_s)
+        settings = settings or load_settings('chillybin', env)
+        tick_s = tick_period(env)
+        sockets = sockets or inherited_sockets(env) or [bind_socket(host, port)]
+        platform = open_platform()
     except BaseException:
+        replica and replica.stop()
+        raise
+    try:
+        return ChillybinService(settings, platform, sockets=sockets, tick_s=tick_s,
+                                replica=replica)
+    except BaseException:
+        replica and replica.stop()
         platform.close()
         raise

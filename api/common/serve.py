@@ -5,6 +5,7 @@ SIGINT a drain that finishes accepted requests before exit.
 A restart under systemd loses nothing: systemd keeps the listening socket open while the
 service restarts, so new connections wait in its backlog for the next process.
 """
+import ctypes
 import gc
 import logging
 import os
@@ -44,6 +45,16 @@ def bind_socket(host, port, backlog=1024):
     return sock
 
 
+def _give_back_free_memory():
+    """Return the C heap's free pages to the system (glibc's malloc_trim): start-up
+    (imports, loading the store) frees more than it keeps. Measured on chillybin: see
+    bench/README.md. A no-op where there is no glibc."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class HttpService:
     """One waitress server over one or more listening sockets, with a graceful drain.
 
@@ -54,7 +65,8 @@ class HttpService:
     """
 
     def __init__(self, name, app, sockets, *, threads=8, drain_timeout_s=30.0,
-                 max_body_bytes=64 * 1024, notifier=None, before_exit=()):
+                 max_body_bytes=64 * 1024, notifier=None, before_exit=(), before_drain=(),
+                 private_sockets=()):
         self.name = name
         self.app = app
         self.sockets = sockets
@@ -63,8 +75,13 @@ class HttpService:
         self.max_body_bytes = max_body_bytes
         self.notifier = notifier or Notifier()
         self.before_exit = list(before_exit)
+        # `before_drain` runs once the public sockets stop accepting and while the
+        # private ones (a read replica's way in) still do: it stops the replica.
+        self.before_drain = list(before_drain)
+        self.private_sockets = list(private_sockets)
         self.draining = threading.Event()
         self.stopped = threading.Event()
+        self.drained = threading.Event()
         self._server = None
         self._stop_lock = threading.Lock()
 
@@ -93,7 +110,7 @@ class HttpService:
     def serve(self, ready_status='serving'):
         """Serve until stopped; returns once the drain has finished."""
         self._server = waitress.create_server(
-            self.app, sockets=self.sockets, threads=self.threads, ident=self.name,
+            self.app, sockets=self.sockets + self.private_sockets, threads=self.threads, ident=self.name,
             asyncore_use_poll=True, channel_timeout=60, connection_limit=200,
             max_request_body_size=self.max_body_bytes, backlog=1024,
             expose_tracebacks=False)   # asyncore_loop_timeout stays 1 s: waitress int()s it
@@ -106,11 +123,14 @@ class HttpService:
         # allocate (measured: fewer long pauses at 32 clients; see bench/README.md).
         gc.collect()
         gc.freeze()
+        _give_back_free_memory()
         self.notifier.ready(ready_status)
         log.info('%s serving on %s', self.name,
                  ', '.join(f'{h}:{p}' for h, p in self.addresses))
         try:
             self._server.run()
+            if self.draining.is_set():     # the loop ends inside the drain: let it finish
+                self.drained.wait(10)
         finally:
             self.stopped.set()
 
@@ -122,8 +142,11 @@ class HttpService:
             self.draining.set()
         threading.Thread(target=self._drain, name='drain', daemon=True).start()
 
-    def _stop_accepting(self):
+    def _stop_accepting(self, private=False):
+        mine = {s.fileno() for s in (self.private_sockets if private else self.sockets)}
         for listener in self._listeners():
+            if listener.socket.fileno() not in mine:
+                continue
             listener.accepting = False
             listener.del_channel()
             listener.socket.close()   # systemd still holds its copy: new clients wait for the next us
@@ -151,10 +174,22 @@ class HttpService:
                 channel.will_close = True
 
     def _drain(self):
+        try:
+            self._drain_steps()
+        finally:
+            self.drained.set()
+
+    def _drain_steps(self):
         started = time.monotonic()
         self.notifier.stopping('draining')
         log.info('%s draining: no new connections; finishing accepted requests', self.name)
         self._call_in_loop(self._stop_accepting)
+        for hook in self.before_drain:
+            try:
+                hook()
+            except Exception:
+                log.exception('%s: a before-drain hook failed', self.name)
+        self._call_in_loop(lambda: self._stop_accepting(private=True))
         for hook in self.before_exit:
             try:
                 hook()

@@ -1,0 +1,382 @@
+"""A read replica: a second process that shares a service's listening socket and
+answers its busiest read itself, so that answer is not held to one process's GIL.
+
+Why: one waitress process on two cores answered chillybin's `GET /` about 3,500 times a
+second at 32 clients, using 1.1 cores; the rest of the time went to handing each request
+between its threads under one GIL. Two processes accepting on one socket use both cores.
+
+How:
+- The primary (the service itself) keeps every part, the store and all the logic. It
+  forks the replica first thing, before it imports the rest of itself, opens any
+  hardware or starts a thread: what it loads and builds afterwards is its own, never
+  shared and so never copied (measured: the replica's private memory 9 MB when forked
+  after start-up, less when forked first; bench/README.md). Both accept on the
+  same listening socket(s); the kernel gives each new connection to one of them.
+- The primary publishes the hot answer (`SharedAnswer.publish`) into shared memory
+  whenever it changes, before it acknowledges the change, so a client that got `200 ok`
+  for a pick never reads the old stock afterwards, whichever process answers.
+- The replica answers `GET /` (and HEAD) from that memory, through the same `Edge`
+  checks as the primary. Every other request it forwards, as received, to the primary
+  over a private loopback port and passes the answer back: writes are made in one place.
+- The replica stops answering from memory the moment the primary is gone (it checks its
+  parent and dies with it: PR_SET_PDEATHSIG), so it never serves stale stock.
+- On SIGTERM the primary first stops the replica (which finishes what it accepted,
+  forwarding included) and then drains itself; under systemd the socket stays open in
+  systemd meanwhile, so nothing is refused.
+- The replica's requests are counted in shared memory and exported by the primary as
+  `<service>_replica_http_requests_total` and `..._replica_http_request_duration_seconds`.
+"""
+import ctypes
+import fcntl
+import gc
+import http.client
+import logging
+import mmap
+import os
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+
+from .latency import LATENCY_BUCKETS
+from .sdnotify import Notifier
+from .web import error_payload
+
+log = logging.getLogger('api.replica')
+
+MAX_BODY = 60 * 1024
+_HEADER = struct.Struct('<QI')                  # version, length
+STATUSES = (200, 304, 400, 403, 404, 405, 413, 421, 500, 503)    # the rest count as 0
+_STATS_AT = 64 * 1024
+_COUNTS = struct.Struct(f'<{len(STATUSES) + 1}Q')
+_BUCKETS = struct.Struct(f'<{len(LATENCY_BUCKETS) + 1}Qd')
+_SIZE = _STATS_AT + _COUNTS.size + _BUCKETS.size
+HOP_BY_HOP = frozenset({'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization',
+                        'te', 'trailer', 'trailers', 'transfer-encoding', 'upgrade', 'server',
+                        'date'})
+IDLE_UPSTREAM_S = 20.0      # reuse a connection to the primary only if idle less than this
+                            # (waitress closes idle ones after channel_timeout, 60 s)
+
+
+class _ProcessLock:
+    """A lock across a fork: a POSIX record lock on a memfd, which the kernel releases
+    if its holder dies (a primary killed mid-publish cannot wedge the replica) and whose
+    system calls order memory on every CPU, ARM included; plus a threading lock, because
+    a record lock belongs to a process, not to one of its threads."""
+
+    def __init__(self):
+        self._fd = os.memfd_create('replica-lock', os.MFD_CLOEXEC)
+        self._threads = threading.Lock()
+
+    def __enter__(self):
+        self._threads.acquire()
+        try:
+            fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
+class SharedAnswer:
+    """One answer's bytes plus the replica's request counts, in memory shared across a
+    fork, under one _ProcessLock; nobody holds it for more than a copy."""
+
+    def __init__(self):
+        self._mm = mmap.mmap(-1, _SIZE)         # anonymous, MAP_SHARED: survives fork
+        self._lock = _ProcessLock()
+
+    def publish(self, body):
+        if len(body) > MAX_BODY:
+            raise ValueError(f'a shared answer is at most {MAX_BODY} bytes, not {len(body)}')
+        with self._lock:
+            version = _HEADER.unpack_from(self._mm, 0)[0] + 1
+            self._mm[_HEADER.size:_HEADER.size + len(body)] = body
+            _HEADER.pack_into(self._mm, 0, version, len(body))
+
+    def read(self):
+        """The last answer published, or None before the first."""
+        with self._lock:
+            version, length = _HEADER.unpack_from(self._mm, 0)
+            return self._mm[_HEADER.size:_HEADER.size + length] if version else None
+
+    def count(self, status, seconds):
+        slot = STATUSES.index(status) + 1 if status in STATUSES else 0
+        bucket = next((i for i, le in enumerate(LATENCY_BUCKETS) if seconds <= le),
+                      len(LATENCY_BUCKETS))
+        with self._lock:
+            counts = list(_COUNTS.unpack_from(self._mm, _STATS_AT))
+            counts[slot] += 1
+            _COUNTS.pack_into(self._mm, _STATS_AT, *counts)
+            at = _STATS_AT + _COUNTS.size
+            *buckets, total = _BUCKETS.unpack_from(self._mm, at)
+            buckets[bucket] += 1
+            _BUCKETS.pack_into(self._mm, at, *buckets, total + seconds)
+
+    def stats(self):
+        with self._lock:
+            counts = _COUNTS.unpack_from(self._mm, _STATS_AT)
+            *buckets, total = _BUCKETS.unpack_from(self._mm, _STATS_AT + _COUNTS.size)
+        by_status = {str(s): counts[i + 1] for i, s in enumerate(STATUSES) if counts[i + 1]}
+        if counts[0]:
+            by_status['other'] = counts[0]
+        return by_status, buckets, total
+
+
+class ReplicaCollector:
+    """The replica's request counts, exported by the primary at scrape time."""
+
+    def __init__(self, service, shared, route):
+        self.service = service
+        self.shared = shared
+        self.route = route
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+        by_status, buckets, total = self.shared.stats()
+        counts = CounterMetricFamily(f'{self.service}_replica_http_requests',
+                                     'HTTP requests the read replica answered itself',
+                                     labels=['route', 'status'])
+        for status, n in by_status.items():
+            counts.add_metric([self.route, status], n)
+        yield counts
+        cumulative, running = [], 0
+        for le, n in zip([*map(str, LATENCY_BUCKETS), '+Inf'], buckets):
+            running += n
+            cumulative.append((le, running))
+        family = HistogramMetricFamily(f'{self.service}_replica_http_request_duration_seconds',
+                                       'Time the read replica took to answer', labels=['route'])
+        family.add_metric([self.route], cumulative, total)
+        yield family
+
+
+class _ReplicaMetrics:
+    """What `Edge` calls for each request the replica answers."""
+
+    def __init__(self, shared):
+        self.shared = shared
+
+    def observe_request(self, method, route, status, seconds):
+        self.shared.count(int(status), seconds)
+
+
+class Upstream:
+    """Forwards a WSGI request to the primary over its private loopback port: one
+    kept-alive connection per replica thread."""
+
+    def __init__(self, address, timeout=60.0):
+        self.address = address
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _connection(self):
+        conn, used = getattr(self._local, 'conn', None), getattr(self._local, 'used', 0.0)
+        if conn is not None and time.monotonic() - used > IDLE_UPSTREAM_S:
+            conn.close()
+            conn = None
+        if conn is None:
+            conn = http.client.HTTPConnection(*self.address, timeout=self.timeout)
+            self._local.conn = conn
+        return conn
+
+    def _drop(self):
+        conn = getattr(self._local, 'conn', None)
+        if conn is not None:
+            conn.close()
+        self._local.conn = None
+
+    def forward(self, environ):
+        """(status line, headers, body) from the primary; raises OSError when it could
+        not be asked or did not answer."""
+        headers = {}
+        for key, value in environ.items():
+            if key.startswith('HTTP_'):
+                name = key[5:].replace('_', '-').title()
+                if name.lower() not in HOP_BY_HOP:
+                    headers[name] = value
+        if environ.get('CONTENT_TYPE'):
+            headers['Content-Type'] = environ['CONTENT_TYPE']
+        length = int(environ.get('CONTENT_LENGTH') or 0)
+        body = environ['wsgi.input'].read(length) if length else None
+        headers['Content-Length'] = str(length)
+        headers['X-Forwarded-For'] = environ.get('REMOTE_ADDR', '')
+        method = environ['REQUEST_METHOD']
+        uri = environ.get('REQUEST_URI') or environ.get('PATH_INFO', '/')
+        conn = self._connection()
+        try:
+            conn.request(method, uri, body=body, headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop()
+            raise OSError(f'the primary did not answer: {exc}') from exc
+        self._local.used = time.monotonic()
+        if response.will_close:
+            self._drop()
+        out = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
+        return f'{response.status} {response.reason}', out, payload
+
+
+def replica_app(edge_for, shared, upstream, hot_path, primary_pid):
+    """The replica's WSGI app: `GET hot_path` from shared memory through `edge_for(app)`
+    (the service's own Edge), anything else forwarded to the primary as it came."""
+
+    def hot(environ, start_response):
+        body = shared.read() if os.getppid() == primary_pid else None
+        if body is None:                    # nothing published yet, or the primary is gone
+            return forward(environ, start_response)
+        start_response('200 OK', [('Content-Type', 'application/json'),
+                                  ('Content-Length', str(len(body)))])
+        return [b''] if environ['REQUEST_METHOD'] == 'HEAD' else [body]
+
+    answer_hot = edge_for(hot)
+
+    def forward(environ, start_response):
+        try:
+            status, headers, body = upstream.forward(environ)
+        except OSError as exc:
+            log.warning('replica: %s', exc)
+            ctype, body = error_payload(
+                503, 'the service is restarting; ask again in a moment',
+                code='restarting', as_json=environ.get('PATH_INFO', '').startswith('/v2/'))
+            start_response('503 Service Unavailable', [
+                ('Content-Type', ctype), ('Content-Length', str(len(body))),
+                ('Retry-After', '1')])
+            return [body]
+        start_response(status, headers)
+        return [body]
+
+    def app(environ, start_response):
+        if (environ['REQUEST_METHOD'] in ('GET', 'HEAD') and environ.get('PATH_INFO') == hot_path
+                and not environ.get('QUERY_STRING')
+                and (environ.get('HTTP_API_VERSION') or '1').strip() == '1'):
+            return answer_hot(environ, start_response)
+        return forward(environ, start_response)
+    return app
+
+
+def _die_with_parent():
+    """Linux: SIGKILL this process when its parent thread's process exits."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)      # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class Replica:
+    """The replica process, seen from the primary. `start()` forks it; call it before
+    the primary imports what only it needs, opens hardware or starts any thread."""
+
+    def __init__(self, name, sockets, *, edge_for, hot_path='/', threads=8):
+        self.name = name
+        self.sockets = sockets
+        self.edge_for = edge_for
+        self.hot_path = hot_path
+        self.threads = threads
+        self.shared = SharedAnswer()
+        # A loopback port of the primary's own: waitress serves internet or unix sockets,
+        # not both. It answers exactly what the public socket answers, no more.
+        self.upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.upstream.bind(('127.0.0.1', 0))
+        self.upstream.listen(256)
+        self.address = self.upstream.getsockname()
+        self.pid = None
+
+    def start(self):
+        if threading.active_count() > 1:
+            raise RuntimeError('fork the replica before starting any thread')
+        primary = os.getpid()
+        # Everything imported so far moves to the collector's permanent generation: no
+        # collection in either process walks it (and writes to it), so its pages stay
+        # shared instead of being copied into the replica.
+        gc.collect()
+        gc.freeze()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid:
+            self.pid = pid
+            return self
+        status = 1
+        try:
+            _die_with_parent()
+            if os.getppid() != primary:
+                os._exit(0)
+            self.upstream.close()
+            status = self._serve(primary)
+        except BaseException:
+            log.exception('%s replica failed', self.name)
+        finally:
+            logging.shutdown()
+            os._exit(status)
+
+    def _serve(self, primary):
+        from .serve import HttpService
+        app = replica_app(lambda hot: self.edge_for(hot, _ReplicaMetrics(self.shared)),
+                          self.shared, Upstream(self.address), self.hot_path,
+                          primary)
+        http = HttpService(f'{self.name}-replica', app, self.sockets, threads=self.threads,
+                           notifier=Notifier(env={}))
+        log.info('%s replica (pid %d) answers GET %s; the rest goes to pid %d', self.name,
+                 os.getpid(), self.hot_path, primary)
+        http.serve(ready_status='replica')
+        return 0
+
+    def stop(self, timeout=30.0):
+        """SIGTERM the replica and wait for it to finish what it accepted."""
+        if self.pid is None:
+            return None
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + timeout
+        while True:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                self.pid = None
+                return os.waitstatus_to_exitcode(status)
+            if time.monotonic() > deadline:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                self.pid = None
+                return None
+            time.sleep(0.02)
+
+    @property
+    def alive(self):
+        if self.pid is None:
+            return False
+        done, _ = os.waitpid(self.pid, os.WNOHANG)
+        return not done
+
+
+def replica_count(env, variable):
+    """How many replicas: `variable` (0 or 1), default 1 when the machine has two or more
+    CPUs, else 0 (on one core a second process only adds hand-offs)."""
+    raw = env.get(variable)
+    if raw is None or raw == '':
+        return 1 if (os.cpu_count() or 1) >= 2 else 0
+    if raw not in ('0', '1'):
+        from .settings import SettingsError
+        raise SettingsError(f'{variable}={raw!r}: 0 (no read replica) or 1')
+    return int(raw)
+
+
+def fork_replica(name, sockets, edge_for, env=os.environ):
+    """The replica for `name`, started, or None when `<NAME>_REPLICAS` is 0."""
+    if not replica_count(env, f'{name.upper()}_REPLICAS'):
+        return None
+    return Replica(name, sockets, edge_for=edge_for).start()
