@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SPEED ?= 1
 
-.PHONY: run test test-all test-systemd check sim clean bench
+.PHONY: run test test-all campaign test-systemd check sim clean bench
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -32,6 +32,15 @@ run: $(VENV)/.runtime
 test: $(VENV)/.deploy
 	$(PY) -m pytest -q
 
+# The long parts of the reliability campaign (tests/campaign, marked slow): every fault
+# at every step, many kill -9s, 50 clients, long fuzzing. About 30 minutes;
+# CAMPAIGN_SCALE=2 doubles the counts. Figures: test-artifacts/campaign/*.json.
+campaign: $(VENV)/.deploy
+	$(PY) -m pytest -q -m slow tests/campaign
+
+# Everything: the default run, then the long campaign.
+test-all: test campaign
+
 # Only the proof on real systemd (root; about 10 minutes; part of make test too).
 test-systemd: $(VENV)/.deploy
 	$(PY) -m pytest -q -m systemd tests/systemd
@@ -42,5 +51,6 @@ check: $(VENV)/.runtime
 clean:
 	rm -rf $(VENV) .run .pytest_cache
 
-bench: $(VENV)/.test
+# Every benchmark; prints a table and writes bench/results/all.json. Needs a quiet machine.
+bench: $(VENV)/.deploy
 	$(PY) -m bench

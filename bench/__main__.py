@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from . import control_quality, control_timing, growth, http, memory, throughput
+from . import control_quality, control_timing, growth, http, memory, restart, throughput
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 
@@ -24,6 +24,7 @@ def run_all(only=None):
         'throughput': (lambda: [throughput.measure(d, 8) for d in
                                 ('light', 'medium', 'well-done', 'burnt')], throughput.verdicts),
         'control_quality': (control_quality.measure_all, control_quality.verdicts),
+        'restart': (restart.measure, restart.verdicts),
     }
     results, verdicts = {}, []
     for name, (measure, judge) in suites.items():
