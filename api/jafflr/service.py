@@ -105,7 +105,7 @@ class JafflrService:
         self.readiness = self._readiness()
         self.auth = AdminAuth(admin_token(settings.token_file), settings.token_file)
         self.http = HttpService('jafflr', None, sockets, before_exit=[self._drain],
-                                threads=threads or int(env.get('JAFFLR_THREADS', 32)),
+                                threads=threads or int(env.get('JAFFLR_THREADS', 16)),
                                 notifier=self.notifier, drain_timeout_s=30.0)
         self.http.app = Edge(build_app(self, panel=panel_page),
                              hostnames=HostNames(settings.hostnames),
