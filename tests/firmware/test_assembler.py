@@ -364,6 +364,14 @@ def assemble_until_first_drop(k):
     return order
 
 
+def notice(k):
+    """chillybin reads its parts until a failed one is reported (at once, between two
+    station ticks)."""
+    from firmware.chillybin import FAILED_AFTER_READS
+    for _ in range(FAILED_AFTER_READS):
+        k.chilly.tick(k.clock.monotonic(), k.clock.time())
+
+
 def test_assembler_does_not_run_a_dispenser_whose_load_cell_cannot_be_read(kitchen):
     """The vegemite cell fails while the bread drops: the vegemite dispenser does not run,
     so no unit leaves its bay unseen; the order fails with loadcell-error and, as a slice
@@ -373,7 +381,7 @@ def test_assembler_does_not_run_a_dispenser_whose_load_cell_cannot_be_read(kitch
     order, _ = k.submit(['cheese', 'vegemite'], 'light')
     k.run_until(lambda: order.stock.get('dropped', {}).get('cheese') == 1, 30)
     k.world.set_fault('loadcell-nack:vegemite', True)
-    k.chilly.tick(k.clock.monotonic(), k.clock.time())     # chillybin notices before the run
+    notice(k)                   # chillybin reports the cell before the vegemite run
     k.run_until(lambda: order.finished, 30)
     assert order.failure['reason'] == 'loadcell-error', order.failure
     assert "the vegemite load cell cannot be read" in order.failure['detail']
@@ -390,7 +398,7 @@ def test_assembler_load_cell_failed_before_any_drop_fails_the_order_without_latc
     order, _ = k.submit(['cheese'], 'light')
     k.run_until(lambda: 'reserved' in order.stock, 5)
     k.world.set_fault('loadcell-nack:bread', True)
-    k.chilly.tick(k.clock.monotonic(), k.clock.time())     # chillybin notices before the first run
+    notice(k)                   # chillybin reports the cell before the first run
     k.run_until(lambda: order.finished, 30)
     assert order.failure['reason'] == 'loadcell-error', order.failure
     assert not k.shutdown.latched and on_tray(k) == {}
