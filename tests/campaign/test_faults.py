@@ -127,14 +127,14 @@ class Case:
         self.order, _ = k.submit(ORDER, DONENESS)
         k.run_until(lambda: current_step(k, self.order) == self.step or self.order.finished, 900)
         assert current_step(k, self.order) == self.step, f'the order never reached {self.step}'
-        delay = round(self.rng.uniform(0, STEP_DELAY_S[self.step.split(' (')[0].rstrip(' 1234')]), 2)
+        kind = 'dispensing' if self.step.startswith('dispensing') else self.step
+        delay = round(self.rng.uniform(0, STEP_DELAY_S[kind]), 2)
         start = k.clock.monotonic()
         while k.clock.monotonic() - start < delay and current_step(k, self.order) == self.step:
             k.step()
         self.at_step = current_step(k, self.order)
         assert self.at_step == self.step, f'the delay of {delay} s left the step {self.step}'
         self.to_drop = units_still_to_drop(k, self.order)
-        self.reserved_before = 'reserved' in self.order.stock
         k.world.set_fault(self.fault, True)
         self.on_at = k.clock.monotonic()
         self.figures.update(delay_s=delay, on_at_s=round(self.on_at, 2))
