@@ -28,7 +28,7 @@ from firmware.press import PressStation
 from firmware.safety import Interlocks, Shutdown
 
 from .chillybin.service import default_bays, nominal_calibration
-from .jafflr.stock_client import bays_from_stock
+from .jafflr.stock_client import bays_from_stock, grams_of
 
 TICK_S = 0.05
 
@@ -71,7 +71,7 @@ class LocalStock:
 
     def grams(self, name):
         self._wall()
-        return self.chilly.bays[name].grams
+        return grams_of(name, self.chilly.bay_snapshot(name))
 
 
 class SimKitchen:

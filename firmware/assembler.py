@@ -13,7 +13,7 @@ step; the network calls it makes are bounded by the stock client's timeouts.
 import logging
 
 from .config import checked
-from .errors import RefusedError, Unavailable, Unsupported
+from .errors import RefusedError, SensorFault, Unavailable, Unsupported
 from .safety import ASSEMBLY_INTERRUPTED, DISPENSER_JAM, LOADCELL_ERROR
 
 log = logging.getLogger(__name__)
@@ -142,9 +142,16 @@ class Assembler:
         """The bay's weight before the run: a unit counts as dropped only when the bay lost
         it, whatever chillybin booked to the reservation meanwhile (a person emptying a bay
         books a unit to it without anything reaching the tray). A phase of its own: the
-        run is timed from the next tick's `now`, not from before this network call."""
+        run is timed from the next tick's `now`, not from before this network call. A bay
+        whose load cell chillybin cannot read (SensorFault) is not run at all."""
         try:
             self.baseline_g = self.stock.grams(self.plan[0])
+        except SensorFault as exc:
+            # The drop could not be seen, so the dispenser does not run: no unit leaves the
+            # bay unseen. Units already on the tray need a person (latch); none, nothing does.
+            self._fail(LOADCELL_ERROR, f'the bay {self.bays[self.plan[0]]["slot"]} dispenser '
+                       f'was not run: {exc.message}', wall, now, latch=bool(self.dropped))
+            return
         except Unavailable:
             if now < self.deadline:
                 return      # asked again next tick

@@ -24,6 +24,15 @@ def bays_from_stock(stock):
                         'grams': b['grams']} for b in stock['bays']}
 
 
+def grams_of(name, bay):
+    """A bay's weight from chillybin's answer for it, refused by name when its cell failed."""
+    sensor = bay.get('sensor') or {}
+    if sensor.get('ok') is False:
+        raise SensorFault(f'the {name} load cell cannot be read ({sensor.get("error")})',
+                          field=name)
+    return bay.get('grams')
+
+
 class ChillybinClient:
     def __init__(self, url, default_slots, unit_weights, timeout_s=3.0):
         parts = urlsplit(url)
@@ -134,9 +143,11 @@ class ChillybinClient:
         self._call('GET', f'/pick?name={quote(name)}&quantity={quantity}', f'the pick of {name}')
 
     def grams(self, name):
+        """The bay's weight; None when chillybin cannot say (v1 only); SensorFault when its
+        load cell cannot be read (the weight it still shows is the last one it read)."""
         status, answer = self.request('GET', f'/v2/stock/{quote(name)}')
         if status == 200 and isinstance(answer, dict):
-            return answer.get('grams')
+            return grams_of(name, answer)
         return None
 
     def stock(self):

@@ -362,3 +362,57 @@ def assemble_until_first_drop(k):
     k.run(1.0)
     assert order.failure['reason'] == 'stopped'
     return order
+
+
+def notice(k):
+    """chillybin reads its parts until a failed one is reported (at once, between two
+    station ticks)."""
+    from firmware.chillybin import FAILED_AFTER_READS
+    for _ in range(FAILED_AFTER_READS):
+        k.chilly.tick(k.clock.monotonic(), k.clock.time())
+
+
+def test_assembler_does_not_run_a_dispenser_whose_load_cell_cannot_be_read(kitchen):
+    """The vegemite cell fails while the bread drops: the vegemite dispenser does not run,
+    so no unit leaves its bay unseen; the order fails with loadcell-error and, as a slice
+    lies on the tray, the machine latches for a person to clear it."""
+    k = kitchen
+    before = bay_units(k)
+    order, _ = k.submit(['cheese', 'vegemite'], 'light')
+    k.run_until(lambda: order.stock.get('dropped', {}).get('cheese') == 1, 30)
+    k.world.set_fault('loadcell-nack:vegemite', True)
+    notice(k)                   # chillybin reports the cell before the vegemite run
+    k.run_until(lambda: order.finished, 30)
+    assert order.failure['reason'] == 'loadcell-error', order.failure
+    assert "the vegemite load cell cannot be read" in order.failure['detail']
+    assert k.shutdown.fault.reason == 'loadcell-error'
+    assert k.world.bays[2].drops == 0 and bay_units(k)['vegemite'] == before['vegemite']
+    assert on_tray(k) == {'bread': 1, 'cheese': 1}
+    assert order.stock['returned'] == {'bread': 1, 'cheese': 0, 'vegemite': 1}
+
+
+def test_assembler_load_cell_failed_before_any_drop_fails_the_order_without_latching(kitchen):
+    """Nothing on the tray yet: the order fails and its reservation goes back, and the
+    machine carries on (the next toastie that needs the bay is refused by name)."""
+    k = kitchen
+    order, _ = k.submit(['cheese'], 'light')
+    k.run_until(lambda: 'reserved' in order.stock, 5)
+    k.world.set_fault('loadcell-nack:bread', True)
+    notice(k)                   # chillybin reports the cell before the first run
+    k.run_until(lambda: order.finished, 30)
+    assert order.failure['reason'] == 'loadcell-error', order.failure
+    assert not k.shutdown.latched and on_tray(k) == {}
+    assert k.world.bays[0].drops == 0
+    assert order.stock['returned'] == {'bread': 2, 'cheese': 1}
+
+
+def test_assembler_stock_client_grams_names_an_unreadable_load_cell():
+    from api.jafflr.stock_client import ChillybinClient
+    from firmware.errors import SensorFault
+    client = ChillybinClient('http://127.0.0.1:9', {'bread': 0}, {'bread': 35.0})
+    client.request = lambda method, path, *a: (200, {'name': 'bread', 'grams': 350.0, 'sensor': {
+        'ok': False, 'error': 'TransferFailed: loadcell_0 (NAU7802 at 0x2A): read failed'}})
+    with pytest.raises(SensorFault, match=r'the bread load cell cannot be read \(TransferFailed'):
+        client.grams('bread')
+    client.request = lambda method, path, *a: (200, {'grams': 350.0, 'sensor': {'ok': True}})
+    assert client.grams('bread') == 350.0

@@ -138,7 +138,7 @@ def test_chillybin_sim_chiller_dead_alerts_warns_and_locks(rig, world):
 
 def test_chillybin_sim_loadcell_nack_refuses_that_bay_by_name(rig, world):
     world.set_fault('loadcell-nack:cheese', True)
-    rig.tick(2)
+    rig.tick(3)                 # reported after FAILED_AFTER_READS failed reads in a row
     with pytest.raises(SensorFault, match='cheese load cell cannot be read.*loadcell_1'):
         rig.bin.reserve({'cheese': 1}, rig.clock.time())
     rig.bin.reserve({'bread': 2, 'vegemite': 1}, rig.clock.time())
