@@ -204,8 +204,10 @@ class ChillyBin:
                                     allowed=', '.join(sorted(self.bays))) from None
 
     # -- reservations ---------------------------------------------------------------------------
-    def reserve(self, items, wall, *, key=None, fingerprint='', ttl_s=DEFAULT_TTL_S, kind='reservation'):
-        """Reserve every item or none. Returns (reservation, replayed)."""
+    def reserve(self, items, wall, *, key=None, fingerprint='', ttl_s=DEFAULT_TTL_S, kind='reservation',
+                dispense=False):
+        """Reserve every item or none; `dispense`: the machine's dispensers take the units.
+        Returns (reservation, replayed)."""
         if not items:
             raise InvalidRequest('a reservation needs at least one item', field='items')
         with self.lock:
@@ -216,7 +218,7 @@ class ChillyBin:
                 self._check_can_take(name, quantity)
             rid = self.ledger.new_id('p' if kind == 'pick' else 'r')
             r = Reservation(rid, dict(items), wall, wall + ttl_s, kind, key, fingerprint,
-                            CONFIRMED if kind == 'pick' else HELD)
+                            CONFIRMED if kind == 'pick' else HELD, dispense=dispense)
             self.ledger.add(r)
             with self.store.transaction():
                 self.store.save_reservations([r])

@@ -69,6 +69,21 @@ def test_chillybin_drop_is_attributed_then_confirmed(rig):
     assert {e['reservation'] for e in rig.events('taken')} == {r.id}
 
 
+def test_chillybin_drop_goes_to_the_dispensed_reservation_not_an_older_client_hold(rig):
+    """Found by the concurrency campaign: a client's hold on bread, older than the order's
+    reservation, was booked the dispensed slice, so jafflr saw no drop and failed the
+    toastie as a jam with the slice on the tray."""
+    hold, _ = rig.bin.reserve({'bread': 1}, rig.clock.time(), key='client-hold')
+    rig.clock.advance(1.0)
+    order, _ = rig.bin.reserve({'bread': 2, 'cheese': 1}, rig.clock.time(), key='jafflr-t1',
+                               dispense=True)
+    rig.parts.grams[0] -= 34.0
+    rig.tick(3)
+    assert order.taken == {'bread': 1} and hold.taken == {}
+    assert rig.bin.reservation(order.id).to_dict()['dispense'] is True
+    assert rig.bin.available('bread') == 9 - 1 - 1      # one gone, one still owed, the hold
+
+
 def test_chillybin_fall_nobody_reserved_is_an_unexplained_removal(rig):
     rig.parts.grams[1] -= 42.0
     rig.tick(3)
