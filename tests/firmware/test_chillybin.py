@@ -322,3 +322,20 @@ def test_chillybin_restock_settles_v1_picks_but_keeps_v2_reservations(rig):
     top_up = rig.bin.pick('cheese', 1, rig.clock.time())
     rig.bin.restock({'cheese': 10}, rig.clock.time(), replaced=False)
     assert top_up.state == 'confirmed'
+
+
+def test_chillybin_unit_that_fell_while_it_was_down_is_booked_to_its_reservation(rig):
+    """Found by the crash campaign: a slice fell while chillybin was killed; the restart
+    counted the bay afresh from its weight, so the fall was booked to nobody, jafflr saw no
+    drop and failed the toastie as a jam with the slice on the tray."""
+    r, _ = rig.bin.reserve({'bread': 2}, rig.clock.time(), key='jafflr-t1', dispense=True)
+    rig.parts.grams[0] -= 34.0
+    rig.tick(3)
+    assert r.taken == {'bread': 1}
+    rig.store.close()                              # killed: no stop()
+    rig.parts.grams[0] -= 35.0                     # the second slice falls meanwhile
+    chilly = rig.open()
+    rig.tick(3)
+    assert chilly.reservation(r.id).taken == {'bread': 2}
+    assert chilly.bays['bread'].units == 8 and not chilly.bays['bread'].estimated
+    assert not rig.events('removal')
