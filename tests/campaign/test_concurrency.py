@@ -220,6 +220,9 @@ def test_many_clients_at_once_against_limited_stock(tmp_path, size):
         'orders': len(orders), 'orders_by_state': states, 'toasties_delivered': delivered,
         'client_reservations': len(client_rids), 'acknowledged_reservations': len(acked_rids),
         'orders_only_a_dropped_connection_saw': len(unseen),
+        # what the client was told on retrying a key whose dropped request made its order later
+        'their_retries_were_answered': [keys[o['name']]['statuses'] for o in orders
+                                        if o['id'] in unseen],
         'units_dropped': drops, 'units_booked_to_orders': booked,
         'units_booked_to_client_holds': booked_to_holds,
         'stock_polls': watch.polls, 'stock_lowest': watch.lowest, 'negative_stock': watch.negative,
