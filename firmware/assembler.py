@@ -11,6 +11,7 @@ tray holds a part-made sandwich a person must see to). `tick(now, wall)` does on
 step; the network calls it makes are bounded by the stock client's timeouts.
 """
 import logging
+import threading
 
 from .config import checked
 from .errors import RefusedError, Unavailable, Unsupported
@@ -55,6 +56,7 @@ class Assembler:
         # False while the tray is being cleared (the Kitchen asks the press station): a
         # unit dropped then would land on what is being cleared away.
         self.tray_ready = lambda: True
+        self.tray_lock = threading.RLock()     # the press station's (see Kitchen)
         self._reset_work()
 
     def _reset_work(self):
@@ -83,8 +85,10 @@ class Assembler:
             return
         if self.order is None:
             # A reservation not yet given back would be booked the next toastie's drops.
-            if self.tray is None and not self.paused and self.tray_ready() and not self.to_cancel:
-                self._start(now, wall)
+            if self.tray is None and not self.paused and not self.to_cancel:
+                with self.tray_lock:    # the press cannot start the conveyor meanwhile
+                    if self.tray_ready():
+                        self._start(now, wall)
             return
         try:
             getattr(self, f'_{self.phase.replace("-", "_")}')(now, wall)
