@@ -53,8 +53,8 @@ class LocalStock:
         return json.loads(json.dumps(self.chilly.snapshot(self.clock.monotonic())))
 
     def reserve(self, items, key):
-        return self.chilly.reserve(items, self._wall(), key=key, fingerprint=json.dumps(items,
-                                                                                   sort_keys=True))[0].to_dict()
+        return self.chilly.reserve(items, self._wall(), key=key, dispense=True,
+                                   fingerprint=json.dumps(items, sort_keys=True))[0].to_dict()
 
     def reservation(self, rid):
         self._wall()

@@ -11,6 +11,7 @@ tray holds a part-made sandwich a person must see to). `tick(now, wall)` does on
 step; the network calls it makes are bounded by the stock client's timeouts.
 """
 import logging
+import threading
 
 from .config import checked
 from .errors import RefusedError, SensorFault, Unavailable, Unsupported
@@ -51,10 +52,11 @@ class Assembler:
         self.tray = None           # assembled, waiting for the press
         self.paused = False
         self.halted = False        # after a fault, until reset
-        self.to_cancel = []        # (order, reservation) left held by a crash
+        self.to_cancel = []        # (order, reservation, not before): held, to give back
         # False while the tray is being cleared (the Kitchen asks the press station): a
         # unit dropped then would land on what is being cleared away.
         self.tray_ready = lambda: True
+        self.tray_lock = threading.RLock()     # the press station's (see Kitchen)
         self._reset_work()
 
     def _reset_work(self):
@@ -74,16 +76,19 @@ class Assembler:
 
     # -- the loop --------------------------------------------------------------------------
     def tick(self, now, wall):
-        self._cancel_leftovers()
+        self._cancel_leftovers(now)
         fault = self.shutdown.fault
         if fault is not None and not self.halted:
-            self.abandon(fault.reason, fault.detail, wall)
+            self.abandon(fault.reason, fault.detail, wall, now)
         if self.halted:
             self._stop_dispenser()
             return
         if self.order is None:
-            if self.tray is None and not self.paused and self.tray_ready():
-                self._start(now, wall)
+            # A reservation not yet given back would be booked the next toastie's drops.
+            if self.tray is None and not self.paused and not self.to_cancel:
+                with self.tray_lock:    # the press cannot start the conveyor meanwhile
+                    if self.tray_ready():
+                        self._start(now, wall)
             return
         try:
             getattr(self, f'_{self.phase.replace("-", "_")}')(now, wall)
@@ -240,11 +245,11 @@ class Assembler:
             self.dispensers[self.running].off()
             self.running = None
 
-    def _fail(self, kind, detail, wall, now, latch=False):
+    def _fail(self, kind, detail, wall, now, latch=False, in_flight=False):
         order = self.order
         on_tray = dict(self.dropped)
         self._stop_dispenser()
-        self.book.note_stock(order, dropped=on_tray, **self._give_back())
+        self.book.note_stock(order, dropped=on_tray, **self._give_back(now, in_flight))
         self.book.fail(order, kind, detail, wall, kind=kind)
         self.events('order-failed', order=order.id, reason=kind, detail=detail)
         self.order = None
@@ -258,14 +263,22 @@ class Assembler:
             self.shutdown.trip(ASSEMBLY_INTERRUPTED, f'{order.id} stopped with {units} on the '
                                f'tray: {detail}', now, wall)
 
-    def _give_back(self):
+    def _give_back(self, now=None, in_flight=False):
         """Cancel the reservation: chillybin returns every unit that has not left its bay.
         Returns what to note on the order: `returned`, and `left_bays` (what chillybin saw
         leave the bays: dropped on the tray, or taken out by a person meanwhile).
         If chillybin cannot be reached now, the cancel is retried every tick until it is
-        (a held reservation left open would be booked the next toastie's drops)."""
+        (a held reservation left open would be booked the next toastie's drops).
+
+        A failure while a dispenser ran (`in_flight`) waits as long as a drop is given to
+        show before giving back: a unit that fell as the motor stopped is seen by the load
+        cell a moment later, and a cancel before that books it to nobody while it lies on
+        the tray. Nothing new starts until it is given back."""
         if not self.reservation:
             return {'returned': {}}
+        if in_flight and now is not None:
+            self.to_cancel.append((self.order, self.reservation, now + self.cfg.drop_timeout_s))
+            return {'returned': {'pending': 'giving back once the load cell has settled'}}
         try:
             r = self.stock.cancel(self.reservation)
             return {'returned': {n: q - r['taken'].get(n, 0) for n, q in r['items'].items()},
@@ -273,7 +286,7 @@ class Assembler:
         except Unavailable as exc:
             log.warning('could not cancel reservation %s now (%s); trying again',
                         self.reservation, exc)
-            self.to_cancel.append((self.order, self.reservation))
+            self.to_cancel.append((self.order, self.reservation, 0.0))
             return {'returned': {'pending': 'cancelling at chillybin'}}
         except RefusedError as exc:
             log.warning('could not cancel reservation %s: %s', self.reservation, exc)
@@ -283,10 +296,13 @@ class Assembler:
         """After a crash: a reservation still held for an order that will not be made."""
         rid = order.stock.get('reservation')
         if rid and 'taken' not in order.stock:
-            self.to_cancel.append((order, rid))
+            self.to_cancel.append((order, rid, 0.0))
 
-    def _cancel_leftovers(self):
-        for order, rid in list(self.to_cancel):
+    def _cancel_leftovers(self, now):
+        for entry in list(self.to_cancel):
+            order, rid, not_before = entry
+            if now < not_before:
+                continue
             try:
                 r = self.stock.cancel(rid)
             except Unavailable:
@@ -294,18 +310,20 @@ class Assembler:
             except RefusedError as exc:
                 r = None
                 log.warning('reservation %s of %s: %s', rid, order.id, exc)
-            self.to_cancel.remove((order, rid))
+            self.to_cancel.remove(entry)
             if r is not None:
                 self.book.note_stock(order, returned={n: q - r['taken'].get(n, 0)
                                                       for n, q in r['items'].items()},
                                      left_bays=dict(r['taken']))
 
-    def abandon(self, reason, detail, wall):
+    def abandon(self, reason, detail, wall, now=None):
         """A latched fault elsewhere: stop, fail the order being built, give back stock.
         Called from the assembler's own thread (see Kitchen) so network calls stay here."""
-        self._stop_dispenser()
         if self.order is not None:
-            self._fail(reason, detail, wall, None)
+            # Stopped mid-run or before the load cell showed the unit (a jam has had that time)
+            self._fail(reason, detail, wall, now,
+                       in_flight=self.phase in ('running', 'await-drop'))
+        self._stop_dispenser()
         if self.tray is not None:
             self.book.fail(self.tray, reason, f'waiting on the tray when the machine stopped: '
                            f'{detail}', wall)

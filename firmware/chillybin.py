@@ -14,7 +14,7 @@ from .errors import (BayLocked, InvalidRequest, NotEnoughStock, SensorFault, Una
                      UnknownIngredient)
 from .foodsafety import FoodSafetyClock, is_above
 from .reservations import DEFAULT_TTL_S, HELD, PICK_TTL_S, CONFIRMED, Ledger, Reservation
-from .stock import Bay, Calibration
+from .stock import MEDIAN_WINDOW, Bay, Calibration
 
 PERSIST_CLOCKS_EVERY_S = 60.0
 CALIBRATION_SAMPLES = 16
@@ -103,6 +103,18 @@ class ChillyBin:
                 self.store.forget_reservations(self.ledger.forget_old(wall))
                 self.last_clock_save = now
             self._refresh_v1()
+
+    def count_every_bay(self, now_wall, rounds=2 * MEDIAN_WINDOW):
+        """Before answering anyone: measure until every readable bay has a count (a few
+        rounds; a failing cell is reported as usual). After a crash a unit may have left a
+        bay while nobody watched; a cancel answered before the first count would give it
+        back while it lies on the tray, and book its fall to nobody."""
+        for _ in range(rounds):
+            self.tick(*now_wall())
+            with self.lock:
+                if all(b.units is not None or b.error is not None for b in self.bays.values()):
+                    return True
+        return False
 
     @staticmethod
     def _read(reader, *args):
@@ -226,8 +238,10 @@ class ChillyBin:
                                     allowed=', '.join(sorted(self.bays))) from None
 
     # -- reservations ---------------------------------------------------------------------------
-    def reserve(self, items, wall, *, key=None, fingerprint='', ttl_s=DEFAULT_TTL_S, kind='reservation'):
-        """Reserve every item or none. Returns (reservation, replayed)."""
+    def reserve(self, items, wall, *, key=None, fingerprint='', ttl_s=DEFAULT_TTL_S, kind='reservation',
+                dispense=False):
+        """Reserve every item or none; `dispense`: the machine's dispensers take the units.
+        Returns (reservation, replayed)."""
         if not items:
             raise InvalidRequest('a reservation needs at least one item', field='items')
         with self.lock:
@@ -238,7 +252,7 @@ class ChillyBin:
                 self._check_can_take(name, quantity)
             rid = self.ledger.new_id('p' if kind == 'pick' else 'r')
             r = Reservation(rid, dict(items), wall, wall + ttl_s, kind, key, fingerprint,
-                            CONFIRMED if kind == 'pick' else HELD)
+                            CONFIRMED if kind == 'pick' else HELD, dispense=dispense)
             self.ledger.add(r)
             with self.store.transaction():
                 self.store.save_reservations([r])

@@ -55,6 +55,7 @@ class Kitchen:
         self._taking = threading.Lock()
         self.assembler.paused = bool(store.meta().get('paused'))
         self.assembler.tray_ready = lambda: not press.tray_busy
+        self.assembler.tray_lock = press.tray_lock
         shutdown.add_listener(self._on_fault)
 
     def _on_fault(self, fault):

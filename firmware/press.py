@@ -18,6 +18,7 @@ Every motion has a deadline; a motion that does not finish is a machine fault an
 latches through the one shutdown. No network I/O happens here.
 """
 import logging
+import threading
 
 from .config import checked
 from .errors import HeaterFaulted
@@ -60,6 +61,10 @@ class PressStation:
         self.halted = False
         self.toast_ends = None
         self.accepting = True       # False while the service drains: finish, load nothing new
+        # Held while deciding to move the tray, and by the assembler while deciding to drop
+        # onto it: the two stations run on their own threads, and a toastie started while
+        # the conveyor starts would be dropped onto a moving tray, half of it into the press.
+        self.tray_lock = threading.RLock()
 
     # -- what the rest of the machine sees -------------------------------------------------------
     @property
@@ -122,9 +127,11 @@ class PressStation:
         if tray is not None and tray.step != 'waiting for the plate' and not self._ready_to_load(now, tray):
             self.book.move(tray, tray.state, 'waiting for the plate', wall)
         if self._ready_to_load(now, tray):
-            self._begin_index(now, wall, assembler)
+            with self.tray_lock:
+                self._begin_index(now, wall, assembler)
 
     def _begin_index(self, now, wall, assembler):
+        """Called holding `tray_lock`."""
         self.loading, assembler.tray = assembler.tray, None
         if self.loading is not None:
             self.book.move(self.loading, 'toasting', 'loading', wall, expected_s=3.0)
@@ -215,9 +222,10 @@ class PressStation:
     def _delivering(self, now, wall, assembler):
         """The toasted one leaves by the next index, which also loads whatever is on the
         tray: so not while a toastie is half built there."""
-        if assembler.busy:
-            return
-        self._begin_index(now, wall, assembler)
+        with self.tray_lock:
+            if assembler.busy:
+                return
+            self._begin_index(now, wall, assembler)
 
     def _deliver(self, now, wall):
         order = self.in_press
@@ -228,10 +236,11 @@ class PressStation:
     # -- clearing the machine: after a reset, or a start with unknown contents ---------------------
     def clear(self):
         """Open the press and index twice, so the tray and the press end up empty."""
-        self.halted = False
-        self.clears_left = 2
-        self.phase = 'clearing'
-        self.deadline = None
+        with self.tray_lock:
+            self.halted = False
+            self.clears_left = 2
+            self.phase = 'clearing'
+            self.deadline = None
 
     def _clearing(self, now, wall, assembler):
         if self.deadline is None:

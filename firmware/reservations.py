@@ -9,6 +9,12 @@ once every unit has dropped, cancelled (what was not taken goes back), or it exp
 
 A v1 pick is a reservation of one ingredient that is already "confirmed" by the caller:
 it stays outstanding until its units drop or it expires.
+
+Only the machine's dispensers make units fall while a reservation is held, so the
+reservation jafflr dispenses for (`dispense`) is booked a fall before any other hold: a
+client holding the same ingredient through the public API has no dispenser behind it,
+and booking the dispensed unit to it would make jafflr see no drop and fail its toastie
+as jammed with the unit already on the tray.
 """
 import itertools
 from dataclasses import dataclass, field
@@ -36,6 +42,7 @@ class Reservation:
     taken: dict = field(default_factory=dict)
     closed_at: float | None = None
     note: str = ''
+    dispense: bool = False       # the machine's dispensers take its units (jafflr's orders)
 
     def outstanding(self, name):
         if self.state not in OPEN_STATES:
@@ -50,14 +57,14 @@ class Reservation:
         return {'id': self.id, 'kind': self.kind, 'state': self.state, 'items': dict(self.items),
                 'taken': {n: self.taken.get(n, 0) for n in self.items},
                 'created_at': self.created_at, 'expires_at': self.expires_at,
-                'closed_at': self.closed_at, 'note': self.note, 'key': self.key,
-                'fingerprint': self.fingerprint}
+                'closed_at': self.closed_at, 'note': self.note, 'dispense': self.dispense,
+                'key': self.key, 'fingerprint': self.fingerprint}
 
     @classmethod
     def from_dict(cls, d):
         return cls(d['id'], dict(d['items']), d['created_at'], d['expires_at'], d['kind'],
                    d.get('key'), d.get('fingerprint', ''), d['state'], dict(d.get('taken', {})),
-                   d.get('closed_at'), d.get('note', ''))
+                   d.get('closed_at'), d.get('note', ''), d.get('dispense', False))
 
 
 class Ledger:
@@ -109,10 +116,12 @@ class Ledger:
         held ones first. A held reservation is being dispensed right now (it is confirmed or
         cancelled as soon as its toastie is built); a v1 pick stays open for PICK_TTL_S
         whether or not its units ever drop, and one left by a failed order must not take
-        the next toastie's drops. Returns (units explained, reservations changed)."""
+        the next toastie's drops. Among held ones, those a dispenser serves come first: a
+        client's hold has nothing that drops units for it. Returns (units explained,
+        reservations changed)."""
         changed = []
         left = units
-        for r in sorted(self.open(), key=lambda r: (r.state != HELD, r.created_at)):
+        for r in sorted(self.open(), key=lambda r: (r.state != HELD, not r.dispense, r.created_at)):
             take = min(left, r.outstanding(name))
             if take <= 0:
                 continue

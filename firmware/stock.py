@@ -9,9 +9,10 @@ vegemite portion is 6 g give or take 8 %), so ten portions may weigh 10.3 "units
 nine 9.3, and rounding the total would miss a drop. Instead the bay keeps a baseline
 weight; a change of at least half a unit from it is a step of round(change / unit)
 units (at least one), and becomes the new baseline. The count is anchored by what a
-person declares on restock; after a restart it carries on from the stored count when
-the bay still weighs what that count stood for; otherwise (and when nothing is known)
-it is estimated from the total, and when the bay reads empty it is zero.
+person declares on restock; after a restart it carries on from the stored count and the
+weight it stood for, and what changed while nobody watched is a step like any other (a
+unit that fell for a reservation then is still booked to it); when nothing is known it
+is estimated from the total, and when the bay reads empty it is zero.
 """
 from collections import deque
 from dataclasses import dataclass
@@ -83,12 +84,11 @@ class Bay:
     def _count(self, grams):
         if self.units is None:
             stored, self.stored = self.stored, None
-            if stored and abs(grams - stored[1]) < STEP_UNITS * self.unit_g:
-                self.units, self.estimated = stored[0], False
-            else:
+            if not stored:
                 self.units, self.estimated = max(0, round(grams / self.unit_g)), True
-            self.baseline_g = grams
-            return 0
+                self.baseline_g = grams
+                return 0
+            self.units, self.baseline_g, self.estimated = stored[0], stored[1], False
         step = grams - self.baseline_g
         if abs(step) >= STEP_UNITS * self.unit_g:
             new = max(0, self.units + (round(step / self.unit_g) or (1 if step > 0 else -1)))

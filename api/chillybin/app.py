@@ -104,7 +104,7 @@ def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, si
                            field='Idempotency-Key', allowed='1-100 characters')
         fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
         r, replayed = call(chilly.reserve, body['items'], wall(), key=key, fingerprint=fingerprint,
-                           ttl_s=body.get('ttl_s', 120))
+                           ttl_s=body.get('ttl_s', 120), dispense=body.get('dispense', False))
         headers = {'Location': f'/v2/reservations/{r.id}'}
         if replayed:
             headers['Idempotent-Replayed'] = 'true'

@@ -11,6 +11,9 @@ RESERVATION_REQUEST = {
         'items': {'type': 'object', 'minProperties': 1, 'maxProperties': 10,
                   'propertyNames': NAME, 'additionalProperties': QUANTITY},
         'ttl_s': {'type': 'integer', 'minimum': 10, 'maximum': 600},
+        'dispense': {'type': 'boolean', 'description': 'the machine\'s dispensers take these '
+                     'units (jafflr\'s orders): a fall on the bay is booked to this reservation '
+                     'before any other hold (default false)'},
     },
 }
 RESTOCK_REQUEST = {
@@ -80,7 +83,7 @@ RESERVATION = {
         'state': {'type': 'string', 'enum': ['held', 'confirmed', 'taken', 'cancelled', 'expired']},
         'items': COUNTS, 'taken': COUNTS,
         'created_at': {'type': 'number'}, 'expires_at': {'type': 'number'},
-        'closed_at': NULLABLE_NUMBER, 'note': {'type': 'string'},
+        'closed_at': NULLABLE_NUMBER, 'note': {'type': 'string'}, 'dispense': {'type': 'boolean'},
     },
 }
 EVENTS = {'type': 'object', 'required': ['events'],

@@ -188,7 +188,7 @@ class ChillybinService:
         self.chilly.stop(self.clock.time())
 
     def run(self):
-        self.chilly.tick(self.clock.monotonic(), self.clock.time())
+        self.chilly.count_every_bay(lambda: (self.clock.monotonic(), self.clock.time()))
         self.loop.start()
         try:
             self.http.serve()

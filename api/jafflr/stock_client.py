@@ -119,8 +119,14 @@ class ChillybinClient:
                 for name, units in flat.items() if name in self.default_slots}
 
     def reserve(self, items, key):
-        status, answer = self.request('POST', '/v2/reservations', {'items': items},
+        """One reservation the dispensers take, so chillybin books their drops to it before
+        any client's hold. A chillybin from before `dispense` refuses the field (400): it is
+        asked again without it, as it was asked before."""
+        status, answer = self.request('POST', '/v2/reservations', {'items': items, 'dispense': True},
                                       {'Idempotency-Key': key})
+        if status == 400 and _error_field(answer) == 'dispense':
+            status, answer = self.request('POST', '/v2/reservations', {'items': items},
+                                          {'Idempotency-Key': key})
         if status in (200, 201):
             return answer
         refusal = self._refuse(status, answer, 'the reservation')
@@ -154,3 +160,8 @@ class ChillybinClient:
         """chillybin's v2 stock as it is, for the panel (None when it cannot say)."""
         status, answer = self.request('GET', '/v2/stock')
         return answer if status == 200 else None
+
+
+def _error_field(answer):
+    error = answer.get('error') if isinstance(answer, dict) else None
+    return error.get('field') if isinstance(error, dict) else None

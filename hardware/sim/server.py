@@ -8,6 +8,7 @@ import logging
 import os
 
 import socketserver
+import sys
 import threading
 
 from ..clock import ScaledClock
@@ -32,6 +33,16 @@ class SimServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         os.chmod(path, 0o660)
         self._stop = threading.Event()
         self._ticker = threading.Thread(target=self._tick, name='sim-ticker', daemon=True)
+
+    def handle_error(self, request, client_address):
+        """A service killed mid-conversation resets its connection: that is the service
+        dying, which the machine outlives, not a fault of the simulator to print a
+        traceback for."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+            log.info('a client went away: %s', exc)
+            return
+        super().handle_error(request, client_address)
 
     def start_ticking(self):
         self._ticker.start()

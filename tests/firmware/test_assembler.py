@@ -416,3 +416,23 @@ def test_assembler_stock_client_grams_names_an_unreadable_load_cell():
         client.grams('bread')
     client.request = lambda method, path, *a: (200, {'grams': 350.0, 'sensor': {'ok': True}})
     assert client.grams('bread') == 350.0
+
+
+def test_assembler_stopped_as_a_unit_falls_gives_back_only_once_the_load_cell_saw_it(kitchen):
+    """Found by the crash campaign: the dead-man stopped the machine just as a vegemite
+    fell; the reservation was cancelled before chillybin's load cell showed the fall, so
+    the unit on the tray was booked to nobody ('removal') and the order said it went back."""
+    k = kitchen
+    order, _ = k.submit(['cheese', 'vegemite'], 'light')
+    k.run_until(lambda: order.stock.get('dropped', {}).get('cheese') == 1
+                and k.assembler.phase == 'running', 60)
+    dropped_before = k.world.bays[k.world.bay_index('vegemite')].drops
+    k.run_until(lambda: k.world.bays[k.world.bay_index('vegemite')].drops > dropped_before, 5)
+    k.kitchen.stop(k.clock.monotonic(), k.clock.time(), 'test: the unit is falling')
+    k.run_until(lambda: order.finished, 5)
+    assert order.stock['returned'] == {'pending': 'giving back once the load cell has settled'}
+    k.run(6.0)
+    assert order.stock['left_bays'] == {'bread': 1, 'cheese': 1, 'vegemite': 1}
+    assert order.stock['returned'] == {'bread': 1, 'cheese': 0, 'vegemite': 0}
+    assert on_tray(k) == {'bread': 1, 'cheese': 1, 'vegemite': 1}
+    assert not [e for e in k.chilly.store.events.recent(50, 'removal')]

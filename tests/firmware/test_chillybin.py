@@ -70,6 +70,21 @@ def test_chillybin_drop_is_attributed_then_confirmed(rig):
     assert {e['reservation'] for e in rig.events('taken')} == {r.id}
 
 
+def test_chillybin_drop_goes_to_the_dispensed_reservation_not_an_older_client_hold(rig):
+    """Found by the concurrency campaign: a client's hold on bread, older than the order's
+    reservation, was booked the dispensed slice, so jafflr saw no drop and failed the
+    toastie as a jam with the slice on the tray."""
+    hold, _ = rig.bin.reserve({'bread': 1}, rig.clock.time(), key='client-hold')
+    rig.clock.advance(1.0)
+    order, _ = rig.bin.reserve({'bread': 2, 'cheese': 1}, rig.clock.time(), key='jafflr-t1',
+                               dispense=True)
+    rig.parts.grams[0] -= 34.0
+    rig.tick(3)
+    assert order.taken == {'bread': 1} and hold.taken == {}
+    assert rig.bin.reservation(order.id).to_dict()['dispense'] is True
+    assert rig.bin.available('bread') == 9 - 1 - 1      # one gone, one still owed, the hold
+
+
 def test_chillybin_fall_nobody_reserved_is_an_unexplained_removal(rig):
     rig.parts.grams[1] -= 42.0
     rig.tick(3)
@@ -335,3 +350,22 @@ def test_chillybin_a_few_failed_reads_in_a_row_are_counted_not_reported(rig):
         ('loadcell', 'cheese'), ('bin-sensor', None)}
     assert rig.bin.bin_c is None and rig.parts.chiller[-1] is True
     assert rig.bin.bays['cheese'].units == units, 'a failed cell is reported, not read as 0'
+
+
+def test_chillybin_unit_that_fell_while_it_was_down_is_booked_to_its_reservation(rig):
+    """Found by the crash campaign: a slice fell while chillybin was killed; the restart
+    counted the bay afresh from its weight, so the fall was booked to nobody, jafflr saw no
+    drop and failed the toastie as a jam with the slice on the tray."""
+    r, _ = rig.bin.reserve({'bread': 2}, rig.clock.time(), key='jafflr-t1', dispense=True)
+    rig.parts.grams[0] -= 34.0
+    rig.tick(3)
+    assert r.taken == {'bread': 1}
+    rig.store.close()                              # killed: no stop()
+    rig.parts.grams[0] -= 35.0                     # the second slice falls meanwhile
+    chilly = rig.open()
+    # counted before it answers anyone, so a cancel cannot give the fallen slice back
+    assert chilly.count_every_bay(lambda: (rig.clock.monotonic(), rig.clock.time()))
+    assert chilly.reservation(r.id).taken == {'bread': 2}
+    assert chilly.cancel(r.id, rig.clock.time()).taken == {'bread': 2}
+    assert chilly.bays['bread'].units == 8 and not chilly.bays['bread'].estimated
+    assert not rig.events('removal')

@@ -1,6 +1,8 @@
 """The kitchen on the whole simulated machine (SimKitchen, fake clock): taking orders,
 the machine's state, stop and reset, the drain and the recovery after a restart, and
 every simulated fault switched on during an order."""
+import threading
+
 import pytest
 
 from api.simkitchen import SimKitchen
@@ -88,7 +90,6 @@ def test_kitchen_counts_a_toastie_that_left_the_queue_before_its_reservation(kit
 def test_kitchen_two_customers_at_once_are_not_both_promised_the_last_bread(kitchen):
     """Checking the stock and queueing the toastie are one step: here the first customer
     is held between the two until the second has checked too (or 1 s has passed)."""
-    import threading
     k = kitchen
     k.chilly.restock({'bread': 2}, k.clock.time())
     k.run(0.5)
@@ -163,6 +164,8 @@ def test_kitchen_stop_by_anyone_mid_dispense_stops_everything_and_gives_stock_ba
     assert outputs_safe(k) == SAFE, 'outputs go off in the stopping call, not a tick later'
     k.run(1.0)
     assert order.failure['reason'] == 'stopped'
+    # The give-back waits as long as a drop is given to show on the load cell (4 s).
+    k.run(4.0)
     assert_accounted(k, order)
     left = order.stock['left_bays']
     assert available(k) == {n: before[n] - left.get(n, 0) for n in before}
@@ -384,3 +387,38 @@ def test_kitchen_bin_fault_during_an_order_is_chillybins_to_report(kitchen, faul
     if alert:
         assert alert in alerts
     assert_accounted(k, order)
+
+
+def test_kitchen_no_toastie_starts_on_the_tray_while_the_press_starts_the_conveyor(kitchen):
+    """Found by the concurrency campaign: the press station (delivering a toastie) saw the
+    assembler idle and started the conveyor while the assembler, on its own thread, started
+    the next toastie: its first slice rode into the press and the chute got 6 sandwiches
+    for 5 toasties. Here the assembler's tick is forced into that moment."""
+    k = kitchen
+    first, _ = k.submit(['cheese'], 'light')
+    k.run_until(lambda: first.state == 'toasting' and k.assembler.tray is None, 900)
+    k.assembler.paused = True
+    k.run_until(lambda: k.press.phase == 'delivering', 900)
+    second, _ = k.submit(['cheese'], 'light')
+    k.assembler.paused = False
+    begin_index = k.press._begin_index
+    raced = {}
+
+    def begin_index_with_the_assembler_ticking(now, wall, assembler):
+        other = threading.Thread(target=k.assembler.tick, args=(now, wall))
+        other.start()
+        other.join(0.5)
+        raced['started'] = k.assembler.order is not None
+        begin_index(now, wall, assembler)
+        raced['thread'] = other
+
+    k.press._begin_index = begin_index_with_the_assembler_ticking
+    now, wall = k.clock.monotonic(), k.clock.time()
+    k.press.tick(now, wall, k.assembler, k.book.queued())
+    raced['thread'].join(5)
+    k.press._begin_index = begin_index
+    assert raced['started'] is False, 'the assembler started while the conveyor was starting'
+    assert k.assembler.order is None and k.press.phase == 'indexing'
+    k.run_until(lambda: second.finished, 900)
+    assert second.state == 'done', second.failure
+    assert [s['units'] for s in delivered(k)] == [{'bread': 2, 'cheese': 1}] * 2

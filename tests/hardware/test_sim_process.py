@@ -1,6 +1,8 @@
 """The simulated machine as its own process, reached over its socket as services reach it."""
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -166,3 +168,29 @@ def test_safe_off_without_a_machine_fails_loudly(tmp_path):
                          capture_output=True, text=True, cwd=ROOT, timeout=30,
                          env=dict(os.environ, JAFFLR_SIM_SOCKET=str(tmp_path / 'none.sock')))
     assert out.returncode == 1 and 'cannot open the machine' in out.stderr
+
+
+def test_sim_process_client_that_resets_its_connection_is_no_traceback(tmp_path):
+    """Found by the crash campaign: every service killed with -9 left a traceback in the
+    simulator's log (ConnectionResetError), as if the simulator had failed."""
+    sock = str(tmp_path / 'sim.sock')
+    proc = subprocess.Popen([sys.executable, '-m', 'hardware.sim', '--socket', sock, 'serve',
+                             '--speed', str(SPEED)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock):
+            assert proc.poll() is None and time.monotonic() < deadline, 'simulator did not start'
+            time.sleep(0.02)
+        for request in (b'{"op": "hello"}\n', b'{"op": "subscribe"}\n'):
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.connect(sock)
+            client.sendall(request)
+            client.recv(4096)
+            client.sendall(b'{"op": "hel')         # half a request, then a reset
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+            client.close()
+        assert _cli(sock, 'status').returncode == 0, 'the simulator still answers'
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert 'Traceback' not in err, err

@@ -1,0 +1,266 @@
+"""Part 3: kill -9 each service at random moments, many times, during orders and writes.
+
+Drivers keep ordering light toasties at jafflr, holding stock at chillybin (both with
+idempotency keys, retried with the same key while a service is down) and topping up
+the bays (admin restock), and record every acknowledged (2xx) answer. At seeded random
+moments chillybin or jafflr is killed with SIGKILL and started again. After each start:
+the service started (its storage loaded: a failed start fails the test), every order
+jafflr acknowledged is still there with a state, every reservation chillybin
+acknowledged too. A person resets a latched fault when one is seen (a killed chillybin
+during a dispense latches one by design), as they would at the machine.
+
+At the end, once the machine settles: every order is done, or failed or cancelled with a
+reason, none left half-done; every unit that left a bay belongs to one order (as in the
+concurrency part); nothing acknowledged was lost.
+"""
+import os
+import random
+import threading
+import time
+import uuid
+
+from .ledger import JSON, Answers, StockWatch, add, all_orders, difference, order_units, \
+    reservation, world_drops
+from .procs import Machine, send_and_drop
+from .report import report, sizes
+
+BUSY = os.getloadavg()[0] > 0.75 * (os.cpu_count() or 1)
+SPEED = float(os.environ.get('JAFFLR_TEST_SPEED') or (10 if BUSY else 20))
+FINISHED = ('done', 'failed', 'cancelled')
+
+
+class Acks:
+    """Every acknowledged write, by kind: key -> id (orders, holds), and restocks."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.orders = {}
+        self.holds = {}
+        self.restocks = 0
+        self.two_ids = []
+
+    def add(self, kind, key, rid):
+        with self.lock:
+            table = self.orders if kind == 'order' else self.holds
+            if table.setdefault(key, rid) != rid:
+                self.two_ids.append((kind, key, table[key], rid))
+
+    def snapshot(self):
+        with self.lock:
+            return dict(self.orders), dict(self.holds)
+
+
+class Driver:
+    """One driver thread: each write with a key, retried with it until it is answered
+    (the service may be down for a second or two)."""
+
+    def __init__(self, machine, answers, acks, rng, stop, size):
+        self.m, self.answers, self.acks, self.rng, self.stop = machine, answers, acks, rng, stop
+        self.size = size
+        self.unanswered = 0
+
+    def send(self, kind, service, path, body, key):
+        headers = {**JSON, 'Idempotency-Key': key}
+        if self.rng.random() < 0.1:
+            try:
+                send_and_drop(self.m.ports[service], 'POST', path, body, headers)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                answer = self.m.http(service, 'POST', path, body, headers, timeout=20)
+            except OSError:
+                self.answers.lost(service, 'POST', path)
+                time.sleep(0.3)
+                continue
+            self.answers.record(service, 'POST', path, answer)
+            if answer.status < 300:
+                self.acks.add(kind, key, answer.json['id'])
+                return answer
+            if answer.status != 503:
+                return answer
+            time.sleep(self.rng.uniform(0.3, 1.0))
+        self.unanswered += 1
+        return None
+
+    def order(self):
+        key = f'o-{uuid.uuid4().hex[:12]}'
+        fillings = self.rng.sample(['vegemite'], self.rng.randint(0, 1))
+        self.send('order', 'jafflr', '/v2/toasties',
+                  {'ingredients': ['cheese', *fillings], 'doneness': 'light', 'name': key}, key)
+
+    def hold(self):
+        key = f'h-{uuid.uuid4().hex[:12]}'
+        self.send('hold', 'chillybin', '/v2/reservations',
+                  {'items': {self.rng.choice(['cheese', 'vegemite']): 1}, 'ttl_s': 20}, key)
+
+    def restock_if_low(self):
+        """A person tops the bays up between toasties when they run low."""
+        try:
+            stock = {b['name']: b for b in self.m.http('chillybin', 'GET', '/v2/stock',
+                                                       headers=JSON, timeout=5).json['bays']}
+            state = self.m.http('jafflr', 'GET', '/v2/status', headers=JSON, timeout=5).json['state']
+        except (OSError, ValueError, KeyError):
+            return
+        low = {n: self.size['stock'][n] for n, b in stock.items()
+               if n in self.size['stock'] and (b['units'] or 0) < 6}
+        if not low or state not in ('available', 'preheating', 'paused'):
+            return
+        try:
+            answer = self.m.http('chillybin', 'POST', '/v2/restock',
+                                 {'items': low, 'replaced': False}, {**JSON, **self.m.admin()})
+        except OSError:
+            return
+        self.answers.record('chillybin', 'POST', '/v2/restock', answer)
+        if answer.status == 200:
+            with self.acks.lock:
+                self.acks.restocks += 1
+
+    def run(self, role):
+        while not self.stop.is_set():
+            if role == 'orders':
+                self.order()
+            else:
+                self.hold() if self.rng.random() < 0.7 else self.restock_if_low()
+            self.stop.wait(self.rng.uniform(0.2, self.size['pause_s']))
+
+
+def check_acknowledged(machine, acks):
+    """Every acknowledged order and hold is still there, with a state. Returns the lost."""
+    orders, holds = acks.snapshot()
+    lost = []
+    for key, oid in orders.items():
+        answer = machine.http('jafflr', 'GET', f'/v2/toasties/{oid}', headers=JSON)
+        if answer.status != 200 or not answer.json.get('state') or answer.json.get('name') != key:
+            lost.append(('order', key, oid, answer.status))
+    for key, rid in holds.items():
+        answer = machine.http('chillybin', 'GET', f'/v2/reservations/{rid}', headers=JSON)
+        if answer.status != 200 or not answer.json.get('state'):
+            lost.append(('hold', key, rid, answer.status))
+    return lost
+
+
+def reset_if_faulted(machine, resets):
+    status = machine.http('jafflr', 'GET', '/v2/status', headers=JSON).json
+    if status['fault'] is None:
+        return
+    answer = machine.http('jafflr', 'POST', '/v2/reset', {}, {**JSON, **machine.admin()})
+    assert answer.status == 200, answer
+    reason = status['fault']['reason']
+    resets[reason] = resets.get(reason, 0) + 1
+
+
+def settle(machine, resets, timeout):
+    def settled():
+        reset_if_faulted(machine, resets)
+        orders = all_orders(machine)
+        status = machine.http('jafflr', 'GET', '/v2/status', headers=JSON).json
+        idle = not status['busy'] and status['queue']['length'] == 0 and status['fault'] is None
+        return idle and all(o['state'] in FINISHED for o in orders) and orders
+    return machine.wait(settled, timeout, 'the machine settled with every order finished',
+                        every=1.0)
+
+
+@sizes(short={'kills': 4, 'gap_s': (3.0, 5.0), 'pause_s': 2.5, 'order_drivers': 1,
+              'stock': {'bread': 30, 'cheese': 20, 'vegemite': 20}},
+       full={'kills': 40, 'gap_s': (2.0, 5.0), 'pause_s': 1.0, 'order_drivers': 2,
+             'stock': {'bread': 40, 'cheese': 25, 'vegemite': 25}})
+def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path, size):
+    started = time.monotonic()
+    rng = random.Random(11)
+    env = {'JAFFLR_DEADMAN_S': str(min(10.0, max(2.0, 0.4 * SPEED)))}
+    kills = {'chillybin': 0, 'jafflr': 0}
+    lost_after_restart = []
+    restart_s = []
+    resets = {}
+    with Machine(str(tmp_path / 'state'), speed=SPEED, seed=5, env=env) as machine:
+        restocked = machine.http('chillybin', 'POST', '/v2/restock', {'items': size['stock']},
+                                 {**JSON, **machine.admin()})
+        assert restocked.status == 200, restocked
+        before = machine.status()
+        answers = Answers(machine)
+        acks = Acks()
+        stop = threading.Event()
+        roles = ['orders'] * size['order_drivers'] + ['holds']
+        drivers = [Driver(machine, answers, acks, random.Random(100 + i), stop, size)
+                   for i in range(len(roles))]
+        threads = [threading.Thread(target=d.run, args=(role,), name=f'driver-{role}-{i}')
+                   for i, (d, role) in enumerate(zip(drivers, roles))]
+        with StockWatch(machine, every_s=0.2) as watch:
+            for t in threads:
+                t.start()
+            try:
+                for _ in range(size['kills']):
+                    time.sleep(rng.uniform(*size['gap_s']))
+                    victim = rng.choice(('chillybin', 'jafflr'))
+                    machine.kill9(victim)
+                    kills[victim] += 1
+                    began = time.monotonic()
+                    machine.start_service(victim)     # storage loads, or this raises
+                    restart_s.append(time.monotonic() - began)
+                    lost_after_restart += check_acknowledged(machine, acks)
+                    reset_if_faulted(machine, resets)
+            finally:
+                stop.set()
+                for t in threads:
+                    t.join(60)
+            orders = settle(machine, resets, 600)
+            machine.wait(lambda: all(reservation(machine, rid)['state'] not in ('held', 'confirmed')
+                                     for rid in acks.snapshot()[1].values()), 120,
+                         'every hold closed', every=1.0)
+        lost_at_end = check_acknowledged(machine, acks)
+        after = machine.status()
+        log = machine.log_text()
+
+    acked_orders, acked_holds = acks.snapshot()
+    drops = difference(world_drops(after), world_drops(before))
+    booked = {}
+    for o in orders:
+        add(booked, order_units(o))
+    states = {}
+    for o in orders:
+        label = o['state'] if o['state'] == 'done' else f"{o['state']}: {(o['failure'] or {}).get('reason')}"
+        states[label] = states.get(label, 0) + 1
+    half_done = [o['id'] for o in orders if o['state'] not in FINISHED]
+    unexplained = [o['id'] for o in orders if o['state'] != 'done' and not (
+        o['failure'] and o['failure'].get('reason') and o['failure'].get('detail'))]
+    lost = lost_after_restart + lost_at_end
+    seconds = round(time.monotonic() - started, 1)
+    figures = {
+        'size': size, 'speed': SPEED, 'seconds': seconds, 'kills': kills,
+        'restart_s': {'max': round(max(restart_s), 2), 'mean': round(sum(restart_s) / len(restart_s), 2)},
+        'acknowledged': {'orders': len(acked_orders), 'holds': len(acked_holds),
+                         'restocks': acks.restocks},
+        'lost': lost, 'replayed_with_another_id': acks.two_ids,
+        'writes_given_up': sum(d.unanswered for d in drivers),
+        'orders': len(orders), 'orders_by_state': states, 'faults_reset': resets,
+        'units_dropped': drops, 'units_booked_to_orders': booked,
+        'negative_stock': watch.negative, 'stock_polls': watch.polls,
+        'refusals': answers.refusals(), 'successes': answers.successes(),
+        'no_answer': {' '.join(k): n for k, n in answers.no_answer.items()},
+        'unexplained_refusals': answers.unexplained[:20],
+    }
+    lines = [
+        f"kills: chillybin {kills['chillybin']}, jafflr {kills['jafflr']} in {seconds} s at "
+        f"x{SPEED:g}; restart max {figures['restart_s']['max']} s",
+        f"acknowledged: {len(acked_orders)} orders, {len(acked_holds)} holds, {acks.restocks} "
+        f"restocks; lost {len(lost)}; given up {figures['writes_given_up']}",
+        f"orders {len(orders)}: {states}; faults reset by a person {resets}",
+        f"units dropped {drops}; booked to orders {booked}",
+        f"stock polls {watch.polls}, negative {len(watch.negative)}",
+        f"refusals: {answers.refusals()}",
+        f"requests with no answer (service down): {sum(answers.no_answer.values())}; "
+        f"unexplained refusals {len(answers.unexplained)}",
+    ]
+    report(f'crashes-{size["name"]}', figures, lines)
+
+    assert not lost, f'acknowledged writes lost: {lost[:10]}'
+    assert not acks.two_ids, acks.two_ids[:10]
+    assert not half_done, half_done
+    assert not unexplained, unexplained
+    assert not watch.negative, watch.negative[:10]
+    assert drops == booked, f'units that left the bays {drops} != units orders booked {booked}'
+    assert not answers.unexplained, answers.unexplained[:10]
+    assert acked_orders and sum(kills.values()) == size['kills']
+    assert 'Traceback' not in log, log[-4000:]
