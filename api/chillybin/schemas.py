@@ -1,7 +1,7 @@
 """The shapes of chillybin's v2 requests and answers. Handlers validate request bodies
 against these and the OpenAPI document is built from them."""
 
-NAME = {'type': 'string', 'pattern': r'[a-z][a-z-]{0,30}',
+NAME = {'type': 'string', 'pattern': r'^[a-z][a-z-]{0,30}$',
         'description': 'an ingredient name: lower-case letters and dashes, up to 31'}
 QUANTITY = {'type': 'integer', 'minimum': 1, 'maximum': 10}
 

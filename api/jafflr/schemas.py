@@ -1,9 +1,9 @@
 """The shapes of jafflr's v2 requests and answers: validated against and documented."""
 from firmware.heater.profiles import DONENESS
 
-NAME = {'type': 'string', 'pattern': r'[a-z][a-z-]{0,30}',
+NAME = {'type': 'string', 'pattern': r'^[a-z][a-z-]{0,30}$',
         'description': 'an ingredient name: lower-case letters and dashes'}
-LABEL = {'type': 'string', 'maxLength': 40, 'pattern': r"[\w .,'&-]*",
+LABEL = {'type': 'string', 'maxLength': 40, 'pattern': r"^[\w .,'&-]*$",
          'description': 'letters, digits, spaces and . , \' & - (up to 40)'}
 
 TOASTIE_REQUEST = {

@@ -179,7 +179,9 @@ class Case:
         k, order = self.k, self.order
         self.run_until(lambda: order.finished or (order.state == 'queued' and k.shutdown.latched),
                        900)
-        self.run_for(2.0)
+        # A stop mid-dispense gives the reservation back only once the load cell has had
+        # the drop timeout (4 s) to see a unit still falling: wait past it.
+        self.run_for(6.0)
         if self.detected_at is None and base(self.fault) in ALERTS:
             self.run_until(lambda: self.detected_at is not None, 3600)
         if self.detected_at is None and base(self.fault) in FOUND_BY_USE:
@@ -189,7 +191,7 @@ class Case:
             self.found_in = 'the next order'
             self.probe, _ = k.submit(ORDER, DONENESS)
             self.run_until(lambda: self.probe.finished, 900)
-            self.run_for(2.0)
+            self.run_for(6.0)
         self.figures.update(detection_s=round(self.detected_at - self.on_at, 2),
                             found_in=self.found_in)
 

@@ -132,6 +132,16 @@ def _integral_float_only(value):
     return False
 
 
+def _ends_in_newline(value):
+    if isinstance(value, str):
+        return value.endswith('\n')
+    if isinstance(value, dict):
+        return any(_ends_in_newline(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_ends_in_newline(v) for v in value)
+    return False
+
+
 def check_validator_agrees(name, value):
     schema = REQUEST_SCHEMAS[name]
     theirs = Draft202012Validator(schema).is_valid(value)
@@ -141,6 +151,9 @@ def check_validator_agrees(name, value):
     except SchemaError as exc:
         ours, problem = False, exc
         assert exc.field and exc.problem, f'{name}: an error that names nothing: {exc!r}'
+    if ours != theirs and theirs and not ours and _ends_in_newline(value) \
+            and 'not allowed' in problem.problem:
+        return ours   # Python's `$` matches before a final newline; ECMA-262's (JSON Schema's) does not
     if ours != theirs:
         assert theirs and not ours and _integral_float_only(value) \
             and 'must be integer' in problem.problem, \
