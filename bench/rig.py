@@ -7,7 +7,7 @@ Used by bench/control_quality.py and by the firmware tests.
 import contextlib
 
 from firmware.heater.control import PlateController
-from firmware.safety import ESTOP, LID_OPEN, Shutdown
+from firmware.safety import Shutdown, interlock_faults
 from hardware.board import BOARD
 from hardware.clock import FakeClock
 from hardware.errors import SensorOpen
@@ -35,16 +35,9 @@ class PlateRig:
         self.shutdown = Shutdown()
         self.plate = PlateController(self.machine.heater, lambda: self.sensor.hot_junction_c,
                                      self.shutdown, config, controller=controller,
-                                     interlocks=self.interlocks, on_tick=on_tick,
+                                     interlocks=lambda: interlock_faults(self.machine),
+                                     on_tick=on_tick,
                                      open_errors=(SensorOpen,))
-
-    def interlocks(self):
-        active = []
-        if self.machine.lid_open:
-            active.append((LID_OPEN, 'lid switch reads open'))
-        if self.machine.estop_pressed:
-            active.append((ESTOP, 'emergency stop reads pressed'))
-        return active
 
     @property
     def now(self):

@@ -301,9 +301,14 @@ class Interlocks:
             ESTOP, 'the emergency stop was pressed', monotonic())
 
     def __call__(self):
-        found = []
-        if self.machine.lid_open:
-            found.append((LID_OPEN, 'the lid is open'))
-        if self.machine.estop_pressed:
-            found.append((ESTOP, 'the emergency stop is pressed'))
-        return found
+        return interlock_faults(self.machine)
+
+
+def interlock_faults(machine):
+    """(reason, detail) for each interlock open now: the lid, the emergency stop."""
+    found = []
+    if machine.lid_open:
+        found.append((LID_OPEN, 'the lid is open'))
+    if machine.estop_pressed:
+        found.append((ESTOP, 'the emergency stop is pressed'))
+    return found

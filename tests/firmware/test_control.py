@@ -386,13 +386,9 @@ def test_control_rejects_bad_configuration():
         plain(lambda: 21.0, controller='pi')
 
 
-def test_control_a_stuck_tick_blocks_no_reader_and_off_still_works():
-    """A tick stuck inside the plate read (a hung transfer) holds the controller: the
-    panel's status, the press station's calls and the drain's off() must not hang on
-    it. They wait at most LOCK_WAIT_S, then: the last status (phase 'stalled'),
-    HeaterFaulted, and the heater pin switched off directly."""
-    import time
-    from firmware.heater.control import LOCK_WAIT_S
+def tick_stuck_in_the_read(then_c):
+    """A plate heating at 150 C whose second tick is stuck inside the plate read until
+    `release` is set, then reads `then_c`: (plate, heater, the tick's thread, release)."""
     release, reading = threading.Event(), threading.Event()
     temps = iter([150.0])
 
@@ -401,15 +397,26 @@ def test_control_a_stuck_tick_blocks_no_reader_and_off_still_works():
         if value is None:
             reading.set()
             release.wait(10)
-            return 150.0
+            return then_c
         return value
-    plate, heater, shutdown = plain(read)
+    plate, heater, _ = plain(read)
     plate.set_target(200.0, 0.0)
     plate.tick(0.0)
     assert heater.is_on and plate.status()['phase'] == 'heating'
-    stuck = threading.Thread(target=plate.tick, args=(0.1,), daemon=True)
-    stuck.start()
+    tick = threading.Thread(target=plate.tick, args=(0.1,), daemon=True)
+    tick.start()
     assert reading.wait(5)
+    return plate, heater, tick, release
+
+
+def test_control_a_stuck_tick_blocks_no_reader_and_off_still_works():
+    """A tick stuck inside the plate read (a hung transfer) holds the controller: the
+    panel's status, the press station's calls and the drain's off() must not hang on
+    it. They wait at most LOCK_WAIT_S, then: the last status (phase 'stalled'),
+    HeaterFaulted, and the heater pin switched off directly."""
+    import time
+    from firmware.heater.control import LOCK_WAIT_S
+    plate, heater, stuck, release = tick_stuck_in_the_read(then_c=150.0)
     started = time.monotonic()
     status = plate.status()
     assert status['phase'] == 'stalled' and status['temp_c'] == 150.0
@@ -428,22 +435,7 @@ def test_control_readers_do_not_queue_behind_a_busy_tick():
     """While a tick is busy reading the plate, one reader waits for it (to tell slow
     from stuck) and every other reader answers at once with the last tick's status:
     under HTTP load the panel's status must not line up behind the I2C read."""
-    release, reading = threading.Event(), threading.Event()
-    temps = iter([150.0])
-
-    def read():
-        value = next(temps, None)
-        if value is None:
-            reading.set()
-            release.wait(10)
-            return 151.0
-        return value
-    plate, heater, shutdown = plain(read)
-    plate.set_target(200.0, 0.0)
-    plate.tick(0.0)
-    busy = threading.Thread(target=plate.tick, args=(0.1,), daemon=True)
-    busy.start()
-    assert reading.wait(5)
+    plate, heater, busy, release = tick_stuck_in_the_read(then_c=151.0)
     waiter_answer = []
     waiter = threading.Thread(target=lambda: waiter_answer.append(plate.status()), daemon=True)
     waiter.start()
