@@ -359,7 +359,11 @@ class Replica:
     def alive(self):
         if self.pid is None:
             return False
-        done, _ = os.waitpid(self.pid, os.WNOHANG)
+        done, status = os.waitpid(self.pid, os.WNOHANG)
+        if done:     # reaped now: remember it, a second waitpid on it would raise
+            log.error('%s replica (pid %d) ended (exit %s); the primary answers alone',
+                      self.name, self.pid, os.waitstatus_to_exitcode(status))
+            self.pid = None
         return not done
 
 

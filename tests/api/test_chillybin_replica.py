@@ -140,6 +140,19 @@ def test_replica_dies_with_the_primary(sim, tmp_path):
         chilly.request('GET', '/')
 
 
+def test_a_dead_replica_leaves_the_primary_answering_and_says_so(chilly):
+    (replica,) = children(chilly.proc.pid)
+    os.kill(replica, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while chilly.json('GET', '/v2/ready')[1]['checks']['replica']['ok'] and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    for _ in range(3):       # reaped once, then remembered: the check never raises
+        status, ready = chilly.json('GET', '/v2/ready')
+        assert status == 200 and ready['checks']['replica']['ok'] is False, ready
+    assert chilly.request('GET', '/')[0] == 200
+
+
 def test_sigterm_stops_both_and_exits_0(sim, tmp_path):
     chilly = Chillybin(sim, str(tmp_path / 'state'))
     (replica,) = children(chilly.proc.pid)
