@@ -119,7 +119,11 @@ class AdminAuth:
 
     @classmethod
     def from_file(cls, path, read):
-        return cls(TokenFile(path, read).get, path)
+        """`read(path)` gives the token (settings.admin_token, which creates the file);
+        read once now, so a missing or bad token stops the service at start."""
+        token_file = TokenFile(path, read)
+        token_file.get()
+        return cls(token_file.get, path)
 
     @property
     def token(self):

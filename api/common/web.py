@@ -216,7 +216,8 @@ def cross_site_refusal(environ):
     need nothing."""
     site = environ.get('HTTP_SEC_FETCH_SITE')
     if site is not None and site not in ('same-origin', 'none'):
-        return f'refused: another site ({site}) asked your browser to make this request', 'cross-site'
+        return (f'refused: another site asked your browser to make this request '
+                f'(Sec-Fetch-Site: {site})'), 'cross-site'
     host = _without_default_port(environ.get('HTTP_HOST', ''))
     for header in ('HTTP_ORIGIN', 'HTTP_REFERER'):
         value = environ.get(header)
