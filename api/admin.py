@@ -107,8 +107,10 @@ def main(argv=None):
         except OSError as exc:
             print(f'could not write a new token to {path}: {exc}', file=sys.stderr)
             return 1
-        print(f'a new admin token is in {path} (mode 600); both services use it from their '
-              f'next admin request. Unlock the panel again with it.')
+        print(f'a new admin token is in {path} (mode 600). A service that reads this file '
+              f'uses it from its next admin request; under systemd (a credential copied at '
+              f'start) restart them: sudo systemctl restart chillybin jafflr. Unlock the panel '
+              f'again with it.')
         return 0
     try:
         token = read_token(path)
