@@ -8,7 +8,8 @@ ORDER_SECRET = {'name': 'Order-Secret', 'in': 'header', 'required': False,
                 'schema': {'type': 'string'},
                 'description': "the cancel_secret from the order's answer"}
 # What the request checks every request passes answer, whatever the operation: 403 (another
-# site's page asked, or a browser-like request without X-Jafflr-Client), 413 (body too large), 415 (not JSON), 421 (a Host that is not ours).
+# site's page asked, or a browser-like request without X-Jafflr-Client), 413 (body too
+# large), 415 (not JSON), 421 (a Host that is not ours).
 REQUEST_REFUSED = {'description': 'refused by the request checks (403, 413, 415, 421) or '
                                   'another error; the body says what was wrong',
                    'content': {'application/json': {'schema': ERROR}}}
@@ -93,7 +94,8 @@ def panel_paths():
         '/v2/admin/challenge': {'get': operation(CHALLENGE_OPERATION_SUMMARY,
                                                  {200: ('a nonce', CHALLENGE)})},
         '/v2/admin/check': {'get': operation(
-            'Whether the request carries the admin token (signed, or bearer on the machine)', {200: ('it is', s.ADMIN_CHECK), **ADMIN},
+            'Whether the request carries the admin token (signed, or bearer on the machine)',
+            {200: ('it is', s.ADMIN_CHECK), **ADMIN},
             admin=True)},
         '/v2/chillybin/restock': {'post': operation(
             "A person refilled bays: forwarded to chillybin's POST /v2/restock, signed with "

@@ -14,7 +14,6 @@ import html as html_module
 import http.client
 import http.server
 import json
-import os
 import re
 import subprocess
 import threading
@@ -52,7 +51,6 @@ def stack(tmp_path_factory):
 def lan_browser(browser):
     """A browser that resolves the kitchen's names to loopback addresses, as a LAN's mDNS
     would: the services on 127.0.0.1, the hostile site on 127.0.0.2."""
-    from playwright.sync_api import sync_playwright    # noqa: F401  (browser checked it)
     rules = (f'MAP {JAFFLR_NAME} 127.0.0.1, MAP {CHILLYBIN_NAME} 127.0.0.1, '
              f'MAP {ATTACKER_NAME} 127.0.0.2')
     b = browser.browser_type.launch(executable_path=CHROMIUM,
