@@ -145,19 +145,24 @@ class ConnectionGuard:
         self.sweep_every_s = sweep_every_s
         self.clock = clock
         self._map = None
+        self._private = set()
         self._next_sweep = 0.0
         self._seen = {}      # id(channel) -> (id(the request arriving) or None, since when)
         self.closed_late = 0          # requests closed for not arriving within the deadline
         self.evicted = 0              # connections closed to make room at the limit
 
-    def install(self, server_map, listeners):
+    def install(self, server_map, listeners, private=()):
+        """`private`: listeners whose connections are our own (the read replica's way to
+        the primary); they are never closed to make room."""
         self._map = server_map
+        self._private = set(id(p) for p in private)
         for listener in listeners:
             listener.readable = functools.partial(self._readable, listener, listener.readable)
             listener.handle_accept = functools.partial(self._accept, listener.handle_accept)
 
     def channels(self):
-        return [c for c in list(self._map.values()) if _is_channel(c)]
+        return [c for c in list(self._map.values())
+                if _is_channel(c) and id(getattr(c, 'server', None)) not in self._private]
 
     def _readable(self, listener, waitress_readable, *_):
         waitress_readable()      # its periodic maintenance (channel_timeout); we decide below

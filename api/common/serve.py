@@ -125,7 +125,9 @@ class HttpService:
             connection_limit=self.guard.limit + 64, _dispatcher=self.dispatcher.start(),
             max_request_body_size=self.max_body_bytes, backlog=1024,
             expose_tracebacks=False)   # asyncore_loop_timeout stays 1 s: waitress int()s it
-        self.guard.install(self._map(), self._listeners())
+        private = {s.fileno() for s in self.private_sockets}
+        self.guard.install(self._map(), self._listeners(),
+                           [ls for ls in self._listeners() if ls.socket.fileno() in private])
         # The loop's own wake-up channel: it stays in the map until the very end.
         self._trigger = self._listeners()[0].trigger
         for signum in (signal.SIGTERM, signal.SIGINT):
