@@ -374,6 +374,17 @@ def test_http_the_audit_trail_has_the_connections_address_not_x_forwarded_for(ma
     assert events[0]['detail'] == 'reset by admin from 127.0.0.1', events
 
 
+def test_http_no_cors_preflight_is_ever_granted(j):
+    """A page on another site can send X-Jafflr-Client only after a CORS preflight: it must
+    never be granted, or the browser rule would be worth nothing."""
+    for path in ('/v2/stop', '/v2/toasties', '/toastie'):
+        answer = request(j.port, 'OPTIONS', path, headers={
+            'Origin': 'http://evil.example', 'Access-Control-Request-Method': 'POST',
+            'Access-Control-Request-Headers': 'x-jafflr-client, content-type'})
+        assert answer.status >= 400, answer
+        assert not [h for h in answer.headers if h.startswith('access-control-')], answer.headers
+
+
 # -- flags and their rollout --------------------------------------------------------------------------
 def test_http_flags_read_and_set_need_the_admin_token(j, api):
     flags = api('GET', '/v2/flags').json()['flags']
