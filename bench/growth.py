@@ -74,7 +74,8 @@ def measure_one(n):
                 took, status, o = _post(jf, '/v2/toasties', {'ingredients': ['cheese']})
                 assert status == 202, o
                 orders.append(took)
-                _post(jf, f'/v2/toasties/{o["id"]}/cancel')
+                _post(jf, f'/v2/toasties/{o["id"]}/cancel',
+                      headers={'Order-Secret': o['cancel_secret']})
     ms = lambda values, q: round(percentile(values, q) * 1000, 2)
     return {'stored': n, 'pick_p50_ms': ms(picks, 0.5), 'pick_p99_ms': ms(picks, 0.99),
             'order_p50_ms': ms(orders, 0.5), 'order_p99_ms': ms(orders, 0.99)}

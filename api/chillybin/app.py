@@ -12,7 +12,8 @@ import re
 import bottle
 
 from firmware import errors
-from ..common.web import ApiError, AdminAuth, install_error_pages, json_answer, json_body, \
+from ..common.adminauth import AdminAuth
+from ..common.web import ApiError, install_error_pages, json_answer, json_body, \
     query_int, query_one
 from . import schemas
 from .edge import V1_SUCCESSORS  # noqa: F401  (the v1 routes' successors)
@@ -121,6 +122,10 @@ def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, si
     @app.post('/v2/reservations/<rid>/cancel')
     def v2_cancel(rid):
         return json_answer(public(call(chilly.cancel, rid, wall())))
+
+    @app.get('/v2/admin/challenge')
+    def v2_admin_challenge():
+        return json_answer(auth.challenge(), headers={'Cache-Control': 'no-store'})
 
     @app.post('/v2/restock')
     def v2_restock():

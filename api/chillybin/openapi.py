@@ -1,5 +1,6 @@
 """chillybin's v2 OpenAPI document, from the same schemas the handlers validate with."""
-from ..common.openapi import ERROR, document, operation, path_param, query_param
+from ..common.openapi import BROWSER_REFUSAL, CHALLENGE, CHALLENGE_OPERATION_SUMMARY, ERROR, \
+    document, operation, path_param, query_param
 from . import schemas as s
 
 NAME_PARAM = path_param('name', 'ingredient name', s.NAME)
@@ -10,7 +11,7 @@ EDGE_REFUSALS = {
     400: 'a bad request, or an API-Version header other than 1 or 2',
     421: "the Host header is not one of this service's names or addresses (DNS rebinding)",
 }
-CHANGE_REFUSALS = {403: 'a browser asked from another site (Sec-Fetch-Site, Origin or Referer)'}
+CHANGE_REFUSALS = {403: BROWSER_REFUSAL}
 BODY_REFUSALS = {413: 'the body is larger than 16 KiB',
                  415: 'the body is not sent as application/json'}
 
@@ -39,7 +40,8 @@ def build_document(version):
         423: ('a bay locked by food safety (above 5 C for 4 hours)', None),
         503: ('a load cell cannot be read: stock unknown', None),
     }
-    admin_errors = {401: ('the admin token is missing or wrong', None)}
+    admin_errors = {401: ('the admin token is missing or wrong, the nonce spent, or a bearer '
+                          'token sent from another machine', None)}
     paths = {
         '/v2/stock': {'get': operation('Stock per bay, and the bin', {200: ('stock', s.STOCK)})},
         '/v2/stock/{name}': {'get': operation(
@@ -87,6 +89,8 @@ def build_document(version):
                                 {'type': 'integer', 'minimum': 1, 'maximum': 500}),
                     query_param('kind', 'only events of this kind', {'type': 'string'})])},
         '/v2/alerts': {'get': operation('Alerts active now', {200: ('alerts', s.ALERTS)})},
+        '/v2/admin/challenge': {'get': operation(CHALLENGE_OPERATION_SUMMARY,
+                                                 {200: ('a nonce', CHALLENGE)})},
         '/v2/ready': {'get': operation(
             'Readiness: each dependency', {200: ('ready', s.READY), 503: ('not ready', s.READY)})},
     }

@@ -15,7 +15,7 @@ from ..common.metrics import ServiceMetrics
 from ..common.replica import ReplicaCollector
 from ..common.serve import HttpService, bind_socket, inherited_sockets
 from ..common.settings import SettingsError, admin_token, load_settings
-from ..common.web import AdminAuth
+from ..common.adminauth import AdminAuth
 from .app import build_app
 from .edge import edge
 from .parts import BinParts
@@ -142,7 +142,7 @@ class ChillybinService:
         self.metrics = ServiceMetrics('chillybin', settings.version)
         self.metrics.registry.register(BinCollector(self.chilly, clock))
         self.readiness = self._readiness()
-        auth = AdminAuth(admin_token(settings.token_file), settings.token_file)
+        auth = AdminAuth.from_file(settings.token_file, admin_token)
         app = build_app(self.chilly, clock=clock, auth=auth, metrics=self.metrics,
                         readiness=self.readiness, version=settings.version,
                         simulated=platform.simulated)
@@ -151,7 +151,8 @@ class ChillybinService:
             self.chilly.on_v1 = replica.shared.publish
             replica.shared.publish(self.chilly.v1_stock_json())
             self.metrics.registry.register(ReplicaCollector('chillybin', replica.shared, '/'))
-        self.http = HttpService('chillybin', edge(app, settings, self.metrics), sockets,
+        forwarder_ports = [replica.address[1]] if replica is not None else []
+        self.http = HttpService('chillybin', edge(app, settings, self.metrics, forwarder_ports), sockets,
                                 threads=threads, before_exit=[self._before_exit],
                                 before_drain=[replica.stop] if replica else [],
                                 private_sockets=[replica.upstream] if replica else [])

@@ -10,6 +10,24 @@ ERROR = {
 }
 
 
+CHALLENGE = {
+    'type': 'object', 'required': ['nonce', 'expires_in_s', 'scheme'],
+    'properties': {'nonce': {'type': 'string'}, 'expires_in_s': {'type': 'number'},
+                   'scheme': {'type': 'string'}, 'mac': {'type': 'string'}},
+}
+CHALLENGE_OPERATION_SUMMARY = (
+    'A single-use nonce (60 s) to sign one admin request with: send `Authorization: '
+    'Jafflr-HMAC nonce="<nonce>", mac="<hex HMAC-SHA256(token, nonce LF METHOD LF path LF '
+    'hex SHA-256(body))>"`. The token itself never crosses the network.')
+ADMIN_SCHEME = {
+    'type': 'http', 'scheme': 'bearer',
+    'description': 'Admin actions: `Authorization: Jafflr-HMAC nonce="...", mac="..."` signed '
+                   'over a nonce from GET /v2/admin/challenge (any client), or `Authorization: '
+                   'Bearer <token>` from the machine itself (loopback) only.'}
+BROWSER_REFUSAL = ('a browser asked from another site (Sec-Fetch-Site, Origin or Referer), or '
+                   'a request that looks like a browser\'s lacks the X-Jafflr-Client header')
+
+
 def _response(description, schema=None, headers=None):
     response = {'description': description}
     if schema is not None:
@@ -50,7 +68,7 @@ def document(title, version, description, paths):
         'servers': [{'url': '/'}],
         'paths': paths,
         'components': {
-            'securitySchemes': {'admin': {'type': 'http', 'scheme': 'bearer'}},
+            'securitySchemes': {'admin': ADMIN_SCHEME},
             'schemas': {'Error': ERROR},
         },
     }

@@ -17,6 +17,8 @@ import time
 import waitress
 from waitress import wasyncore
 
+from .lanes import CONNECTION_LIMIT, REQUEST_DEADLINE_S, ConnectionGuard, LaneDispatcher, \
+    rank_by_paths
 from .sdnotify import Notifier
 
 log = logging.getLogger('api.serve')
@@ -66,7 +68,8 @@ class HttpService:
 
     def __init__(self, name, app, sockets, *, threads=8, drain_timeout_s=30.0,
                  max_body_bytes=64 * 1024, notifier=None, before_exit=(), before_drain=(),
-                 private_sockets=()):
+                 private_sockets=(), priority_paths=None, reserved_threads=2,
+                 connection_limit=CONNECTION_LIMIT, request_deadline_s=REQUEST_DEADLINE_S):
         self.name = name
         self.app = app
         self.sockets = sockets
@@ -79,6 +82,11 @@ class HttpService:
         # private ones (a read replica's way in) still do: it stops the replica.
         self.before_drain = list(before_drain)
         self.private_sockets = list(private_sockets)
+        # `priority_paths` {(method, path): rank} get `reserved_threads` of their own
+        # (lanes.LaneDispatcher); every server gets the connection guard.
+        self.dispatcher = LaneDispatcher(threads, reserved_threads if priority_paths else 0,
+                                         rank_by_paths(priority_paths or {}))
+        self.guard = ConnectionGuard(connection_limit, request_deadline_s)
         self.draining = threading.Event()
         self.stopped = threading.Event()
         self.drained = threading.Event()
@@ -109,11 +117,17 @@ class HttpService:
 
     def serve(self, ready_status='serving'):
         """Serve until stopped; returns once the drain has finished."""
+        # connection_limit is the guard's (it closes the worst connection to stay under
+        # it); waitress's own, which stops accepting, is only a backstop above it.
         self._server = waitress.create_server(
             self.app, sockets=self.sockets + self.private_sockets, threads=self.threads, ident=self.name,
-            asyncore_use_poll=True, channel_timeout=60, connection_limit=200,
+            asyncore_use_poll=True, channel_timeout=60,
+            connection_limit=self.guard.limit + 64, _dispatcher=self.dispatcher.start(),
             max_request_body_size=self.max_body_bytes, backlog=1024,
             expose_tracebacks=False)   # asyncore_loop_timeout stays 1 s: waitress int()s it
+        private = {s.fileno() for s in self.private_sockets}
+        self.guard.install(self._map(), self._listeners(),
+                           [ls for ls in self._listeners() if ls.socket.fileno() in private])
         # The loop's own wake-up channel: it stays in the map until the very end.
         self._trigger = self._listeners()[0].trigger
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -74,3 +74,21 @@ def admin_token(path):
         f.write(token + '\n')
     log.info('admin token created in %s (mode 600)', path)
     return token
+
+
+def secret_key(path):
+    """A random key kept in `path` (created 0600 when missing): for secrets the service
+    derives and must recognise after a restart (e.g. jafflr's per-order cancel secret)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        with open(path, 'rb') as f:
+            key = f.read().strip()
+        if len(key) < 32:
+            raise SettingsError(f'the key in {path} is shorter than 32 bytes: delete it and '
+                                f'a new one is made at start') from None
+        return key
+    key = secrets.token_hex(32).encode()
+    with os.fdopen(fd, 'wb') as f:
+        f.write(key + b'\n')
+    return key

@@ -6,9 +6,9 @@
   DNS-rebinding defence (421 for a Host that is not ours), cross-site refusal of
   state-changing requests (403), body limits (413),
   v1 deprecation headers, request metrics.
-- helpers to read query parameters and JSON bodies, and to require the admin token.
+- helpers to read query parameters and JSON bodies; the client's real address.
+  (The admin token check is in adminauth.py.)
 """
-import hmac
 import ipaddress
 import json
 import re
@@ -148,34 +148,6 @@ def _refuse_constant(name):
     raise ValueError(f'{name} is not a number JSON allows')
 
 
-class AdminAuth:
-    """Admin actions need `Authorization: Bearer <token>`; the token is compared in
-    constant time and never logged."""
-
-    def __init__(self, token, where):
-        self._token = token.encode()
-        self.where = where
-
-    def check(self):
-        header = bottle.request.get_header('Authorization', '')
-        scheme, _, given = header.partition(' ')
-        if scheme.lower() != 'bearer' or not given:
-            raise ApiError(401, f'this needs the admin token: send "Authorization: Bearer '
-                                f'<token>" (the token is in {self.where} on the machine)',
-                           code='admin-token-required',
-                           headers={'WWW-Authenticate': 'Bearer realm="jafflr"'})
-        if not hmac.compare_digest(given.strip().encode(), self._token):
-            raise ApiError(401, 'the admin token is wrong', code='admin-token-wrong',
-                           headers={'WWW-Authenticate': 'Bearer realm="jafflr", error="invalid_token"'})
-
-    def allows(self):
-        try:
-            self.check()
-            return True
-        except ApiError:
-            return False
-
-
 # -- the edge ---------------------------------------------------------------------------
 class HostNames:
     """The names and addresses this service answers to. Anything else is a DNS-rebinding
@@ -213,10 +185,73 @@ def _without_default_port(netloc):
     return netloc[:-3] if netloc.endswith(':80') else netloc
 
 
+CLIENT_HEADER = 'X-Jafflr-Client'
+_BROWSER_HEADERS = ('HTTP_ORIGIN', 'HTTP_REFERER', 'HTTP_UPGRADE_INSECURE_REQUESTS',
+                    'HTTP_SEC_CH_UA')
+
+
+def browser_signs(environ):
+    """What makes this request look like it came from a web browser (a list of reasons;
+    empty for curl, wget, Python and the like). A browser on a plain-http LAN page sends
+    no fetch metadata and may send no Origin or Referer, but always a browser
+    User-Agent (they all start `Mozilla/`)."""
+    signs = []
+    if 'mozilla/' in environ.get('HTTP_USER_AGENT', '').lower():
+        signs.append('a browser User-Agent')
+    signs += [k[5:].replace('_', '-').title() for k in _BROWSER_HEADERS if k in environ]
+    signs += [k[5:].replace('_', '-').title() for k in environ if k.startswith('HTTP_SEC_FETCH_')]
+    if 'text/html' in environ.get('HTTP_ACCEPT', ''):
+        signs.append('Accept: text/html')
+    return signs
+
+
+def cross_site_refusal(environ):
+    """None when a state-changing request may go on, else (message, code).
+
+    A web page on another site can make a browser send navigations, <img>/<script>
+    loads, form GETs and POSTs and no-cors fetches, but never with a custom header: that
+    needs a CORS preflight, which we never grant. So a request that looks like it comes
+    from a browser must carry X-Jafflr-Client (the panel always sends it), and an Origin or
+    Referer, when present, must be this very origin. curl and scripts send neither and
+    need nothing."""
+    site = environ.get('HTTP_SEC_FETCH_SITE')
+    if site is not None and site not in ('same-origin', 'none'):
+        return (f'refused: another site asked your browser to make this request '
+                f'(Sec-Fetch-Site: {site})'), 'cross-site'
+    host = _without_default_port(environ.get('HTTP_HOST', ''))
+    for header in ('HTTP_ORIGIN', 'HTTP_REFERER'):
+        value = environ.get(header)
+        # Same origin only: a page from another port of this machine (another service on
+        # the Pi) is as foreign as any other site. 'null' is what sandboxed frames and
+        # file: pages send: never our own origin.
+        if value and (value == 'null' or _without_default_port(urlsplit(value).netloc) != host):
+            return (f'refused: a page from {urlsplit(value).netloc or value} may not change '
+                    f'this machine'), 'cross-site'
+    signs = browser_signs(environ)
+    if signs and not environ.get('HTTP_X_JAFFLR_CLIENT', '').strip():
+        return (f'refused: this looks like a request from a web browser ({", ".join(signs)}), '
+                f'which a page on another site can make your browser send. The kitchen panel '
+                f'adds the header "{CLIENT_HEADER}: panel"; a script sending browser headers '
+                f'must add "{CLIENT_HEADER}" too (curl needs nothing)'), 'browser-needs-client-header'
+    return None
+
+
+def client_address(environ=None):
+    """The address of the connection this request came on (REMOTE_ADDR). bottle's
+    remote_addr believes X-Forwarded-For, which any caller can write; the Edge takes it
+    only from the service's own read replica (`trusted_forwarder_ports`)."""
+    environ = bottle.request.environ if environ is None else environ
+    return environ.get('jafflr.client') or environ.get('REMOTE_ADDR', '')
+
+
 class Edge:
     def __init__(self, app, *, hostnames, state_changing_gets=(), v1_successors=None,
-                 metrics=None, draining=None, max_body_bytes=MAX_BODY_BYTES):
+                 metrics=None, draining=None, max_body_bytes=MAX_BODY_BYTES,
+                 trusted_forwarder_ports=()):
         self.app = app
+        # Requests on these ports come from our own read replica, which passes the real
+        # client's address in X-Forwarded-For; on any other port that header is ignored.
+        self.trusted_forwarder_ports = frozenset(str(p) for p in trusted_forwarder_ports)
         self.hostnames = hostnames
         self.state_changing_gets = frozenset(state_changing_gets)
         self.v1_successors = v1_successors or {}
@@ -226,8 +261,10 @@ class Edge:
 
     def _refuse(self, environ, start_response, status, message, code):
         ctype, body = error_payload(status, message, code=code, as_json=wants_json(environ))
-        start_response(f'{status} {bottle.HTTP_CODES[status]}',
-                       [('Content-Type', ctype), ('Content-Length', str(len(body)))])
+        headers = [('Content-Type', ctype), ('Content-Length', str(len(body)))]
+        if code == 'browser-needs-client-header':
+            headers.append(('Vary', CLIENT_HEADER))
+        start_response(f'{status} {bottle.HTTP_CODES[status]}', headers)
         return [body]
 
     def _check(self, environ):
@@ -241,17 +278,9 @@ class Edge:
                          f'{version!r}'), 'bad-api-version'
         method = environ['REQUEST_METHOD']
         if method not in SAFE_METHODS or environ['PATH_INFO'] in self.state_changing_gets:
-            if environ.get('HTTP_SEC_FETCH_SITE') == 'cross-site':
-                return 403, 'refused: another site asked your browser to make this request', 'cross-site'
-            host = _without_default_port(environ.get('HTTP_HOST', ''))
-            for header in ('HTTP_ORIGIN', 'HTTP_REFERER'):
-                value = environ.get(header)
-                # Same origin only: a page from another port of this machine (another
-                # service on the Pi) is as foreign as any other site. 'null' is what
-                # sandboxed frames and file: pages send: never our own origin.
-                if value and (value == 'null' or _without_default_port(urlsplit(value).netloc) != host):
-                    return 403, f'refused: a page from {urlsplit(value).netloc or value} may not ' \
-                                f'change this machine', 'cross-site'
+            refusal = cross_site_refusal(environ)
+            if refusal:
+                return 403, refusal[0], refusal[1]
         try:
             length = int(environ.get('CONTENT_LENGTH') or 0)
         except ValueError:
@@ -264,6 +293,10 @@ class Edge:
     def __call__(self, environ, start_response):
         started = time.perf_counter()
         path = environ.get('PATH_INFO', '')
+        environ['jafflr.path'] = path          # as sent: admin signatures cover it
+        forwarded = environ.get('HTTP_X_FORWARDED_FOR')
+        if forwarded and environ.get('SERVER_PORT') in self.trusted_forwarder_ports:
+            environ['jafflr.client'] = forwarded.split(',')[-1].strip()
         if (environ.get('HTTP_API_VERSION') or '').strip() == '2' and \
                 not path.startswith(('/v2/', '/v1/')):
             environ['PATH_INFO'] = path = '/v2' + path if path != '/' else '/v2/'
@@ -280,6 +313,8 @@ class Edge:
 
         def respond(status, headers, exc_info=None):
             status_seen.append(status)
+            if not any(k.lower() == 'x-content-type-options' for k, _ in headers):
+                headers = headers + [('X-Content-Type-Options', 'nosniff')]
             return start_response(status, headers + extra, exc_info)
         try:
             if refusal:

@@ -2,15 +2,21 @@
 
 `/toastie` (v1) answers `done` once the toastie is made; the request waits on the
 order's event in its waitress thread, which holds no lock, so other requests go on.
+At most `v1_waiter_limit` requests wait at once (a waitress thread each); past that, and
+for a replay of the same Idempotency-Key, the answer comes at once: 202 with where to
+follow the toastie, so waiting customers can never take every thread.
 """
 import hashlib
+import hmac
 import json
 import logging
+import threading
 
 import bottle
 
 from firmware import errors
-from ..common.web import ApiError, install_error_pages, json_answer, json_body, query_int, query_one
+from ..common.web import ApiError, client_address, install_error_pages, json_answer, json_body, \
+    query_int, query_one
 from . import schemas
 from .openapi import build_document
 from .panel import add_panel_routes
@@ -22,6 +28,8 @@ STATUS_OF = {'invalid': 400, 'unknown': 400, 'not-found': 404, 'insufficient': 4
              'queue-full': 503}
 V1_SUCCESSORS = {'/toastie': '/v2/toasties', '/': '/v2/status', '/health': '/v2/ready'}
 V1_WAIT_S = 3600.0       # simulated seconds a v1 /toastie waits before giving an id instead
+V1_WAITERS = 8           # v1 requests that may wait at once (each holds a waitress thread)
+ORDER_SECRET = 'Order-Secret'
 
 
 def refused(exc):
@@ -41,10 +49,70 @@ def failure_answer(order):
                             f'{failure.get("detail", "")}'.rstrip(': '), code=reason)
 
 
+class Waiters:
+    """How many v1 requests are waiting for their toastie; `enter()` is False at the limit."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def enter(self):
+        with self._lock:
+            if self.count >= self.limit:
+                return False
+            self.count += 1
+            return True
+
+    def leave(self):
+        with self._lock:
+            self.count -= 1
+
+
+def follow_answer(order, why):
+    """A v1 answer that does not wait: where to follow the toastie."""
+    link = f'/v2/toasties/{order.id}'
+    response = bottle.HTTPResponse(
+        body=f'toastie {order.id} is {order.state}: {why}; follow it at {link}\n', status=202,
+        headers={'Location': link, 'Retry-After': '10'})
+    response.content_type = 'text/plain; charset=utf-8'
+    return response
+
+
 class JafflrApi:
     def __init__(self, service):
         self.s = service
         self.openapi = json.dumps(build_document(service.version)).encode()
+        self.waiters = Waiters(getattr(service, 'v1_waiter_limit', V1_WAITERS))
+        self._order_key = getattr(service, 'order_key', None) or b''
+
+    def order_secret(self, order):
+        """The per-order secret that lets whoever ordered cancel it: derived, not stored,
+        so the order's stored form (and a rollback to an older release) is unchanged."""
+        return hmac.new(self._order_key, f'{order.id}|{order.created_at!r}'.encode(),
+                        hashlib.sha256).hexdigest()[:32]
+
+    def check_cancel(self, order):
+        given = bottle.request.get_header(ORDER_SECRET, '').strip()
+        if given and self._order_key and hmac.compare_digest(given.encode(),
+                                                             self.order_secret(order).encode()):
+            return
+        if bottle.request.get_header('Authorization'):
+            self.s.auth.check()
+            return
+        raise ApiError(403, f'cancelling toastie {order.id} needs the header {ORDER_SECRET} '
+                            f'with the cancel_secret given when it was ordered'
+                            f'{" (that one is wrong)" if given else ""}, or the admin token',
+                       code='order-secret-required', field=ORDER_SECRET)
+
+    def v1_now(self, order):
+        """A v1 replay's answer, at once: how the toastie ended, or where to follow it."""
+        order = self.s.book.get(order.id)
+        if order.state == 'done':
+            return 'done'
+        if order.finished:
+            raise failure_answer(order)
+        return follow_answer(order, 'it was ordered already with this Idempotency-Key')
 
     def order_json(self, order, now, wall, ready=None):
         d = order.to_dict()
@@ -100,7 +168,8 @@ class JafflrApi:
                                code='restarting', headers={'Retry-After': '5'})
             if s.clock.monotonic() >= deadline:
                 raise ApiError(504, f'toastie {order.id} is still being made; follow it at '
-                                    f'/v2/toasties/{order.id}', code='still-cooking')
+                                    f'/v2/toasties/{order.id}', code='still-cooking',
+                               headers={'Location': f'/v2/toasties/{order.id}'})
             s.clock.wait(done, 1.0 * s.clock.speed)
         order = s.book.get(order.id)
         if order.state != 'done':
@@ -130,9 +199,17 @@ def build_app(service, panel=None):
         ingredients = bottle.request.query.getall('i')
         doneness = query_one('doneness', default='medium')
         customer = query_one('customer', default='')
-        order, _ = api.submit(ingredients, doneness, customer=customer[:40], source='v1')
-        api.wait_v1(order)
+        order, replayed = api.submit(ingredients, doneness, customer=customer[:40], source='v1')
         bottle.response.content_type = 'text/plain; charset=utf-8'
+        if replayed:
+            return api.v1_now(order)
+        if not api.waiters.enter():
+            return follow_answer(order, f'{api.waiters.limit} customers are waiting already, '
+                                        f'so this answer does not wait')
+        try:
+            api.wait_v1(order)
+        finally:
+            api.waiters.leave()
         return 'done'
 
     @app.get('/health')
@@ -157,7 +234,9 @@ def build_app(service, panel=None):
         headers = {'Location': f'/v2/toasties/{order.id}'}
         if replayed:
             headers['Idempotent-Replayed'] = 'true'
-        return json_answer(api.order_json(order, now, wall), 200 if replayed else 202, headers)
+        answer = api.order_json(order, now, wall)
+        answer['cancel_secret'] = api.order_secret(order)     # only ever in this answer
+        return json_answer(answer, 200 if replayed else 202, headers)
 
     @app.get('/v2/toasties')
     def v2_list():
@@ -173,6 +252,7 @@ def build_app(service, panel=None):
 
     @app.post('/v2/toasties/<oid>/cancel')
     def v2_cancel(oid):
+        api.check_cancel(api.call(s.book.get, oid))
         now, wall = now_wall()
         return json_answer(api.order_json(api.call(s.kitchen.cancel, oid, wall), now, wall))
 
@@ -184,14 +264,16 @@ def build_app(service, panel=None):
     def v2_stop():
         body = json_body(schemas.STOP_REQUEST)
         now, wall = now_wall()
-        s.kitchen.stop(now, wall, body.get('by') or f'HTTP from {bottle.request.remote_addr}')
+        by = body.get('by')     # what the caller says; the address is the connection's
+        s.kitchen.stop(now, wall, f'{by}, from {client_address()}' if by else
+                       f'HTTP from {client_address()}')
         return json_answer(s.status())
 
     @app.post('/v2/reset')
     def v2_reset():
         s.auth.check()
         now, wall = now_wall()
-        s.kitchen.reset(now, wall, f'admin from {bottle.request.remote_addr}')
+        s.kitchen.reset(now, wall, f'admin from {client_address()}')
         return json_answer(s.status())
 
     @app.post('/v2/queue/<action:re:pause|resume>')

@@ -1,14 +1,20 @@
 """jafflr's v2 OpenAPI document, from the schemas the handlers validate with."""
-from ..common.openapi import ERROR, document, operation, path_param, query_param
+from ..common.openapi import CHALLENGE, CHALLENGE_OPERATION_SUMMARY, ERROR, document, \
+    operation, path_param, query_param
 from . import schemas as s
 
 OID = path_param('oid', 'toastie id, e.g. t12')
+ORDER_SECRET = {'name': 'Order-Secret', 'in': 'header', 'required': False,
+                'schema': {'type': 'string'},
+                'description': "the cancel_secret from the order's answer"}
 # What the request checks every request passes answer, whatever the operation: 403 (another
-# site's page asked), 413 (body too large), 415 (not JSON), 421 (a Host that is not ours).
+# site's page asked, or a browser-like request without X-Jafflr-Client), 413 (body too
+# large), 415 (not JSON), 421 (a Host that is not ours).
 REQUEST_REFUSED = {'description': 'refused by the request checks (403, 413, 415, 421) or '
                                   'another error; the body says what was wrong',
                    'content': {'application/json': {'schema': ERROR}}}
-ADMIN = {401: ('the admin token is missing or wrong', None)}
+ADMIN = {401: ('the admin token is missing or wrong, the nonce spent, or a bearer token sent '
+               'from another machine', None)}
 UNREACHABLE = {503: ('chillybin cannot be reached (code chillybin-unreachable)', None)}
 FORWARDED = {502: ('chillybin refused the admin token jafflr accepted, or answered without '
                    'JSON', None), **UNREACHABLE}
@@ -19,8 +25,8 @@ def build_document(version):
         '/v2/toasties': {
             'post': operation(
                 'Order a toastie; it joins the queue',
-                {202: ('accepted and queued', s.ORDER, ['Location']),
-                 200: ('the same toastie again (Idempotency-Key replay)', s.ORDER),
+                {202: ('accepted and queued, with its cancel_secret', s.ORDER_CREATED, ['Location']),
+                 200: ('the same toastie again (Idempotency-Key replay)', s.ORDER_CREATED),
                  400: ('a bad toastie: no cheese, no ingredients, unknown doneness or ingredient', None),
                  409: ('not enough stock, or the Idempotency-Key was used for another toastie', None),
                  423: ('an ingredient locked by food safety', None),
@@ -33,9 +39,12 @@ def build_document(version):
             'One toastie: state, step, progress, ready time, failure reason',
             {200: ('the toastie', s.ORDER), 404: ('no such toastie', None)}, params=[OID])},
         '/v2/toasties/{oid}/cancel': {'post': operation(
-            'Cancel a toastie that is still queued',
+            'Cancel a toastie that is still queued: whoever ordered it (the Order-Secret '
+            'header, the cancel_secret of the order\'s answer) or an admin',
             {200: ('cancelled', s.ORDER), 404: ('no such toastie', None),
-             409: ('already being made', None)}, params=[OID])},
+             401: ('an Authorization header that is not the admin token', None),
+             403: ('no Order-Secret, or the wrong one, and no admin token', None),
+             409: ('already being made', None)}, params=[OID, ORDER_SECRET])},
         '/v2/status': {'get': operation('The machine at a glance', {200: ('status', s.STATUS)})},
         '/v2/stop': {'post': operation(
             'Stop the machine now (anyone may press it): every output off, latched until reset',
@@ -82,18 +91,21 @@ def panel_paths():
             {200: ('samples, oldest first', s.PLATE_HISTORY), 400: ('bad since', None)},
             params=[query_param('since', 'only samples newer than this wall time (epoch s)',
                                 {'type': 'number'})])},
+        '/v2/admin/challenge': {'get': operation(CHALLENGE_OPERATION_SUMMARY,
+                                                 {200: ('a nonce', CHALLENGE)})},
         '/v2/admin/check': {'get': operation(
-            'Whether the bearer token is the admin token', {200: ('it is', s.ADMIN_CHECK), **ADMIN},
+            'Whether the request carries the admin token (signed, or bearer on the machine)',
+            {200: ('it is', s.ADMIN_CHECK), **ADMIN},
             admin=True)},
         '/v2/chillybin/restock': {'post': operation(
-            "A person refilled bays: forwarded to chillybin's POST /v2/restock with the same "
-            "bearer token (admin)",
+            "A person refilled bays: forwarded to chillybin's POST /v2/restock, signed with "
+            "jafflr's token (admin)",
             {200: ("chillybin's stock after the restock", {'type': 'object'}),
              400: ('bad request', None), 404: ('unknown ingredient', None), **ADMIN, **FORWARDED},
             body=s.RESTOCK_REQUEST, admin=True)},
         '/v2/chillybin/bays/{name}/calibrate': {'post': operation(
             "Calibrate a bay's load cell (tare empty, then span with a known weight): forwarded "
-            "to chillybin with the same bearer token (admin)",
+            "to chillybin, signed with jafflr's token (admin)",
             {200: ('the bay after calibration', {'type': 'object'}), 400: ('bad request', None),
              404: ('unknown ingredient', None), **ADMIN, **FORWARDED},
             body=s.CALIBRATE_REQUEST, params=[path_param('name', 'ingredient name', s.NAME)],

@@ -4,9 +4,10 @@ v2 core. The panel talks only to jafflr; chillybin is another origin, so jafflr 
 what the panel needs of it:
 
     GET  /v2/plate/history                    the plate's last minutes, for the chart
-    GET  /v2/admin/check                      is this bearer token the admin token?
-    POST /v2/chillybin/restock                admin: forwarded with the same bearer token
-    POST /v2/chillybin/bays/<name>/calibrate  admin: forwarded with the same bearer token
+    GET  /v2/admin/challenge                  a single-use nonce to sign an admin request with
+    GET  /v2/admin/check                      does this request carry the admin token?
+    POST /v2/chillybin/restock                admin: forwarded, signed again with jafflr's token
+    POST /v2/chillybin/bays/<name>/calibrate  admin: forwarded, signed again with jafflr's token
     GET  /v2/chillybin/events                 chillybin's recent events
     GET  /v2/chillybin/alerts                 chillybin's alerts now
 
@@ -15,6 +16,7 @@ that apart from jafflr itself not answering (no HTTP answer at all).
 """
 import functools
 import hashlib
+import json
 import math
 import os
 import re
@@ -23,6 +25,7 @@ from urllib.parse import quote, urlencode
 import bottle
 
 from firmware.errors import RefusedError
+from ..common.adminauth import authorization
 from ..common.web import ApiError, json_answer, json_body, query_int, query_one
 from . import schemas
 
@@ -102,6 +105,10 @@ def add_panel_routes(app, service):
         return json_answer({'wall': s.clock.time(), 'period_s': s.plate_history.period_s,
                             'samples': s.plate_history.since(since)})
 
+    @app.get('/v2/admin/challenge')
+    def admin_challenge():
+        return json_answer(s.auth.challenge(), headers={'Cache-Control': 'no-store'})
+
     @app.get('/v2/admin/check')
     def admin_check():
         s.auth.check()
@@ -139,10 +146,21 @@ def add_chillybin_routes(app, s):
         return forward(s, 'GET', '/v2/alerts')
 
 
+def admin_headers(s, method, path, body):
+    """An admin request to chillybin signed with jafflr's own token on a fresh nonce of
+    chillybin's (the token never crosses a network, even to a chillybin elsewhere)."""
+    status, challenge = s.stock.request('GET', '/v2/admin/challenge')
+    if status != 200 or not isinstance(challenge, dict) or 'nonce' not in challenge:
+        raise ApiError(502, f'chillybin gave no admin challenge (it answered {status}): update '
+                            f'it with jafflr', code='chillybin-bad-answer')
+    payload = json.dumps(body).encode() if body is not None else b''
+    return {'Authorization': authorization(s.auth.token, challenge['nonce'], method, path, payload)}
+
+
 def forward(s, method, path, body=None, admin=False):
     """chillybin's answer, status and JSON body as they are; 503 when it cannot be reached."""
-    headers = {'Authorization': bottle.request.get_header('Authorization')} if admin else None
     try:
+        headers = admin_headers(s, method, path, body) if admin else None
         status, answer = s.stock.request(method, path, body, headers)
     except RefusedError as exc:
         raise ApiError(503, exc.message, code='chillybin-unreachable') from None

@@ -54,6 +54,9 @@ ORDER = {
         'failure': FAILURE, 'stock': {'type': 'object'},
     },
 }
+ORDER_CREATED = {**ORDER, 'required': ORDER['required'] + ['cancel_secret'], 'properties': {
+    **ORDER['properties'],
+    'cancel_secret': {'type': 'string', 'description': 'send it as Order-Secret to cancel'}}}
 ORDERS = {'type': 'object', 'required': ['orders'],
           'properties': {'orders': {'type': 'array', 'items': ORDER}}}
 FAULT = {'type': ['object', 'null'], 'properties': {

@@ -31,8 +31,9 @@ from ..common.loop import PeriodicLoop
 from ..common.metrics import ServiceMetrics
 from ..common.sdnotify import Notifier
 from ..common.serve import HttpService, bind_socket, inherited_sockets
-from ..common.settings import SettingsError, admin_token, load_settings
-from ..common.web import AdminAuth, Edge, HostNames
+from ..common.settings import SettingsError, admin_token, load_settings, secret_key
+from ..common.adminauth import AdminAuth
+from ..common.web import Edge, HostNames
 from .app import V1_SUCCESSORS, build_app
 from .collector import JafflrCollector
 from .panel import panel_page
@@ -48,6 +49,10 @@ DEADMAN_MIN_REAL_S = 1.0    # by default never less than this in real seconds: a
                             # simulated seconds are 200 ms, within a loaded laptop's hiccup.
                             # The heartbeat monostable still opens the relay after 1
                             # simulated second, so the heater stays bounded either way.
+# Answered by threads of their own that ordinary requests never take (serve.LaneDispatcher):
+# STOP first, then the machine's status and the panel's page and files.
+PRIORITY_PATHS = {('POST', '/v2/stop'): 0, ('POST', '/stop'): 0, ('GET', '/v2/status'): 1,
+                  ('GET', '/status'): 1, ('GET', '/'): 1, ('GET', '/panel/'): 1}
 HISTORY_PERIOD_S = 1.0      # the panel's plate chart: one sample a second
 DRAIN_BOUND_S = 120.0        # clock seconds a toastie in the press may take to finish a stop
 
@@ -103,9 +108,14 @@ class JafflrService:
                                          self._record_plate)
         self.metrics.registry.register(JafflrCollector(self))
         self.readiness = self._readiness()
-        self.auth = AdminAuth(admin_token(settings.token_file), settings.token_file)
+        self.auth = AdminAuth.from_file(settings.token_file, admin_token)
+        self.order_key = secret_key(os.path.join(settings.state_dir, 'order-key'))
+        threads = threads or int(env.get('JAFFLR_THREADS', 16))
+        # v1 customers waiting for their toastie may hold at most half the ordinary
+        # threads; STOP, status and the panel have reserved threads besides (serve.py).
+        self.v1_waiter_limit = max(1, threads // 2)
         self.http = HttpService('jafflr', None, sockets, before_exit=[self._drain],
-                                threads=threads or int(env.get('JAFFLR_THREADS', 16)),
+                                threads=threads, priority_paths=PRIORITY_PATHS,
                                 notifier=self.notifier, drain_timeout_s=30.0)
         self.http.app = Edge(build_app(self, panel=panel_page),
                              hostnames=HostNames(settings.hostnames),

@@ -8,7 +8,7 @@ from wsgiref.util import setup_testing_defaults
 
 from api.chillybin.app import build_app
 from api.common.settings import admin_token
-from api.common.web import AdminAuth
+from api.common.adminauth import AdminAuth
 
 
 class Restocks:
@@ -40,7 +40,8 @@ def test_app_v1_restock_on_a_real_machine_needs_the_token(tmp_path):
                     readiness=None, version='x', simulated=False)
     status, body = wsgi(app, '/restock')
     assert status == 401 and b'admin token' in body and b'the-file' in body and not chilly.calls
-    status, body = wsgi(app, '/restock', {'HTTP_AUTHORIZATION': f'Bearer {token}'})
+    status, body = wsgi(app, '/restock', {'HTTP_AUTHORIZATION': f'Bearer {token}',
+                                          'REMOTE_ADDR': '127.0.0.1'})    # on the machine
     assert (status, body) == (200, b'ok')
     assert chilly.calls == [{'bread': 10, 'cheese': 10, 'vegemite': 10}]
 

@@ -288,8 +288,11 @@ def test_http_reservation_flow_with_idempotency(chilly, openapi):
     assert status == 200 and json.loads(data)['state'] == 'cancelled'
 
 
-def test_http_own_origin_may_change_things(chilly, openapi):
+def test_http_own_origin_may_change_things_with_the_client_header(chilly, openapi):
     own = {'Origin': f'http://127.0.0.1:{chilly.port}', 'Sec-Fetch-Site': 'same-origin'}
+    status, _, data = call(chilly, openapi, 'POST', '/v2/reservations', {'items': {'bread': 1}}, own)
+    assert status == 403 and json.loads(data)['error']['code'] == 'browser-needs-client-header'
+    own['X-Jafflr-Client'] = 'a page of ours'
     status, _, data = call(chilly, openapi, 'POST', '/v2/reservations', {'items': {'bread': 1}}, own)
     assert status == 201, data
     call(chilly, openapi, 'POST', f'/v2/reservations/{json.loads(data)["id"]}/cancel', headers=own)

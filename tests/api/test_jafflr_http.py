@@ -266,9 +266,19 @@ def test_http_v2_create_replay_conflict_read_cancel(machine, j, api):
     second = api('POST', '/v2/toasties', {'ingredients': ['cheese']}).json()
     assert second['queue_position'] == 1
     assert api('GET', created.headers['location']).json()['id'] == first['id']
-    cancelled = api('POST', f'/v2/toasties/{second["id"]}/cancel')
+    # Only whoever ordered it (the cancel_secret of the order's answer) or an admin cancels.
+    assert first['cancel_secret'] == again.json()['cancel_secret'] != second['cancel_secret']
+    assert 'cancel_secret' not in api('GET', created.headers['location']).json()
+    for headers in ({}, {'Order-Secret': first['cancel_secret']}, {'Order-Secret': 'guess'}):
+        refused = api('POST', f'/v2/toasties/{second["id"]}/cancel', headers=headers)
+        assert refused.status == 403 and refused.json()['error']['code'] == 'order-secret-required'
+        assert refused.json()['error']['field'] == 'Order-Secret'
+    secret = {'Order-Secret': second['cancel_secret']}
+    cancelled = api('POST', f'/v2/toasties/{second["id"]}/cancel', headers=secret)
     assert cancelled.status == 200 and cancelled.json()['state'] == 'cancelled'
-    assert api('POST', f'/v2/toasties/{second["id"]}/cancel').status == 200, 'cancel is idempotent'
+    assert api('POST', f'/v2/toasties/{second["id"]}/cancel', headers=secret).status == 200, \
+        'cancel is idempotent'
+    assert api('POST', f'/v2/toasties/{second["id"]}/cancel', headers=admin(j)).status == 200
     read = api('GET', f'/v2/toasties/{second["id"]}').json()
     assert read['failure'] == {'reason': 'cancelled', 'kind': 'cancelled',
                                'detail': 'cancelled while queued'}
@@ -277,7 +287,8 @@ def test_http_v2_create_replay_conflict_read_cancel(machine, j, api):
 
     assert api('POST', '/v2/queue/resume', headers=admin(j)).json()['paused'] is False
     making = wait_order(machine, api, first['id'], lambda o: o['state'] != 'queued')
-    late = api('POST', f'/v2/toasties/{first["id"]}/cancel')
+    late = api('POST', f'/v2/toasties/{first["id"]}/cancel',
+               headers={'Order-Secret': first['cancel_secret']})
     assert late.status == 409 and 'only a queued toastie can be cancelled' in late.text
     toasting = wait_order(machine, api, first['id'], lambda o: o['step'] == 'toasting')
     assert 0.3 <= toasting['progress'] < 0.92 and toasting['time_left_s'] > 0
@@ -303,7 +314,8 @@ def test_http_v2_queue_full_is_503_with_retry_after(machine, j, api):
     v1 = api('GET', '/toastie?i=cheese')
     assert v1.status == 503 and 'the queue is full' in v1.text and v1.headers['retry-after']
     for answer in made:
-        assert api('POST', f'/v2/toasties/{answer.json()["id"]}/cancel').status == 200
+        assert api('POST', f'/v2/toasties/{answer.json()["id"]}/cancel',
+                   headers={'Order-Secret': answer.json()['cancel_secret']}).status == 200
     assert status(api)['queue']['length'] == 0
     api('POST', '/v2/queue/resume', headers=admin(j))
 
@@ -345,11 +357,32 @@ def test_http_stop_by_anyone_reset_and_pause_need_the_admin_token(machine, j, ap
         for path in ('/v2/reset', '/v2/queue/pause', '/v2/queue/resume'):
             answer = api('POST', path, headers=headers)
             assert answer.status == 401 and answer.json()['error']['code'] == code, answer
-            assert answer.headers['www-authenticate'].startswith('Bearer')
+            assert answer.headers['www-authenticate'].startswith('Jafflr-HMAC')
     assert j.admin_token() not in j.log(500), 'the token is never logged'
     assert status(api)['fault']['reason'] == 'stopped'
     reset(api, j)
     assert status(api)['state'] in ('available', 'preheating')
+
+
+def test_http_the_audit_trail_has_the_connections_address_not_x_forwarded_for(machine, j, api):
+    stopped = api('POST', '/v2/stop', {'by': 'Kim at the counter'},
+                  {'X-Forwarded-For': '10.9.9.9'})
+    assert stopped.json()['fault']['detail'] == 'stop pressed (Kim at the counter, from 127.0.0.1)'
+    answer = api('POST', '/v2/reset', headers={**admin(j), 'X-Forwarded-For': '10.9.9.9'})
+    assert answer.status == 200
+    events = api('GET', '/v2/events?kind=reset&limit=1').json()['events']
+    assert events[0]['detail'] == 'reset by admin from 127.0.0.1', events
+
+
+def test_http_no_cors_preflight_is_ever_granted(j):
+    """A page on another site can send X-Jafflr-Client only after a CORS preflight: it must
+    never be granted, or the browser rule would be worth nothing."""
+    for path in ('/v2/stop', '/v2/toasties', '/toastie'):
+        answer = request(j.port, 'OPTIONS', path, headers={
+            'Origin': 'http://evil.example', 'Access-Control-Request-Method': 'POST',
+            'Access-Control-Request-Headers': 'x-jafflr-client, content-type'})
+        assert answer.status >= 400, answer
+        assert not [h for h in answer.headers if h.startswith('access-control-')], answer.headers
 
 
 # -- flags and their rollout --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from api.common.web import AdminAuth
+from api.common.adminauth import AdminAuth, authorization
 from api.jafflr import schemas
 from api.jafflr.app import build_app
 from api.jafflr.openapi import build_document
@@ -28,9 +28,13 @@ class FakeChillybin:
     def __init__(self):
         self.calls = []
         self.answers = {}
+        self.challenges = 0
         self.down = False
 
     def request(self, method, path, body=None, headers=None):
+        if (method, path) == ('GET', '/v2/admin/challenge') and not self.down:
+            self.challenges += 1       # each admin request is signed on a fresh nonce
+            return 200, {'nonce': f'n{self.challenges}'}
         self.calls.append((method, path, body, dict(headers or {})))
         if self.down:
             raise Unavailable('chillybin at http://127.0.0.1:9 cannot be reached: Connection refused')
@@ -164,7 +168,11 @@ def test_panel_admin_forwarding_checks_the_body_before_asking_chillybin(app, ser
     assert service.stock.calls == []
 
 
-def test_panel_restock_and_calibrate_reach_chillybin_with_the_same_token(app, service):
+def signed_for_chillybin(nonce, method, path, body):
+    return {'Authorization': authorization(TOKEN, nonce, method, path, json.dumps(body).encode())}
+
+
+def test_panel_restock_and_calibrate_reach_chillybin_signed_with_jafflrs_token(app, service):
     service.stock.answers[('POST', '/v2/restock')] = (200, {'bays': [], 'bin': {}})
     status, _, answer = call(app, 'POST', '/v2/chillybin/restock',
                              {'items': {'cheese': 10}, 'replaced': False}, admin())
@@ -174,11 +182,11 @@ def test_panel_restock_and_calibrate_reach_chillybin_with_the_same_token(app, se
     status, _, answer = call(app, 'POST', '/v2/chillybin/bays/cheese/calibrate',
                              {'step': 'span', 'known_g': 500}, admin())
     assert status == 409 and json.loads(answer)['error']['code'] == 'insufficient'
+    restock, calibrate = {'items': {'cheese': 10}, 'replaced': False}, {'step': 'span', 'known_g': 500}
     assert service.stock.calls == [
-        ('POST', '/v2/restock', {'items': {'cheese': 10}, 'replaced': False},
-         {'Authorization': f'Bearer {TOKEN}'}),
-        ('POST', '/v2/bays/cheese/calibrate', {'step': 'span', 'known_g': 500},
-         {'Authorization': f'Bearer {TOKEN}'})]
+        ('POST', '/v2/restock', restock, signed_for_chillybin('n1', 'POST', '/v2/restock', restock)),
+        ('POST', '/v2/bays/cheese/calibrate', calibrate,
+         signed_for_chillybin('n2', 'POST', '/v2/bays/cheese/calibrate', calibrate))]
 
 
 def test_panel_forwarding_says_when_chillybin_cannot_be_reached_or_refuses_the_token(app, service):

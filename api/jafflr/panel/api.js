@@ -1,6 +1,14 @@
 // Talking to jafflr: every request has a timeout; a request that gets no HTTP answer at
 // all throws Unreachable (jafflr itself cannot be reached), one that gets an error answer
 // throws HttpError with jafflr's message. The panel talks to jafflr only.
+//
+// Every request carries X-Jafflr-Client: jafflr refuses a state-changing request that
+// looks like it came from a browser without it, since a page on another site can make a
+// browser send anything but a custom header. Admin requests are signed, never sent with
+// the token: a single-use nonce from /v2/admin/challenge, then HMAC-SHA256 of the nonce,
+// method, path and body hash (sha256.js; plain http has no WebCrypto).
+
+import { hex, hmacSha256, sha256, utf8 } from './sha256.js';
 
 export class Unreachable extends Error {}
 
@@ -29,11 +37,34 @@ export const adminToken = {
   },
 };
 
-export async function call(method, path, { body, key, admin = false, timeoutMs = 4000 } = {}) {
-  const headers = { Accept: 'application/json' };
+// The Authorization header for one admin request (see the top of this file).
+export function signature(token, nonce, method, path, payload) {
+  const text = [nonce, method.toUpperCase(), path, hex(sha256(utf8(payload)))].join('\n');
+  return `Jafflr-HMAC nonce="${nonce}", mac="${hex(hmacSha256(utf8(token), utf8(text)))}"`;
+}
+
+// What each order made in this tab may be cancelled with (its cancel_secret).
+const SECRETS_KEY = 'jafflr-order-secrets';
+export const orderSecrets = {
+  all() {
+    try { return JSON.parse(sessionStorage.getItem(SECRETS_KEY)) || {}; } catch { return {}; }
+  },
+  get(id) { return this.all()[id]; },
+  set(id, secret) {
+    const kept = Object.entries(this.all()).slice(-50);     // the last few are enough
+    try { sessionStorage.setItem(SECRETS_KEY, JSON.stringify(Object.fromEntries([...kept, [id, secret]]))); } catch { /* not kept */ }
+  },
+};
+
+export async function call(method, path, { body, key, admin = false, headers: extra = {}, timeoutMs = 4000 } = {}) {
+  const headers = { Accept: 'application/json', 'X-Jafflr-Client': 'panel', ...extra };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (key) headers['Idempotency-Key'] = key;
-  if (admin && adminToken.get()) headers.Authorization = `Bearer ${adminToken.get()}`;
+  const payload = body === undefined ? '' : JSON.stringify(body);
+  if (admin && adminToken.get()) {
+    const challenge = await call('GET', '/v2/admin/challenge', { timeoutMs });
+    headers.Authorization = signature(adminToken.get(), challenge.nonce, method, path, payload);
+  }
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), timeoutMs);
   let response;
@@ -41,7 +72,7 @@ export async function call(method, path, { body, key, admin = false, timeoutMs =
   try {
     response = await fetch(path, {
       method, headers, signal: abort.signal, cache: 'no-store', credentials: 'same-origin',
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : payload,
     });
     data = await response.json().catch(() => null);
   } catch (error) {
@@ -90,6 +121,7 @@ export class Orderer {
     for (let attempt = 1; ; attempt += 1) {
       try {
         const order = await call('POST', '/v2/toasties', { body, key, timeoutMs: 6000 });
+        if (order.cancel_secret) orderSecrets.set(order.id, order.cancel_secret);
         this.pending = null;
         return order;
       } catch (error) {

@@ -2,7 +2,7 @@
 // the bin, stock and the queue; orders toasties; the STOP button; banners that say what
 // happened, what to do, and which part cannot be reached (jafflr itself, or chillybin).
 
-import { call, HttpError, Orderer, Unreachable } from './api.js';
+import { call, HttpError, Orderer, orderSecrets, Unreachable } from './api.js';
 import { Admin } from './admin.js';
 import { $, clock, duration, make, say, setText, words } from './dom.js';
 import { bayProblem, PLATE_WINDOW_S, renderBin, renderNow, renderPlate, renderQueue, renderStock } from './views.js';
@@ -223,7 +223,10 @@ function renderBanners() {
 
 async function cancel(id, where) {
   try {
-    await call('POST', `/v2/toasties/${encodeURIComponent(id)}/cancel`);
+    // Whoever ordered it (this tab kept its cancel_secret), or an admin.
+    const secret = orderSecrets.get(id);
+    await call('POST', `/v2/toasties/${encodeURIComponent(id)}/cancel`,
+      secret ? { headers: { 'Order-Secret': secret } } : { admin: admin.unlocked });
   } catch (error) {
     setText(where, `Not cancelled: ${error.message}`);
   }

@@ -1,0 +1,243 @@
+"""Capacity that ordinary traffic cannot take: STOP always gets through.
+
+Two things can starve a waitress server, and each gets its own guard:
+
+- Threads. Every waitress worker may be busy (v1 customers waiting for their toastie,
+  a slow chillybin): `LaneDispatcher` keeps `reserved` threads that answer only the
+  priority requests (STOP first, then the machine's status and the panel), and every
+  thread takes a priority request before an ordinary one.
+- Connections. waitress stops accepting at its connection limit, and its
+  channel_timeout counts inactivity only, so clients that trickle a byte now and then
+  (slowloris) hold every slot for ever and a new connection, STOP's included, waits in
+  the backlog. `ConnectionGuard` closes a request that has not arrived whole within
+  `request_deadline_s`, and at the limit it accepts anyway and closes the connection
+  that has waited longest without a complete request (or been idle longest) instead.
+  A request that has arrived, or is being answered, is never closed.
+"""
+import functools
+import logging
+import time
+from collections import deque
+
+from waitress.task import ThreadedTaskDispatcher
+
+log = logging.getLogger('api.lanes')
+
+STOP_RANK, PRIORITY_RANK, ORDINARY_RANK = 0, 1, 2
+CONNECTION_LIMIT = 200
+REQUEST_DEADLINE_S = 10.0     # a request line, headers and body must arrive within this
+
+
+def rank_by_paths(paths):
+    """A ranking function from {(method, path): rank}; a path ending in '/' (other than
+    '/') is a prefix."""
+    exact = {(m, p): r for (m, p), r in paths.items() if p == '/' or not p.endswith('/')}
+    prefixes = [(m, p, r) for (m, p), r in paths.items() if p != '/' and p.endswith('/')]
+
+    def rank(method, path):
+        found = exact.get((method, path))
+        if found is not None:
+            return found
+        for m, prefix, r in prefixes:
+            if method == m and path.startswith(prefix):
+                return r
+        return ORDINARY_RANK
+    return rank
+
+
+class LaneDispatcher(ThreadedTaskDispatcher):
+    """waitress's thread pool with lanes: `ordinary` threads take any task (priority
+    first), `reserved` threads only priority ones. `rank(method, path)` gives a task's lane."""
+
+    def __init__(self, ordinary, reserved, rank):
+        super().__init__()
+        self.ordinary = ordinary
+        self.reserved = reserved
+        self.rank = rank
+        self.lanes = (deque(), deque(), deque())     # stop, priority, ordinary
+        self.reserved_cv = self.queue_cv.__class__(self.lock)
+
+    def start(self):
+        self.set_thread_count(self.ordinary + self.reserved)
+        return self
+
+    def _rank_of(self, task):
+        requests = getattr(task, 'requests', None)
+        request = requests[0] if requests else None
+        if request is None:
+            return ORDINARY_RANK
+        try:
+            return self.rank(request.command, request.path)
+        except Exception:       # never let classifying lose a request
+            return ORDINARY_RANK
+
+    def add_task(self, task):
+        rank = self._rank_of(task)
+        with self.lock:
+            self.lanes[rank].append(task)
+            if rank < ORDINARY_RANK:
+                self.reserved_cv.notify()
+            self.queue_cv.notify()
+
+    def _next(self, reserved):
+        for rank, lane in enumerate(self.lanes):
+            if lane and (rank < ORDINARY_RANK or not reserved):
+                return lane.popleft()
+        return None
+
+    def handler_thread(self, thread_no):
+        reserved = thread_no >= self.ordinary
+        cv = self.reserved_cv if reserved else self.queue_cv
+        while True:
+            with self.lock:
+                task = None
+                while self.stop_count == 0:
+                    task = self._next(reserved)
+                    if task is not None:
+                        break
+                    self.active_count -= 1
+                    cv.wait()
+                    self.active_count += 1
+                if task is None:           # asked to stop
+                    self.active_count -= 1
+                    self.stop_count -= 1
+                    self.threads.discard(thread_no)
+                    self.thread_exit_cv.notify()
+                    break
+            try:
+                task.service()
+            except BaseException:
+                self.logger.exception('Exception when servicing %r', task)
+
+    def set_thread_count(self, count):
+        super().set_thread_count(count)
+        with self.lock:
+            self.queue_cv.notify_all()
+            self.reserved_cv.notify_all()
+
+    def shutdown(self, cancel_pending=True, timeout=5):
+        self.set_thread_count(0)
+        expiration = time.time() + timeout
+        with self.lock:
+            while self.threads and time.time() < expiration:
+                self.thread_exit_cv.wait(0.1)
+            if self.threads:
+                self.logger.warning('%d thread(s) still running', len(self.threads))
+            if cancel_pending:
+                for lane in self.lanes:
+                    while lane:
+                        lane.popleft().cancel()
+        return not self.threads
+
+
+def _is_channel(thing):
+    return hasattr(thing, 'requests') and hasattr(thing, 'last_activity')
+
+
+class ConnectionGuard:
+    """Keeps a waitress server accepting: see the module's docstring. Runs in the server's
+    loop thread only (from the listeners' readable() and handle_accept())."""
+
+    def __init__(self, limit=CONNECTION_LIMIT, request_deadline_s=REQUEST_DEADLINE_S,
+                 sweep_every_s=0.25, clock=time.time):
+        self.limit = limit
+        self.request_deadline_s = request_deadline_s
+        self.sweep_every_s = sweep_every_s
+        self.clock = clock
+        self._map = None
+        self._private = set()
+        self._next_sweep = 0.0
+        self._seen = {}      # id(channel) -> (id(the request arriving) or None, since when)
+        self.closed_late = 0          # requests closed for not arriving within the deadline
+        self.evicted = 0              # connections closed to make room at the limit
+
+    def install(self, server_map, listeners, private=()):
+        """`private`: listeners whose connections are our own (the read replica's way to
+        the primary); they are never closed to make room."""
+        self._map = server_map
+        self._private = set(id(p) for p in private)
+        for listener in listeners:
+            listener.readable = functools.partial(self._readable, listener, listener.readable)
+            listener.handle_accept = functools.partial(self._accept, listener.handle_accept)
+
+    def channels(self):
+        return [c for c in list(self._map.values())
+                if _is_channel(c) and id(getattr(c, 'server', None)) not in self._private]
+
+    def _readable(self, listener, waitress_readable, *_):
+        waitress_readable()      # its periodic maintenance (channel_timeout); we decide below
+        now = self.clock()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.sweep_every_s
+            self.sweep(now)
+        return bool(listener.accepting)
+
+    def _accept(self, waitress_accept, *_):
+        waitress_accept()
+        self.make_room(self.clock())
+
+    @staticmethod
+    def _busy(channel):
+        return bool(channel.requests or channel.total_outbufs_len)
+
+    def _started(self, channel, now):
+        """When the request arriving on `channel` began, or None when none is arriving.
+        A connection's first request counts from the connection; a later one on a
+        kept-alive connection from when the guard first saw it arriving."""
+        key = id(channel)
+        request = getattr(channel, 'request', None)
+        if request is None:
+            if channel.last_activity == channel.creation_time and key not in self._seen:
+                return channel.creation_time       # connected, sent nothing yet
+            self._seen[key] = (None, None)         # between requests
+            return None
+        seen = self._seen.get(key)
+        if seen is None:
+            seen = (id(request), channel.creation_time)
+        elif seen[0] != id(request):
+            seen = (id(request), now)
+        self._seen[key] = seen
+        return seen[1]
+
+    def sweep(self, now):
+        alive = set()
+        for channel in self.channels():
+            alive.add(id(channel))
+            if self._busy(channel):
+                self._seen[id(channel)] = (None, None)
+                continue
+            started = self._started(channel, now)
+            if started is not None and now - started > self.request_deadline_s:
+                self.closed_late += 1
+                self._close(channel)
+        for key in list(self._seen):
+            if key not in alive:
+                del self._seen[key]
+
+    def make_room(self, now):
+        channels = self.channels()
+        excess = len(channels) - self.limit
+        if excess <= 0:
+            return
+        ranked = []
+        for channel in channels:
+            if self._busy(channel) or now - channel.creation_time < 0.05:
+                continue       # being answered, or the one just accepted
+            started = self._started(channel, now)
+            ranked.append((0, started, id(channel), channel) if started is not None
+                          else (1, channel.last_activity, id(channel), channel))
+        ranked.sort(key=lambda item: item[:3])
+        for *_, channel in ranked[:excess]:
+            self.evicted += 1
+            self._close(channel)
+        if self.evicted and self.evicted % 100 == 1:
+            log.warning('connection limit %d reached: closed %d connections that sent no '
+                        'complete request (or were idle longest) to keep accepting',
+                        self.limit, self.evicted)
+
+    def _close(self, channel):
+        self._seen.pop(id(channel), None)
+        try:
+            channel.handle_close()
+        except OSError:
+            pass
