@@ -45,6 +45,7 @@ STEP_DELAY_S = {'queued': 0.0, 'reserving': 0.0, 'dispensing': 0.9, 'waiting for
 LATCHES = {
     'plate-sensor-open': 'plate-sensor-open',
     'plate-sensor-nack': 'plate-sensor-error',
+    'plate-sensor-frozen': 'plate-sensor-error',
     'heater-dead': 'heater-not-heating',
     'heater-welded': 'heater-runaway',
     'dispenser-jam': 'dispenser-jam',
@@ -61,6 +62,8 @@ ALERTS = {'bin-sensor-nack': 'bin-sensor', 'chiller-dead': 'bin-warm', 'loadcell
 # change that trips from gpiozero's callback): within one control tick.
 AT_ONCE_S = {'plate-sensor-open': 0.15, 'plate-sensor-nack': 0.15, 'lid-open': 0.15,
              'estop': 0.15,
+             # no new conversion for the controller's stale limit (1.5 s), plus a tick
+             'plate-sensor-frozen': 2.0,
              # chillybin names a part after FAILED_AFTER_READS failed reads, 0.1 s apart
              'bin-sensor-nack': FAILED_AFTER_READS * 0.1 + 0.05,
              'loadcell-nack': FAILED_AFTER_READS * 0.1 + 0.05}
