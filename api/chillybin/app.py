@@ -30,7 +30,9 @@ def refused(exc):
                     allowed=exc.allowed)
 
 
-def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, simulated):
+def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, simulated,
+              debug_stall=None):
+    """`debug_stall`: only with JAFFLR_DEBUG_HOOKS=1 (tests), adds POST /v2/debug/stall."""
     app = bottle.Bottle()
     app.uninstall(True)       # no JSON plugin or templates: handlers shape their own bytes
     install_error_pages(app, log)
@@ -170,6 +172,12 @@ def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, si
     def prometheus():
         bottle.response.content_type = metrics.content_type
         return metrics.render()
+
+    if debug_stall is not None:   # JAFFLR_DEBUG_HOOKS=1 only: for the watchdog test, never on a machine
+        @app.post('/v2/debug/stall')
+        def v2_debug_stall():
+            debug_stall()
+            return json_answer({'stalled': True})
 
     return app
 

@@ -164,3 +164,46 @@ def test_process_chiller_dead_warns_then_locks_via_http(tmp_path):
     finally:
         assert chilly.close() == 0
         sim.close()
+
+
+def _datagrams(sock, seconds):
+    """(real time, text) of each datagram on `sock` for `seconds`."""
+    got, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            got.append((time.monotonic(), sock.recv(4096).decode()))
+        except socket.timeout:
+            pass
+    return got
+
+
+def test_process_watchdog_is_fed_by_the_bin_loop_and_stops_when_it_is_stuck(sim, tmp_path):
+    """systemd's side of Type=notify/WatchdogSec=, played by a datagram socket: pings come
+    while the bin loop ticks and stop when it is stuck, though HTTP still answers."""
+    path = str(tmp_path / 'notify.sock')
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.settimeout(0.1)
+        chilly = Chillybin(sim, str(tmp_path / 'state'), NOTIFY_SOCKET=path,
+                           WATCHDOG_USEC='2000000', JAFFLR_DEBUG_HOOKS='1')
+        try:
+            ticking = [t for t, text in _datagrams(sock, 3.0) if 'WATCHDOG=1' in text]
+            assert len(ticking) >= 4, f'{len(ticking)} pings in 3 s with WatchdogSec=2'
+            assert max(b - a for a, b in zip(ticking, ticking[1:])) < 1.0
+            assert chilly.request('POST', '/v2/debug/stall')[0] == 200
+            _datagrams(sock, 0.3)                  # a ping already on its way
+            stuck = [t for t, text in _datagrams(sock, 3.0) if 'WATCHDOG=1' in text]
+            assert stuck == [], f'{len(stuck)} pings with the bin loop stuck'
+            assert chilly.request('GET', '/')[0] == 200, 'HTTP goes on: only the loop is stuck'
+        finally:
+            chilly.proc.kill()
+            chilly.proc.wait()
+            chilly.log.close()
+
+
+def test_process_without_debug_hooks_has_no_stall(sim, tmp_path):
+    chilly = Chillybin(sim, str(tmp_path / 'state'))
+    try:
+        assert chilly.request('POST', '/v2/debug/stall')[0] == 404
+    finally:
+        assert chilly.close() == 0
