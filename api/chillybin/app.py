@@ -137,6 +137,12 @@ def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, si
         body = json_body(schemas.CALIBRATE_REQUEST)
         return json_answer(call(chilly.calibrate, name, body['step'], wall(), body.get('known_g')))
 
+    @app.post('/v2/bays/<name>/food-check')
+    def v2_food_check(name):
+        auth.check()
+        body = json_body(schemas.FOOD_CHECK_REQUEST)
+        return json_answer(call(chilly.food_check, name, body['confirmed'], wall()))
+
     @app.put('/v2/bays/<name>')
     def v2_configure_bay(name):
         auth.check()

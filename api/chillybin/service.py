@@ -101,7 +101,7 @@ class BinCollector:
                     families['available'].add_metric([name], c.available(name))
                 if bay.grams is not None:
                     families['grams'].add_metric([name], bay.grams)
-                families['locked'].add_metric([name], int(c.clocks[name].locked))
+                families['locked'].add_metric([name], int(c.clocks[name].refuses))
                 families['minutes'].add_metric([name], c.clocks[name].seconds_above / 60.0)
                 families['sensor'].add_metric([name], int(bay.error is None))
             yield from families.values()
@@ -148,7 +148,7 @@ class ChillybinService:
             lambda on: chiller.on() if on else chiller.off(),
             now=clock.monotonic(), wall=clock.time(), default_calibration=nominal_calibration,
             refill=refill, simulated=platform.simulated,
-            slots=[slot.index for slot in BOARD.bays])
+            slots=[slot.index for slot in BOARD.bays], wall_synchronised=clock.synchronised())
         self.tick_s = tick_s
         # systemd's watchdog is fed from the bin loop itself, after a whole tick, never from
         # an HTTP thread: a stuck loop stops the food-safety clocks and the chiller while

@@ -207,3 +207,34 @@ def test_process_without_debug_hooks_has_no_stall(sim, tmp_path):
         assert chilly.request('POST', '/v2/debug/stall')[0] == 404
     finally:
         assert chilly.close() == 0
+
+
+def test_process_start_with_the_clock_behind_the_last_save_holds_bays_for_a_person(sim, tmp_path):
+    """A Pi without a real-time clock after a power cut: the clock at start is earlier than
+    chillybin's last save. Every bay is refused until a person checks it over HTTP."""
+    state = str(tmp_path / 'state')
+    assert run_chillybin(sim, state, 'migrate').returncode == 0
+    db = open_db(os.path.join(state, DB_NAME))
+    ahead = time.time() + 10 * 86400     # the last save, 10 days (of sim time) from now
+    db.table('meta').update({'last_seen_wall': ahead})
+    db.close()
+    chilly = Chillybin(sim, state)
+    try:
+        status, _, data = chilly.request('GET', '/pick?name=cheese&quantity=1')
+        assert status == 423 and b'held until a person checks it' in data, data
+        assert b'earlier than the last save' in data
+        stock = chilly.json('GET', '/v2/stock')[1]
+        assert {b['food_safety']['state'] for b in stock['bays']} == {'needs-check'}
+        body = {'confirmed': 'cheese probed at 3.4 C; bin cold; lid shut'}
+        status, _ = chilly.json('POST', '/v2/bays/cheese/food-check', body)
+        assert status == 401
+        status, answer = chilly.json('POST', '/v2/bays/cheese/food-check', body,
+                                     chilly.admin({'Content-Type': 'application/json'}))
+        assert status == 200, answer
+        assert answer['confirmed'] == body['confirmed'] and answer['food_safety']['state'] == 'ok'
+        assert chilly.request('GET', '/pick?name=cheese&quantity=1')[0] == 200
+        assert chilly.request('GET', '/pick?name=bread&quantity=1')[0] == 423
+        events = chilly.json('GET', '/v2/events?kind=food-check')[1]['events']
+        assert 'cheese probed at 3.4 C' in events[0]['detail']
+    finally:
+        assert chilly.close() == 0

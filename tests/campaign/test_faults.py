@@ -57,7 +57,8 @@ LATCHES = {
 # the toastie goes on (the chiller runs while the bin sensor is unreadable, the cold side;
 # food safety counts the time). A load cell is the exception that fails an order: see
 # _expect_loadcell.
-ALERTS = {'bin-sensor-nack': 'bin-sensor', 'chiller-dead': 'bin-warm', 'loadcell-nack': 'loadcell'}
+ALERTS = {'bin-sensor-nack': 'bin-sensor', 'chiller-dead': 'chiller-not-cooling',
+          'loadcell-nack': 'loadcell'}
 # Faults the machine sees at once (a failed read on the next control tick, or a line
 # change that trips from gpiozero's callback): within one control tick.
 AT_ONCE_S = {'plate-sensor-open': 0.15, 'plate-sensor-nack': 0.15, 'lid-open': 0.15,

@@ -73,3 +73,13 @@ def test_platform_pi_services_still_fail_on_a_broken_i2c_bus(monkeypatch):
     with pytest.raises(PartMissing, match='Connection timed out'):
         open_platform('pi')
     assert bus_opens == [1]
+
+
+def test_real_clock_knows_it_is_synchronised_only_where_timesyncd_says(tmp_path):
+    from hardware.clock import RealClock
+    timesync = tmp_path / 'timesync'
+    assert RealClock(str(timesync)).synchronised() is None     # no timesyncd: cannot know
+    timesync.mkdir()
+    assert RealClock(str(timesync)).synchronised() is False    # running, not yet synchronised
+    (timesync / 'synchronized').touch()
+    assert RealClock(str(timesync)).synchronised() is True
