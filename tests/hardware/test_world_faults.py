@@ -149,3 +149,11 @@ def test_flaky_bus_drops_about_the_rate_asked(parts, world):
         except OSError:
             failures += 1
     assert 250 < failures < 350
+
+
+def test_fault_list_is_what_the_command_line_offers(capsys):
+    from hardware.sim.__main__ import main
+    assert main(['faults']) == 0
+    listed = capsys.readouterr().out
+    assert 'plate-sensor-frozen' in listed and 'stops converting' in listed
+    assert all(name in listed for name in FAULTS)
