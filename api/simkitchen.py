@@ -10,7 +10,7 @@ hours of toasting run in seconds and every run repeats exactly.
 import json
 
 from hardware.clock import FakeClock
-from hardware.errors import SensorOpen
+from hardware.errors import NoNewConversion, SensorOpen
 from hardware.machine import Machine
 from hardware.platform import Sensors
 from hardware.sim.bus import SimBus
@@ -108,7 +108,8 @@ class SimKitchen:
         self.stock = LocalStock(self.chilly, clock)
         self.controller = PlateController(
             m.heater, lambda: self.sensors.plate.hot_junction_c, self.shutdown,
-            interlocks=Interlocks(m, self.shutdown, clock.monotonic), open_errors=(SensorOpen,))
+            interlocks=Interlocks(m, self.shutdown, clock.monotonic), open_errors=(SensorOpen,),
+            stale_errors=(NoNewConversion,))
         self.book = OrderBook(self.store, self.store.orders(), self.store.meta()['next_order'])
         self.assembler = Assembler(self.book, self.stock, m.dispensers, self.flags, self.shutdown,
                                    self.events)

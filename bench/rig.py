@@ -10,7 +10,7 @@ from firmware.heater.control import PlateController
 from firmware.safety import Shutdown, interlock_faults
 from hardware.board import BOARD
 from hardware.clock import FakeClock
-from hardware.errors import SensorOpen
+from hardware.errors import NoNewConversion, SensorOpen
 from hardware.i2c.mcp9600 import MCP9600
 from hardware.machine import Machine
 from hardware.sim.bus import SimBus
@@ -37,7 +37,8 @@ class PlateRig:
                                      self.shutdown, config, controller=controller,
                                      interlocks=lambda: interlock_faults(self.machine),
                                      on_tick=on_tick,
-                                     open_errors=(SensorOpen,))
+                                     open_errors=(SensorOpen,),
+                                     stale_errors=(NoNewConversion,))
 
     @property
     def now(self):

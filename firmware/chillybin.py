@@ -8,9 +8,10 @@ change state under one lock, each change persisted before it is acknowledged.
 import json
 import threading
 from collections import deque
+from datetime import datetime, timezone
 
 from .chiller import ChillerConfig, ChillerControl
-from .errors import (BayLocked, InvalidRequest, NotEnoughStock, SensorFault, Unavailable,
+from .errors import (BayLocked, Conflict, InvalidRequest, NotEnoughStock, SensorFault, Unavailable,
                      UnknownIngredient)
 from .foodsafety import FoodSafetyClock, is_above
 from .reservations import DEFAULT_TTL_S, HELD, PICK_TTL_S, CONFIRMED, Ledger, Reservation
@@ -32,11 +33,13 @@ FAILED_AFTER_READS = 3
 class ChillyBin:
     def __init__(self, store, read_bin_c, read_counts, set_chiller, *, now, wall,
                  default_calibration, chiller=ChillerConfig(), refill=None, simulated=False,
-                 slots=None):
+                 slots=None, wall_synchronised=None):
         """`read_counts(slot)` reads a load cell; `default_calibration(slot)` gives the
         nominal (tare_counts, counts_per_g) of a slot's cell; `refill(slot, units,
         ingredient)` is a person's hands in the simulator (None on real hardware);
-        `slots` are the bay slots that have a load cell (None: any)."""
+        `slots` are the bay slots that have a load cell (None: any);
+        `wall_synchronised`: whether `wall` is known right at start (True, False, or None
+        when that cannot be known)."""
         self.default_calibration = default_calibration
         self.slots = None if slots is None else tuple(sorted(slots))
         self.store = store
@@ -66,12 +69,19 @@ class ChillyBin:
         self.last_temperature_at = None
         self._v1_json = b'{}'
         self.on_v1 = None                  # told of each new v1 answer (a read replica)
-        self._count_downtime(meta.get('last_seen_wall'), wall)
+        self._count_downtime(meta.get('last_seen_wall'), wall, wall_synchronised)
         self.store.forget_reservations(self.ledger.forget_old(wall))
 
-    def _count_downtime(self, last_seen, wall):
-        """Time nobody watched the bin counts as above 5 C."""
-        if last_seen is not None and wall > last_seen:
+    def _count_downtime(self, last_seen, wall, synchronised):
+        """Time nobody watched the bin counts as above 5 C. Time that cannot be measured
+        is the worst case: every bay is held until a person checks it."""
+        why = unmeasurable_downtime(last_seen, wall, synchronised)
+        if why is not None:
+            for clock in self.clocks.values():
+                clock.hold(f'the time the service was down cannot be measured: {why}')
+            self.event(wall, 'food-safety', detail=f'every bay held until a person checks it: '
+                       f'the downtime cannot be measured ({why})')
+        elif last_seen is not None and wall > last_seen:
             for clock in self.clocks.values():
                 clock.add(wall - last_seen, True)
             self.event(wall, 'food-safety', detail=f'{(wall - last_seen) / 60:.1f} min unwatched '
@@ -137,11 +147,13 @@ class ChillyBin:
         if (error is None) != (self.bin_error is None):
             self.event(wall, 'sensor', detail=f'bin air sensor {"recovered" if error is None else "failed: " + error}')
         self.bin_c, self.bin_error = temp, error
-        was_alert = self.chiller.alert
+        was_alert, was_cooling = self.chiller.alert, self.chiller.not_cooling is None
         self.set_chiller(self.chiller.update(now, temp))
         if self.chiller.alert != was_alert:
             self.event(wall, 'alert', detail='bin above 5 C for more than 15 minutes'
                        if self.chiller.alert else 'bin back at or below 5 C')
+        if (self.chiller.not_cooling is None) != was_cooling:
+            self.event(wall, 'alert', detail=self.chiller.not_cooling or 'the chiller cools again')
         if self.last_temperature_at is None or now - self.last_temperature_at >= TEMPERATURE_EVERY_S:
             self.last_temperature_at = now
             self.temperatures.append((wall, temp))
@@ -272,6 +284,10 @@ class ChillyBin:
         if self.clocks[name].locked:
             raise BayLocked(f'{name} has been above 5 C for more than 4 hours and must be thrown '
                             f'out: empty and restock the bay', field=name)
+        if self.clocks[name].check is not None:
+            raise BayLocked(f'{name} is held until a person checks it ({self.clocks[name].check}): '
+                            f'check the food, then POST /v2/bays/{name}/food-check saying what '
+                            f'you confirmed, or replace it (restock)', field=name)
         available = self.available(name)
         if quantity > available:
             raise NotEnoughStock(f'not enough {name}: {available} available, {quantity} asked',
@@ -349,6 +365,27 @@ class ChillyBin:
                 self.ledger.cancel(r.id, wall, note=f'the {name} bay was restocked before '
                                    f'this pick\'s units left it')
                 self._closed(r, wall)
+
+    def food_check(self, name, confirmed, wall):
+        """A person checked a held bay's food and says what they confirmed. It clears the
+        hold (the clock keeps its time); the words are kept in the journal."""
+        self.bay(name)
+        confirmed = confirmed.strip()
+        if len(confirmed) < 10:
+            raise InvalidRequest('say what you checked and confirmed, in at least 10 characters',
+                                 field='confirmed', allowed='10-500 characters')
+        with self.lock:
+            clock = self.clocks[name]
+            if clock.check is None:
+                raise Conflict(f'{name} is not held for a check (its state is {clock.state}): '
+                               f'nothing to confirm', field='name')
+            reason = clock.checked()
+            self.store.save_clocks(self.clocks, wall)
+            self.event(wall, 'food-check', bay=name, detail=f'checked by a person, who confirmed: '
+                       f'{confirmed} (held because {reason})')
+            self._refresh_v1()
+            return {'bay': name, 'confirmed': confirmed, 'was_held_because': reason,
+                    'food_safety': clock.describe()}
 
     def _refill(self, bay, units):
         try:
@@ -448,6 +485,8 @@ class ChillyBin:
             if self.chiller.alert:
                 found.append({'alert': 'bin-warm', 'detail': f'the bin has been above 5 C for '
                               f'{self.chiller.warm_for_s(now) / 60:.0f} minutes'})
+            if self.chiller.not_cooling:
+                found.append({'alert': 'chiller-not-cooling', 'detail': self.chiller.not_cooling})
             if self.bin_error:
                 found.append({'alert': 'bin-sensor', 'detail': self.bin_error})
             for name, bay in self.bays.items():
@@ -457,9 +496,30 @@ class ChillyBin:
                 if state != 'ok':
                     found.append({'alert': f'food-safety-{state}', 'bay': name,
                                   'detail': f'{name}: {self.clocks[name].seconds_above / 60:.0f} '
-                                            f'min above 5 C'})
+                                            f'min above 5 C' + (
+                                                f'; held: {self.clocks[name].check}'
+                                                if self.clocks[name].check else '')})
             return found
 
     def stop(self, wall):
         with self.lock:
             self.store.save_clocks(self.clocks, wall)
+
+
+def _iso(wall):
+    return datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec='seconds')
+
+
+def unmeasurable_downtime(last_seen, wall, synchronised):
+    """Why the time since `last_seen` (the last save, wall seconds) cannot be trusted, or
+    None. A Pi without a real-time clock restores the last time fake-hwclock saved, so
+    after a power cut it starts earlier than our last save, and only NTP puts it right."""
+    if last_seen is None:
+        return None
+    if wall < last_seen:
+        return (f'the wall clock at start ({_iso(wall)}) is {(last_seen - wall) / 60:.1f} min '
+                f'earlier than the last save ({_iso(last_seen)})')
+    if synchronised is False:
+        return (f'the wall clock is not synchronised yet, so the {(wall - last_seen) / 60:.1f} '
+                f'min since the last save ({_iso(last_seen)}) may be wrong')
+    return None

@@ -27,7 +27,7 @@ def _i2c_rows(platform, board):
         try:
             if part.chip == 'MCP9600':
                 dev = MCP9600(platform.bus, part.address, name=part.name, sleep=sleep)
-                reading = f'{dev.hot_junction_c:.2f} C (cold junction {dev.cold_junction_c:.2f} C)'
+                reading = f'{dev.wait_for_hot_junction_c():.2f} C (cold junction {dev.cold_junction_c:.2f} C)'
             elif part.chip == 'MCP9808':
                 dev = MCP9808(platform.bus, part.address, name=part.name, sleep=sleep)
                 reading = f'{dev.temperature_c:.2f} C'

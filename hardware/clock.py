@@ -13,6 +13,7 @@ Three clocks share one small interface:
 `monotonic()` is for intervals and deadlines; `time()` is seconds since the epoch, for
 timestamps that must survive a restart. On a ScaledClock both run `speed` times fast.
 """
+import os
 import threading
 import time as _time
 
@@ -38,9 +39,31 @@ class Clock:
     def describe(self):
         return {'kind': type(self).__name__, 'speed': self.speed}
 
+    def synchronised(self):
+        """Is `time()` known to be right? True, False, or None (cannot be known). A
+        simulated clock is whatever it says."""
+        return True
+
+
+# systemd-timesyncd (Raspberry Pi OS's time client) keeps this directory while it runs and
+# touches `synchronized` in it once the kernel clock is synchronised (systemd-timesyncd(8)).
+TIMESYNC_DIR = '/run/systemd/timesync'
+
 
 class RealClock(Clock):
     """This computer's clocks, unscaled."""
+
+    def __init__(self, timesync_dir=TIMESYNC_DIR):
+        self.timesync_dir = timesync_dir
+
+    def synchronised(self):
+        """A Pi has no real-time clock: after an outage fake-hwclock restores the last
+        saved time, earlier than the truth, until NTP has synchronised. Known only where
+        timesyncd runs (its directory exists); elsewhere None. (adjtimex() would say so
+        for any NTP client, but ProtectClock= forbids that system call.)"""
+        if not os.path.isdir(self.timesync_dir):
+            return None
+        return os.path.exists(os.path.join(self.timesync_dir, 'synchronized'))
 
     def monotonic(self):
         return _time.monotonic()

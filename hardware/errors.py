@@ -22,6 +22,11 @@ class ConversionTimeout(HardwareError, TimeoutError):
     """A converter did not report a fresh reading within its deadline."""
 
 
+class NoNewConversion(HardwareError):
+    """A converter has flagged no new conversion since its result was last read: asked
+    too soon, or it stopped converting (its result register keeps the old value)."""
+
+
 class SensorOpen(HardwareError):
     """A thermocouple reports an open circuit or an input out of range."""
 

@@ -68,37 +68,44 @@ class Platform:
                 log.exception('closing the platform')
 
 
-def open_platform(mode=None, sim_socket=None):
-    """Open the machine chosen by `mode` (see resolve_mode). Raises with the part's name."""
+def open_platform(mode=None, sim_socket=None, *, i2c=True):
+    """Open the machine chosen by `mode` (see resolve_mode). Raises with the part's name.
+    `i2c=False` opens GPIO only (the platform's bus is None): what safe_off needs, so that
+    a broken I2C bus cannot stop it from switching outputs off."""
     mode, why = resolve_mode(mode)
     log.info('machine: %s', why)
     if mode == 'pi':
-        return _open_pi()
+        return _open_pi(i2c)
     from .sim.link import SimLink
     from .sim.pins import SimPinFactory
     from .sim.protocol import default_socket_path
     link = SimLink(sim_socket or default_socket_path())
     factory = SimPinFactory(link)
-    return Platform('sim', link.clock, factory, link.bus(1), link=link,
+    return Platform('sim', link.clock, factory, link.bus(1) if i2c else None, link=link,
                     closers=(link.close, factory.close))
 
 
-def _open_pi():
+def _open_pi(i2c=True):
     from .clock import RealClock
-    try:
-        import smbus2
-        bus = smbus2.SMBus(BOARD.i2c[0].bus)
-    except (OSError, ImportError) as exc:
-        raise PartMissing(f'I2C bus {BOARD.i2c[0].bus} (/dev/i2c-{BOARD.i2c[0].bus}): {exc}; '
-                          f'enable I2C with raspi-config and add this user to the i2c group') from exc
+    bus, closers = None, []
+    if i2c:
+        try:
+            import smbus2
+            bus = smbus2.SMBus(BOARD.i2c[0].bus)
+        except (OSError, ImportError) as exc:
+            raise PartMissing(f'I2C bus {BOARD.i2c[0].bus} (/dev/i2c-{BOARD.i2c[0].bus}): {exc}; '
+                              f'enable I2C with raspi-config and add this user to the i2c '
+                              f'group') from exc
+        closers.append(bus.close)
     try:
         from gpiozero.pins.lgpio import LGPIOFactory
         factory = LGPIOFactory()
     except Exception as exc:
-        bus.close()
+        if bus is not None:
+            bus.close()
         raise PartMissing(f'GPIO (lgpio on /dev/gpiochip*): {exc}; '
                           f'install lgpio and add this user to the gpio group') from exc
-    return Platform('pi', RealClock(), factory, bus, closers=(bus.close, factory.close))
+    return Platform('pi', RealClock(), factory, bus, closers=(*closers, factory.close))
 
 
 class Sensors:

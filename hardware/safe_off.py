@@ -4,8 +4,10 @@
 
 systemd runs this as ExecStopPost= of each service, so however the service ended
 (normal stop, crash, SIGKILL, watchdog), its outputs are driven off before the next
-start. It opens the machine the same way the service does (JAFFLR_MACHINE) and fails
-loudly (exit 1) if it cannot: a person must then look at the machine.
+start. It opens the machine the same way the service does (JAFFLR_MACHINE), GPIO only:
+it never opens or touches the I2C bus, so a hung or broken bus (a common reason for the
+service to have died) cannot stop it. It fails loudly (exit 1) if it cannot open the
+GPIO lines: a person must then look at the machine.
 """
 import argparse
 import logging
@@ -22,7 +24,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='safe_off: %(message)s')
     try:
-        platform = open_platform(args.machine)
+        platform = open_platform(args.machine, i2c=False)
     except HardwareError as exc:
         print(f'safe_off: cannot open the machine to switch it off: {exc}', file=sys.stderr)
         return 1

@@ -31,7 +31,9 @@ def refused(exc):
                     allowed=exc.allowed)
 
 
-def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, simulated):
+def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, simulated,
+              debug_stall=None):
+    """`debug_stall`: only with JAFFLR_DEBUG_HOOKS=1 (tests), adds POST /v2/debug/stall."""
     app = bottle.Bottle()
     app.uninstall(True)       # no JSON plugin or templates: handlers shape their own bytes
     install_error_pages(app, log)
@@ -140,6 +142,12 @@ def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, si
         body = json_body(schemas.CALIBRATE_REQUEST)
         return json_answer(call(chilly.calibrate, name, body['step'], wall(), body.get('known_g')))
 
+    @app.post('/v2/bays/<name>/food-check')
+    def v2_food_check(name):
+        auth.check()
+        body = json_body(schemas.FOOD_CHECK_REQUEST)
+        return json_answer(call(chilly.food_check, name, body['confirmed'], wall()))
+
     @app.put('/v2/bays/<name>')
     def v2_configure_bay(name):
         auth.check()
@@ -175,6 +183,12 @@ def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, si
     def prometheus():
         bottle.response.content_type = metrics.content_type
         return metrics.render()
+
+    if debug_stall is not None:   # JAFFLR_DEBUG_HOOKS=1 only: for the watchdog test, never on a machine
+        @app.post('/v2/debug/stall')
+        def v2_debug_stall():
+            debug_stall()
+            return json_answer({'stalled': True})
 
     return app
 

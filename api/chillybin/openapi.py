@@ -37,7 +37,8 @@ def build_document(version):
         400: ('bad request: the field, what was wrong and what is allowed', None),
         404: ('unknown ingredient or reservation', None),
         409: ('not enough stock, or an Idempotency-Key reused for a different request', None),
-        423: ('a bay locked by food safety (above 5 C for 4 hours)', None),
+        423: ('a bay locked by food safety (above 5 C for 4 hours, or held until a person '
+              'checks it)', None),
         503: ('a load cell cannot be read: stock unknown', None),
     }
     admin_errors = {401: ('the admin token is missing or wrong, the nonce spent, or a bearer '
@@ -83,6 +84,13 @@ def build_document(version):
             {200: ('the bay after calibration', {'type': 'object'}), 400: ('bad request', None),
              404: ('unknown ingredient', None), **admin_errors, 503: ('sensor fault', None)},
             body=s.CALIBRATE_REQUEST, params=[NAME_PARAM], admin=True)},
+        '/v2/bays/{name}/food-check': {'post': operation(
+            'A person checked a bay held because downtime could not be measured, and says '
+            'what they confirmed: the hold is cleared, the words kept in the journal',
+            {200: ('the check, and the bay\'s food safety after it', s.FOOD_CHECK),
+             400: ('bad request', None), 404: ('unknown ingredient', None),
+             409: ('the bay is not held for a check', None), **admin_errors},
+            body=s.FOOD_CHECK_REQUEST, params=[NAME_PARAM], admin=True)},
         '/v2/events': {'get': operation(
             'Recent events, newest first', {200: ('events', s.EVENTS), 400: ('bad limit', None)},
             params=[query_param('limit', 'at most this many (1-500, default 50)',

@@ -32,6 +32,14 @@ CALIBRATE_REQUEST = {
         'known_g': {'type': 'number', 'minimum': 1, 'maximum': 5000},
     },
 }
+FOOD_CHECK_REQUEST = {
+    'type': 'object', 'additionalProperties': False, 'required': ['confirmed'],
+    'properties': {
+        'confirmed': {'type': 'string', 'minLength': 10, 'maxLength': 500,
+                      'description': 'what the person checked and confirmed, in their words '
+                                     '(e.g. "probed the cheese at 3.8 C; bin cold, lid shut")'},
+    },
+}
 BAY_REQUEST = {
     'type': 'object', 'additionalProperties': False, 'required': ['slot', 'unit_g'],
     'properties': {
@@ -44,8 +52,11 @@ NULLABLE_NUMBER = {'type': ['number', 'null']}
 NULLABLE_STRING = {'type': ['string', 'null']}
 FOOD_SAFETY = {
     'type': 'object', 'required': ['state', 'minutes_above_5c', 'locked'],
-    'properties': {'state': {'type': 'string', 'enum': ['ok', 'use-soon', 'discard']},
-                   'minutes_above_5c': {'type': 'number'}, 'locked': {'type': 'boolean'},
+    'properties': {'state': {'type': 'string', 'enum': ['ok', 'use-soon', 'discard', 'needs-check']},
+                   'minutes_above_5c': {'type': 'number'},
+                   'locked': {'type': 'boolean', 'description': 'picks are refused'},
+                   'needs_check': {**NULLABLE_STRING, 'description': 'why the bay is held until '
+                                   'a person checks it (POST /v2/bays/{name}/food-check)'},
                    'warn_at_minutes': {'type': 'number'}, 'lock_at_minutes': {'type': 'number'}},
 }
 BAY = {
@@ -91,6 +102,9 @@ EVENTS = {'type': 'object', 'required': ['events'],
               'type': 'object', 'required': ['kind', 'wall', 'seq'],
               'properties': {'kind': {'type': 'string'}, 'wall': {'type': 'number'},
                              'seq': {'type': 'integer'}}}}}}
+FOOD_CHECK = {'type': 'object', 'required': ['bay', 'confirmed', 'was_held_because', 'food_safety'],
+              'properties': {'bay': {'type': 'string'}, 'confirmed': {'type': 'string'},
+                             'was_held_because': {'type': 'string'}, 'food_safety': FOOD_SAFETY}}
 ALERTS = {'type': 'object', 'required': ['alerts'],
           'properties': {'alerts': {'type': 'array', 'items': {
               'type': 'object', 'required': ['alert', 'detail'],

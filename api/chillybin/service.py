@@ -2,6 +2,8 @@
 the HTTP app and the server."""
 import logging
 import os
+import threading
+import time
 
 from hardware.board import BOARD, LOADCELL_COUNTS_PER_G, BAY_HOPPER_G
 from hardware.platform import open_platform
@@ -13,6 +15,7 @@ from ..common.health import Readiness, storage_writable
 from ..common.loop import PeriodicLoop
 from ..common.metrics import ServiceMetrics
 from ..common.replica import ReplicaCollector
+from ..common.sdnotify import Notifier
 from ..common.serve import HttpService, bind_socket, inherited_sockets
 from ..common.settings import SettingsError, admin_token, load_settings
 from ..common.adminauth import AdminAuth
@@ -98,7 +101,7 @@ class BinCollector:
                     families['available'].add_metric([name], c.available(name))
                 if bay.grams is not None:
                     families['grams'].add_metric([name], bay.grams)
-                families['locked'].add_metric([name], int(c.clocks[name].locked))
+                families['locked'].add_metric([name], int(c.clocks[name].refuses))
                 families['minutes'].add_metric([name], c.clocks[name].seconds_above / 60.0)
                 families['sensor'].add_metric([name], int(bay.error is None))
             yield from families.values()
@@ -109,9 +112,19 @@ class BinCollector:
             yield errors
 
 
+def check_watchdog(notifier, tick_s, speed):
+    """The bin loop pings systemd's watchdog once a tick at most, so its period in real
+    seconds must leave room for two pings in WatchdogSec."""
+    real_tick_s = tick_s / speed
+    if notifier.watchdog_s and real_tick_s > notifier.watchdog_s / 4:
+        raise SettingsError(f'CHILLYBIN_TICK_S={tick_s:g} ({real_tick_s:g} real s) is longer '
+                            f'than a quarter of the watchdog ({notifier.watchdog_s:g} s, '
+                            f'WatchdogSec=): the bin loop could not ping it in time')
+
+
 class ChillybinService:
     def __init__(self, settings, platform, *, sockets, threads=None, tick_s=TICK_S,
-                 replica=None):
+                 replica=None, env=os.environ):
         # As many worker threads as the clients we plan for (32). Fewer looked right for
         # short handlers on two cores, but waitress then parks keep-alive connections
         # waiting for a thread: measured with wrk at 32 connections, 2 threads answered
@@ -135,17 +148,26 @@ class ChillybinService:
             lambda on: chiller.on() if on else chiller.off(),
             now=clock.monotonic(), wall=clock.time(), default_calibration=nominal_calibration,
             refill=refill, simulated=platform.simulated,
-            slots=[slot.index for slot in BOARD.bays])
+            slots=[slot.index for slot in BOARD.bays], wall_synchronised=clock.synchronised())
         self.tick_s = tick_s
-        self.loop = PeriodicLoop('bin-loop', clock, tick_s,
-                                 lambda now: self.chilly.tick(now, clock.time()))
+        # systemd's watchdog is fed from the bin loop itself, after a whole tick, never from
+        # an HTTP thread: a stuck loop stops the food-safety clocks and the chiller while
+        # HTTP would go on serving stale stock, so it must get the service restarted.
+        self.notifier = Notifier(env)
+        check_watchdog(self.notifier, tick_s, clock.speed)
+        self._last_watchdog = 0.0
+        self._stalled = threading.Event()      # debug hook: the bin loop hangs ...
+        self._unstall = threading.Event()      # ... until this is set (at close)
+        self.loop = PeriodicLoop('bin-loop', clock, tick_s, self._bin_tick)
         self.metrics = ServiceMetrics('chillybin', settings.version)
         self.metrics.registry.register(BinCollector(self.chilly, clock))
         self.readiness = self._readiness()
         auth = AdminAuth.from_file(settings.token_file, admin_token)
+        debug = env.get('JAFFLR_DEBUG_HOOKS') == '1'
         app = build_app(self.chilly, clock=clock, auth=auth, metrics=self.metrics,
                         readiness=self.readiness, version=settings.version,
-                        simulated=platform.simulated)
+                        simulated=platform.simulated,
+                        debug_stall=self._stalled.set if debug else None)
         if replica is not None:
             # The replica answers GET / from what the bin publishes, forwards the rest here
             self.chilly.on_v1 = replica.shared.publish
@@ -153,9 +175,19 @@ class ChillybinService:
             self.metrics.registry.register(ReplicaCollector('chillybin', replica.shared, '/'))
         forwarder_ports = [replica.address[1]] if replica is not None else []
         self.http = HttpService('chillybin', edge(app, settings, self.metrics, forwarder_ports), sockets,
-                                threads=threads, before_exit=[self._before_exit],
+                                threads=threads, notifier=self.notifier,
+                                before_exit=[self._before_exit],
                                 before_drain=[replica.stop] if replica else [],
                                 private_sockets=[replica.upstream] if replica else [])
+
+    def _bin_tick(self, now):
+        self.chilly.tick(now, self.clock.time())
+        if self._stalled.is_set():
+            self._unstall.wait()      # a test hook: the bin loop hangs here, for real
+        real = time.monotonic()
+        if self.notifier.watchdog_s and real - self._last_watchdog >= self.notifier.watchdog_s / 4:
+            self._last_watchdog = real
+            self.notifier.watchdog()
 
     def _readiness(self):
         r = Readiness()
@@ -185,6 +217,7 @@ class ChillybinService:
         return r
 
     def _before_exit(self):
+        self._unstall.set()
         self.loop.stop()
         self.chilly.stop(self.clock.time())
 
@@ -199,6 +232,7 @@ class ChillybinService:
     def close(self):
         if self.replica is not None:
             self.replica.stop()
+        self._unstall.set()
         self.loop.stop()
         self.store.close()
         self.platform.close()
@@ -217,7 +251,7 @@ def open_service(host, port, env=os.environ, *, settings=None, sockets=None, rep
         raise
     try:
         return ChillybinService(settings, platform, sockets=sockets, tick_s=tick_s,
-                                replica=replica)
+                                replica=replica, env=env)
     except BaseException:
         replica and replica.stop()
         platform.close()

@@ -13,7 +13,7 @@ import threading
 import time
 
 from hardware.board import BOARD
-from hardware.errors import SensorOpen
+from hardware.errors import NoNewConversion, SensorOpen
 from hardware.platform import Sensors, open_platform
 from firmware.assembler import Assembler
 from firmware.deadman import DeadMan
@@ -82,7 +82,8 @@ class JafflrService:
         self.controller = PlateController(
             machine.heater, lambda: self.sensors.plate.hot_junction_c, self.shutdown,
             interlocks=Interlocks(machine, self.shutdown, clock.monotonic),
-            on_tick=self._on_control_tick, open_errors=(SensorOpen,))
+            on_tick=self._on_control_tick, open_errors=(SensorOpen,),
+            stale_errors=(NoNewConversion,))
         self.deadman_s = deadman_seconds(env, clock)
         self.deadman = DeadMan(clock, self.deadman_s, self._on_stall)
         meta = self.store.meta()

@@ -10,6 +10,9 @@ Telling an open probe from other read failures: the composition root hands in th
 exception types that mean "the probe is open" (`open_errors=(hardware.errors.SensorOpen,)`).
 Firmware never imports hardware/, and an explicit tuple cannot match by accident the way
 a class name could. Any other exception from `read_plate_c` is a sensor error.
+Likewise `stale_errors` ("no new conversion since the last read", e.g.
+hardware.errors.NoNewConversion): the last reading stands for up to `stale_s`, then a
+converter that stopped converting is a sensor error, however plausible its last value.
 """
 import logging
 import threading
@@ -49,6 +52,7 @@ class PlateController:
     interlocks    () -> [(reason, detail), ...] active now (lid open, e-stop pressed)
     on_tick       on_tick(now) at the end of every tick (watchdog, dead-man)
     open_errors   exception types from read_plate_c that mean an open probe
+    stale_errors  exception types from read_plate_c that mean no new conversion yet
     """
 
     SPEC = {
@@ -60,10 +64,13 @@ class PlateController:
         'band_c': (3.0, 0.5, 10.0),               # at target: within +/- band_c ...
         'settle_s': (5.0, 0.0, 120.0),            # ... for this long
         'read_attempts': (2, 1, 5),               # whole reads per tick, see _read()
+        # No new conversion for this long is a sensor fault. A conversion takes ~80 ms; the
+        # limit keeps the trip within 2 s of the converter's last one (ticks are 0.1 s).
+        'stale_s': (1.5, 0.3, 1.8),
     }
 
     def __init__(self, heater, read_plate_c, shutdown, config=None, *, controller='pid',
-                 interlocks=None, on_tick=None, open_errors=()):
+                 interlocks=None, on_tick=None, open_errors=(), stale_errors=()):
         flat, subs = sections(config, ('control', 'verify', 'output'), 'PlateController')
         self.cfg = checked(flat, self.SPEC, 'PlateController')
         self._controller = make_controller(controller, subs['control'])
@@ -76,6 +83,8 @@ class PlateController:
         self._interlocks = interlocks or (lambda: ())
         self._on_tick = on_tick
         self._open_errors = tuple(open_errors)
+        self._stale_errors = tuple(stale_errors)
+        self._fresh_at = None         # `now` of the last new conversion (or the first tick)
         self._lock = threading.RLock()
         self._mode = 'off'            # 'off', 'hold' or 'standby'
         self._target_c = None
@@ -256,17 +265,32 @@ class PlateController:
         I2C transfer 3 times, and a read is 3 transfers, so at 2 % NACKs one read in
         40 000 fails (a false fault every 70 minutes at 10 Hz); a second read in the same
         tick makes that one in 1.7 billion, and a dead amplifier still trips this tick."""
+        if self._fresh_at is None:
+            self._fresh_at = now
         for _ in range(int(self.cfg.read_attempts)):
             try:
                 self._temp_c = float(self._read_plate_c())
+                self._fresh_at = now
                 return self._temp_c
             except self._open_errors as exc:
                 self._shutdown.trip(PLATE_SENSOR_OPEN, str(exc), now)
                 break
+            except self._stale_errors as exc:
+                return self._stale(now, exc)
             except Exception as exc:
                 last = exc
         else:
             self._shutdown.trip(PLATE_SENSOR_ERROR, f'{type(last).__name__}: {last}', now)
+        self._temp_c = None
+        return None
+
+    def _stale(self, now, exc):
+        """No new conversion this tick: the last reading stands while it is young."""
+        age = now - self._fresh_at
+        if age < self.cfg.stale_s:
+            return self._temp_c
+        self._shutdown.trip(PLATE_SENSOR_ERROR, f'no new conversion for {age:.2f} s (limit '
+                                                f'{self.cfg.stale_s:.2f} s): {exc}', now)
         self._temp_c = None
         return None
 

@@ -1,5 +1,5 @@
 """MCP9600 thermocouple EMF-to-temperature converter: the press plate's type K probe."""
-from ..errors import SensorOpen
+from ..errors import NoNewConversion, SensorOpen
 from .base import I2CDevice
 
 _REG_HOT_JUNCTION = 0x00
@@ -62,15 +62,36 @@ class MCP9600(I2CDevice):
 
     @property
     def hot_junction_c(self):
-        """The plate temperature in degrees C; SensorOpen if the probe is open or out of range."""
+        """The plate temperature in degrees C from a conversion not read before.
+
+        Taken only when the status register flags a new hot-junction conversion (TH
+        update, bit 6), and the flag is cleared after reading, as the datasheet asks
+        (DS20005426, status register: "cleared by the user"). Without that a converter
+        that stopped converting would go on giving its last, plausible value. Raises
+        NoNewConversion when nothing new is flagged (asked within one conversion time,
+        ~80 ms, or the converter froze: the caller decides how long is too long), and
+        SensorOpen if the probe is open or out of range."""
         status = self.status
         if status & STATUS_INPUT_RANGE:
             raise SensorOpen(f'{self.describe()}: thermocouple open or input out of range '
                              f'(status 0x{status:02X})')
+        if not status & STATUS_TH_UPDATE:
+            raise NoNewConversion(f'{self.describe()}: no new hot-junction conversion flagged '
+                                  f'since the last read (status 0x{status:02X})')
         data = self.read_register(_REG_HOT_JUNCTION, 2)
-        if status & STATUS_TH_UPDATE:
-            self.write_byte_register(_REG_STATUS, status & ~STATUS_TH_UPDATE & 0xFF)
+        self.write_byte_register(_REG_STATUS, status & ~STATUS_TH_UPDATE & 0xFF)
         return decode_junction(data[0], data[1])
+
+    def wait_for_hot_junction_c(self, timeout_s=1.0, poll_s=0.02):
+        """The next new conversion, polling the status for up to `timeout_s` (for one-off
+        readers such as the commissioning check; the control loop reads once a tick)."""
+        for _ in range(max(1, round(timeout_s / poll_s))):
+            try:
+                return self.hot_junction_c
+            except NoNewConversion as exc:
+                last = exc
+                self._sleep(poll_s)
+        raise NoNewConversion(f'{last} for {timeout_s:.2f} s: the converter is not converting')
 
     @property
     def cold_junction_c(self):

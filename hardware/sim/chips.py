@@ -72,6 +72,7 @@ class SimMCP9600(SimChip):
         self.device_config = 0x00
         self.th_cleared_at = -1
         self._latched = (None, b'\x00\x00')
+        self._frozen_index = None
 
     def _period(self):
         return self.CONVERSION_S[(self.device_config >> 5) & 0x03]
@@ -79,8 +80,19 @@ class SimMCP9600(SimChip):
     def _open(self):
         return 'plate-sensor-open' in self.world.faults
 
+    def _index(self):
+        """The conversion the chip is at. `plate-sensor-frozen`: the converter stops at the
+        conversion it had reached, so the flag is never set again and register 0x00 keeps
+        that (plausible) value until the fault is switched off."""
+        if 'plate-sensor-frozen' not in self.world.faults:
+            self._frozen_index = None
+            return self._conversion_index(self._period())
+        if self._frozen_index is None:
+            self._frozen_index = self._conversion_index(self._period())
+        return self._frozen_index
+
     def _hot(self):
-        index = self._conversion_index(self._period())
+        index = self._index()
         if self._latched[0] != index:
             # An open thermocouple input floats to the top of the range.
             temp = 1800.0 if self._open() else self.world.plate.probe_c
@@ -89,7 +101,7 @@ class SimMCP9600(SimChip):
 
     def _status(self):
         status = STATUS_BURST_COMPLETE
-        if self._conversion_index(self._period()) > self.th_cleared_at:
+        if self._index() > self.th_cleared_at:
             status |= STATUS_TH_UPDATE
         if self._open():
             status |= STATUS_INPUT_RANGE
@@ -117,7 +129,7 @@ class SimMCP9600(SimChip):
     def write(self, register, data):
         if register == 0x04:
             if not data[0] & STATUS_TH_UPDATE:
-                self.th_cleared_at = self._conversion_index(self._period())
+                self.th_cleared_at = self._index()
         elif register == 0x05:
             self.sensor_config = data[0]
         elif register == 0x06:

@@ -17,6 +17,8 @@ from .physics import Bay, ChillyBin, HeaterCircuit, Plate, Press, Sandwich, Tray
 FAULTS = {
     'plate-sensor-open': 'the plate thermocouple is open (status says out of range)',
     'plate-sensor-nack': 'the plate thermocouple amplifier stops answering on I2C',
+    'plate-sensor-frozen': 'the plate amplifier stops converting; its register keeps the last '
+                           'value and no new conversion is flagged',
     'bin-sensor-nack': 'the bin air sensor stops answering on I2C',
     'loadcell-nack:<bay>': "a bay's load-cell ADC stops answering on I2C",
     'heater-dead': 'the relay closes but the element makes no heat',

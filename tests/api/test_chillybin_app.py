@@ -67,3 +67,25 @@ def test_app_a_limit_of_thousands_of_digits_is_a_400_not_a_500(tmp_path):
     assert wsgi(app, '/v2/events', {'QUERY_STRING': 'limit=0005'})[0] == 200
     # str.strip() removes the separators \x1c-\x1f, which int() does not skip
     assert wsgi(app, '/v2/events', {'QUERY_STRING': 'limit=5%1F'})[0] == 200
+
+
+def test_app_debug_stall_exists_only_when_handed_in():
+    stalls = []
+    for hook, expected in ((None, 404), (lambda: stalls.append(1), 200)):
+        app = build_app(Restocks(), clock=Clock(), auth=AdminAuth('t' * 32, 'f'), metrics=None,
+                        readiness=None, version='x', simulated=True, debug_stall=hook)
+        assert wsgi(app, '/v2/debug/stall', {'REQUEST_METHOD': 'POST'})[0] == expected
+    assert stalls == [1]
+
+
+def test_app_watchdog_longer_than_the_tick_is_refused():
+    import pytest
+
+    from api.chillybin.service import check_watchdog
+    from api.common.sdnotify import Notifier
+    notifier = Notifier({'NOTIFY_SOCKET': '/nonexistent', 'WATCHDOG_USEC': '10000000'})
+    check_watchdog(notifier, 0.1, 1.0)
+    check_watchdog(notifier, 60.0, 2000.0)      # a sped-up clock: 0.03 real s
+    with pytest.raises(Exception, match=r'CHILLYBIN_TICK_S=60 .*quarter of the watchdog \(10 s'):
+        check_watchdog(notifier, 60.0, 1.0)
+    check_watchdog(Notifier({}), 60.0, 1.0)     # no watchdog: any tick

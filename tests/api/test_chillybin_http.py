@@ -181,6 +181,14 @@ TABLE = [
      'admin token', None),
 ]
 ADMIN_TABLE = [
+    ('food-check-not-held', 'POST', '/v2/bays/bread/food-check', {'confirmed': 'probed at 3.1 C, fine'},
+     409, 'bread is not held for a check', 'name'),
+    ('food-check-too-short', 'POST', '/v2/bays/bread/food-check', {'confirmed': 'ok'}, 400,
+     'confirmed', 'confirmed'),
+    ('food-check-blank', 'POST', '/v2/bays/bread/food-check', {'confirmed': ' ' * 12}, 400,
+     'at least 10 characters', 'confirmed'),
+    ('food-check-unknown', 'POST', '/v2/bays/caviar/food-check', {'confirmed': 'probed at 3 C, fine'},
+     404, "no 'caviar'", 'name'),
     ('restock-bad-units', 'POST', '/v2/restock', {'items': {'cheese': 51}}, 400, 'out of range', 'items.cheese'),
     ('restock-unknown', 'POST', '/v2/restock', {'items': {'caviar': 5}}, 404, "no 'caviar'", 'name'),
     ('restock-replaced-word', 'POST', '/v2/restock', {'items': {'cheese': 5}, 'replaced': 'yes'}, 400,

@@ -164,3 +164,77 @@ def test_process_chiller_dead_warns_then_locks_via_http(tmp_path):
     finally:
         assert chilly.close() == 0
         sim.close()
+
+
+def _datagrams(sock, seconds):
+    """(real time, text) of each datagram on `sock` for `seconds`."""
+    got, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            got.append((time.monotonic(), sock.recv(4096).decode()))
+        except socket.timeout:
+            pass
+    return got
+
+
+def test_process_watchdog_is_fed_by_the_bin_loop_and_stops_when_it_is_stuck(sim, tmp_path):
+    """systemd's side of Type=notify/WatchdogSec=, played by a datagram socket: pings come
+    while the bin loop ticks and stop when it is stuck, though HTTP still answers."""
+    path = str(tmp_path / 'notify.sock')
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.settimeout(0.1)
+        chilly = Chillybin(sim, str(tmp_path / 'state'), NOTIFY_SOCKET=path,
+                           WATCHDOG_USEC='2000000', JAFFLR_DEBUG_HOOKS='1')
+        try:
+            ticking = [t for t, text in _datagrams(sock, 3.0) if 'WATCHDOG=1' in text]
+            assert len(ticking) >= 4, f'{len(ticking)} pings in 3 s with WatchdogSec=2'
+            assert max(b - a for a, b in zip(ticking, ticking[1:])) < 1.0
+            assert chilly.request('POST', '/v2/debug/stall')[0] == 200
+            _datagrams(sock, 0.3)                  # a ping already on its way
+            stuck = [t for t, text in _datagrams(sock, 3.0) if 'WATCHDOG=1' in text]
+            assert stuck == [], f'{len(stuck)} pings with the bin loop stuck'
+            assert chilly.request('GET', '/')[0] == 200, 'HTTP goes on: only the loop is stuck'
+        finally:
+            chilly.proc.kill()
+            chilly.proc.wait()
+            chilly.log.close()
+
+
+def test_process_without_debug_hooks_has_no_stall(sim, tmp_path):
+    chilly = Chillybin(sim, str(tmp_path / 'state'))
+    try:
+        assert chilly.request('POST', '/v2/debug/stall')[0] == 404
+    finally:
+        assert chilly.close() == 0
+
+
+def test_process_start_with_the_clock_behind_the_last_save_holds_bays_for_a_person(sim, tmp_path):
+    """A Pi without a real-time clock after a power cut: the clock at start is earlier than
+    chillybin's last save. Every bay is refused until a person checks it over HTTP."""
+    state = str(tmp_path / 'state')
+    assert run_chillybin(sim, state, 'migrate').returncode == 0
+    db = open_db(os.path.join(state, DB_NAME))
+    ahead = time.time() + 10 * 86400     # the last save, 10 days (of sim time) from now
+    db.table('meta').update({'last_seen_wall': ahead})
+    db.close()
+    chilly = Chillybin(sim, state)
+    try:
+        status, _, data = chilly.request('GET', '/pick?name=cheese&quantity=1')
+        assert status == 423 and b'held until a person checks it' in data, data
+        assert b'earlier than the last save' in data
+        stock = chilly.json('GET', '/v2/stock')[1]
+        assert {b['food_safety']['state'] for b in stock['bays']} == {'needs-check'}
+        body = {'confirmed': 'cheese probed at 3.4 C; bin cold; lid shut'}
+        status, _ = chilly.json('POST', '/v2/bays/cheese/food-check', body)
+        assert status == 401
+        status, answer = chilly.json('POST', '/v2/bays/cheese/food-check', body,
+                                     chilly.admin({'Content-Type': 'application/json'}))
+        assert status == 200, answer
+        assert answer['confirmed'] == body['confirmed'] and answer['food_safety']['state'] == 'ok'
+        assert chilly.request('GET', '/pick?name=cheese&quantity=1')[0] == 200
+        assert chilly.request('GET', '/pick?name=bread&quantity=1')[0] == 423
+        events = chilly.json('GET', '/v2/events?kind=food-check')[1]['events']
+        assert 'cheese probed at 3.4 C' in events[0]['detail']
+    finally:
+        assert chilly.close() == 0

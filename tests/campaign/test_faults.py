@@ -45,6 +45,7 @@ STEP_DELAY_S = {'queued': 0.0, 'reserving': 0.0, 'dispensing': 0.9, 'waiting for
 LATCHES = {
     'plate-sensor-open': 'plate-sensor-open',
     'plate-sensor-nack': 'plate-sensor-error',
+    'plate-sensor-frozen': 'plate-sensor-error',
     'heater-dead': 'heater-not-heating',
     'heater-welded': 'heater-runaway',
     'dispenser-jam': 'dispenser-jam',
@@ -56,11 +57,14 @@ LATCHES = {
 # the toastie goes on (the chiller runs while the bin sensor is unreadable, the cold side;
 # food safety counts the time). A load cell is the exception that fails an order: see
 # _expect_loadcell.
-ALERTS = {'bin-sensor-nack': 'bin-sensor', 'chiller-dead': 'bin-warm', 'loadcell-nack': 'loadcell'}
+ALERTS = {'bin-sensor-nack': 'bin-sensor', 'chiller-dead': 'chiller-not-cooling',
+          'loadcell-nack': 'loadcell'}
 # Faults the machine sees at once (a failed read on the next control tick, or a line
 # change that trips from gpiozero's callback): within one control tick.
 AT_ONCE_S = {'plate-sensor-open': 0.15, 'plate-sensor-nack': 0.15, 'lid-open': 0.15,
              'estop': 0.15,
+             # no new conversion for the controller's stale limit (1.5 s), plus a tick
+             'plate-sensor-frozen': 2.0,
              # chillybin names a part after FAILED_AFTER_READS failed reads, 0.1 s apart
              'bin-sensor-nack': FAILED_AFTER_READS * 0.1 + 0.05,
              'loadcell-nack': FAILED_AFTER_READS * 0.1 + 0.05}

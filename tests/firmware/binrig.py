@@ -41,23 +41,27 @@ class BinRig:
         self.refill = refill
         self.open()
 
-    def open(self):
-        self.store = BinStore(str(self.state_dir), BAYS, fsync=False, now_wall=self.clock.time())
+    def open(self, wall_behind_s=0.0, synchronised=None):
+        """`wall_behind_s`: the wall clock starts this far behind the truth (a Pi without a
+        real-time clock after an outage); `synchronised`: what the clock knows of that."""
+        wall = self.clock.time() - wall_behind_s
+        self.store = BinStore(str(self.state_dir), BAYS, fsync=False, now_wall=wall)
         self.bin = ChillyBin(self.store, self.parts.read_bin_c, self.parts.read_counts,
                              self.parts.set_chiller, now=self.clock.monotonic(),
-                             wall=self.clock.time(),
+                             wall=wall,
                              default_calibration=lambda slot: (TARE, PER_G),
-                             refill=self.refill, slots=range(5))
+                             refill=self.refill, slots=range(5),
+                             wall_synchronised=synchronised)
         return self.bin
 
     def close(self):
         self.bin.stop(self.clock.time())
         self.store.close()
 
-    def restart(self, down_s=0.0):
+    def restart(self, down_s=0.0, **kw):
         self.close()
         self.clock.advance(down_s)
-        return self.open()
+        return self.open(**kw)
 
     def tick(self, times=1, step=0.1):
         for _ in range(times):

@@ -369,3 +369,72 @@ def test_chillybin_unit_that_fell_while_it_was_down_is_booked_to_its_reservation
     assert chilly.cancel(r.id, rig.clock.time()).taken == {'bread': 2}
     assert chilly.bays['bread'].units == 8 and not chilly.bays['bread'].estimated
     assert not rig.events('removal')
+
+
+# -- downtime that cannot be measured ---------------------------------------------------------
+@pytest.mark.parametrize('how, restart', [
+    ('clock behind the last save', {'down_s': 3600, 'wall_behind_s': 2 * 3600}),
+    ('clock not synchronised', {'down_s': 600, 'synchronised': False}),
+])
+def test_chillybin_unmeasurable_downtime_holds_every_bay_until_a_person_checks(rig, how, restart):
+    rig.run(600)
+    before = {n: c.seconds_above for n, c in rig.bin.clocks.items()}
+    rig.restart(**restart)
+    rig.tick(3)
+    assert all(c.state == 'needs-check' for c in rig.bin.clocks.values())
+    with pytest.raises(BayLocked, match=r'cheese is held until a person checks it \(the time the '
+                                        r'service was down cannot be measured: .*food-check'):
+        rig.bin.reserve({'cheese': 1}, rig.clock.time())
+    assert 'cannot be measured' in rig.events('food-safety')[0]['detail']
+    held = rig.bin.bay_snapshot('cheese')['food_safety']
+    assert held['locked'] and 'cannot be measured' in held['needs_check']
+    assert {'food-safety-needs-check'} == {a['alert'] for a in rig.bin.alerts(0)}
+    # Still held after another restart: a hold is cleared by a person, not by time.
+    rig.restart(down_s=1)
+    rig.tick(3)
+    assert rig.bin.clocks['cheese'].check is not None
+    with pytest.raises(InvalidRequest, match='at least 10 characters'):
+        rig.bin.food_check('cheese', '  ok  ', rig.clock.time())
+    answer = rig.bin.food_check('cheese', 'probed at 3.6 C, bin cold, lid shut', rig.clock.time())
+    assert answer['confirmed'] == 'probed at 3.6 C, bin cold, lid shut'
+    assert 'cannot be measured' in answer['was_held_because']
+    assert answer['food_safety']['state'] == 'ok'
+    # The unmeasured outage added nothing; the measured 1 s restart did.
+    assert rig.bin.clocks['cheese'].seconds_above == pytest.approx(before['cheese'] + 1.0)
+    assert 'probed at 3.6 C' in rig.events('food-check')[0]['detail']
+    rig.bin.reserve({'cheese': 1}, rig.clock.time())
+    with pytest.raises(BayLocked):
+        rig.bin.reserve({'bread': 1}, rig.clock.time())     # each bay is checked by itself
+    with pytest.raises(Conflict, match='cheese is not held for a check'):
+        rig.bin.food_check('cheese', 'probed at 3.6 C, bin cold', rig.clock.time())
+
+
+def test_chillybin_measurable_downtime_is_counted_not_held(rig):
+    rig.parts.bin_c = 2.0
+    rig.restart(down_s=1800, synchronised=None)      # unknown sync, clock ahead: measurable
+    assert all(c.check is None for c in rig.bin.clocks.values())
+    assert rig.bin.clocks['bread'].seconds_above == pytest.approx(1800, abs=1)
+    rig.restart(down_s=60, synchronised=True)
+    assert rig.bin.clocks['bread'].seconds_above == pytest.approx(1860, abs=1)
+
+
+def test_chillybin_replacing_a_held_bays_food_clears_it(rig):
+    rig.restart(down_s=60, wall_behind_s=600)
+    rig.tick(3)
+    rig.bin.restock({'bread': 10}, rig.clock.time(), replaced=True)
+    rig.bin.reserve({'bread': 1}, rig.clock.time())
+    with pytest.raises(BayLocked):
+        rig.bin.reserve({'cheese': 1}, rig.clock.time())
+
+
+def test_chillybin_rechilled_after_two_hours_still_locks_at_four(rig):
+    rig.parts.bin_c = 7.0
+    rig.run(WARN_S + 60)
+    assert rig.bin.clocks['cheese'].state == 'use-soon'
+    rig.parts.bin_c = 2.0                               # chilled again
+    rig.run(LOCK_S - WARN_S - 120)
+    assert rig.bin.clocks['cheese'].state == 'use-soon'
+    rig.run(120)
+    assert rig.bin.clocks['cheese'].locked
+    with pytest.raises(BayLocked, match='more than 4 hours'):
+        rig.bin.reserve({'cheese': 1}, rig.clock.time())

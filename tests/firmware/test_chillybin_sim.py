@@ -105,6 +105,54 @@ def test_chillybin_sim_holds_the_bin_near_3c(rig, world):
     rig.run(4 * 3600, step=5.0)
     assert 2.0 <= world.bin.temp_c <= 4.5
     assert not rig.bin.chiller.alert
+    assert [e for e in rig.events('alert') if 'chiller has run' in e['detail']] == [], \
+        'a working chiller was reported as not cooling'
+
+
+@pytest.mark.parametrize('kitchen_c', [21.0, 30.0])
+def test_chillybin_sim_working_chiller_is_never_reported_in_a_warm_kitchen(rig, world, kitchen_c):
+    world.ambient_c = kitchen_c
+    rig.run(3 * 3600, step=5.0)
+    assert rig.bin.chiller.not_cooling is None
+    assert not [e for e in rig.events('alert') if 'chiller has run' in e['detail']]
+
+
+def _until_chiller_runs(rig, world, limit_s=3 * 3600):
+    while not world.is_active('chiller_relay'):
+        rig.run(10)
+        assert rig.clock.monotonic() < limit_s, 'the chiller never switched on'
+    return rig.clock.monotonic()
+
+
+def test_chillybin_sim_dead_chiller_is_reported_within_10_minutes_of_running(rig, world):
+    world.set_fault('chiller-dead', True)
+    on_at = _until_chiller_runs(rig, world)
+    while rig.bin.chiller.not_cooling is None:
+        rig.run(10)
+        assert rig.clock.monotonic() - on_at <= 10 * 60, 'not reported within 10 minutes'
+    took = rig.clock.monotonic() - on_at
+    alert = [a for a in rig.bin.alerts(rig.clock.monotonic()) if a['alert'] == 'chiller-not-cooling']
+    assert alert and 'the bin went from' in alert[0]['detail'] and ' C to ' in alert[0]['detail']
+    assert not rig.bin.chiller.alert, 'found before the 15-minute warm-bin rule'
+    assert any('chiller has run' in e['detail'] for e in rig.events('alert'))
+    assert 4 * 60 <= took <= 10 * 60
+    print(f'\nchiller-dead: reported {took / 60:.1f} min after the chiller switched on')
+    world.set_fault('chiller-dead', False)             # mended: the alert clears
+    rig.run(6 * 60)
+    assert rig.bin.chiller.not_cooling is None
+
+
+def test_chillybin_sim_chiller_that_dies_mid_run_is_reported_within_10_minutes(rig, world):
+    world.bin.temp_c = 4.6
+    _until_chiller_runs(rig, world)
+    rig.run(120)
+    world.set_fault('chiller-dead', True)
+    died_at = rig.clock.monotonic()
+    while rig.bin.chiller.not_cooling is None:
+        rig.run(10)
+        assert rig.clock.monotonic() - died_at <= 10 * 60, 'not reported within 10 minutes'
+    print(f'\nchiller died mid-run: reported {(rig.clock.monotonic() - died_at) / 60:.1f} min later')
+
 
 
 def test_chillybin_sim_chiller_dead_alerts_warns_and_locks(rig, world):

@@ -6,6 +6,7 @@ Detection bounds tested here (from when the fault appears, 100 ms ticks):
   heater-welded while holding <= 10 s (runaway: 2.5 s grace + 2 C rise at 0.6 C/s)
   over-temperature           <= 3 s after the plate itself crosses the limit (probe lag)
   plate-sensor-open / -nack  the same tick
+  plate-sensor-frozen        <= 2 s after the converter's last conversion (stale_s 1.5)
   lid-open / estop           the same tick; a trip from another thread at once
 """
 import threading
@@ -188,6 +189,50 @@ def test_control_fault_detected_in_the_same_tick(rig, world, world_fault, reason
     assert rig.shutdown.fault.reason == reason
     assert not world.relay_closed()
     assert_latched_off_then_recovers(rig, reason, clear=[world_fault])
+
+
+def test_control_frozen_converter_trips_within_2_s_of_its_last_conversion(rig, world):
+    preheat(rig)
+    until_relay_closed(rig)
+    world.set_fault('plate-sensor-frozen', True)
+    frozen_at = rig.now
+    rig.run(3, until=lambda: rig.shutdown.latched)
+    fault = rig.shutdown.fault
+    assert fault.reason == 'plate-sensor-error' and 'no new conversion for' in fault.detail
+    assert fault.at - frozen_at <= 2.0, f'tripped {fault.at - frozen_at:.2f} s after it froze'
+    assert fault.at - frozen_at >= 1.4, 'tripped before the stale limit: a false alarm'
+    assert not world.relay_closed()
+    assert_latched_off_then_recovers(rig, 'plate-sensor-error', clear=['plate-sensor-frozen'])
+
+
+def test_control_reads_between_conversions_are_not_faults(rig, world):
+    """A tick that comes within one conversion of the last (no new one flagged yet) keeps
+    the last reading: 5 minutes at 10 Hz against an 80 ms converter, no fault."""
+    preheat(rig)
+    rig.run(300)
+    assert not rig.shutdown.latched
+
+
+def test_control_stale_reading_is_recognised_only_by_the_types_handed_in():
+    class Stale(Exception):
+        pass
+    readings = iter([150.0])
+
+    def read():
+        try:
+            return next(readings)
+        except StopIteration:
+            raise Stale('status 0x80') from None
+    plate, heater, shutdown = plain(read, stale_errors=(Stale,))
+    for tick in range(16):                     # 0.0 .. 1.5 s
+        plate.tick(tick / 10)
+        assert shutdown.fault is None or tick == 15, shutdown.fault
+    assert shutdown.fault.reason == 'plate-sensor-error' and '1.50 s' in shutdown.fault.detail
+    readings = iter([150.0])
+    plate, heater, shutdown = plain(read)
+    plate.tick(0.0)
+    plate.tick(0.1)
+    assert shutdown.fault.reason == 'plate-sensor-error' and 'Stale' in shutdown.fault.detail
 
 
 def test_control_reset_while_the_lid_is_still_open_latches_again(rig, world):

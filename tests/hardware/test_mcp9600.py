@@ -1,6 +1,6 @@
 import pytest
 
-from hardware.errors import PartMissing, SensorOpen, TransferFailed
+from hardware.errors import NoNewConversion, PartMissing, SensorOpen, TransferFailed
 from hardware.i2c.mcp9600 import MCP9600, decode_junction, encode_junction
 from tests.hardware.fakes import FlakyBus
 
@@ -39,6 +39,30 @@ def test_mcp9600_data_ready_bit_clears_once_read(bus, world):
     assert not tc.status & 0x40
     world.clock.advance(0.08)
     assert tc.status & 0x40
+
+
+def test_mcp9600_reads_only_a_new_conversion_never_the_stale_register(bus, world):
+    world.plate.temp_c = world.plate.probe_c = 100.0
+    tc = MCP9600(bus, name='plate_thermocouple')
+    world.clock.advance(0.1)
+    assert tc.hot_junction_c == pytest.approx(100.0, abs=0.1)
+    world.plate.temp_c = world.plate.probe_c = 120.0
+    # Within the same conversion (80 ms at 16 bits) nothing new is flagged: no value at all,
+    # not the old register again.
+    with pytest.raises(NoNewConversion, match=r'plate_thermocouple.*no new hot-junction'):
+        tc.hot_junction_c
+    world.clock.advance(0.08)
+    assert tc.hot_junction_c == pytest.approx(120.0, abs=0.5)
+
+
+def test_mcp9600_wait_for_a_conversion_polls_then_says_it_is_not_converting(bus, world, clock):
+    tc = MCP9600(bus, name='plate_thermocouple', sleep=clock.advance)
+    clock.advance(0.1)
+    tc.hot_junction_c
+    assert tc.wait_for_hot_junction_c() == pytest.approx(21.0, abs=0.2)   # the next one
+    world.set_fault('plate-sensor-frozen', True)
+    with pytest.raises(NoNewConversion, match='for 1.00 s: the converter is not converting'):
+        tc.wait_for_hot_junction_c(timeout_s=1.0)
 
 
 def test_mcp9600_open_thermocouple_raises_never_a_value(bus, world):

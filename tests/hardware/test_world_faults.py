@@ -1,7 +1,7 @@
 """Every named fault of the simulated machine, and what it does to the readings."""
 import pytest
 
-from hardware.errors import SensorOpen, TransferFailed
+from hardware.errors import NoNewConversion, SensorOpen, TransferFailed
 from hardware.i2c import MCP9600, MCP9808, NAU7802, TCA9548A
 from hardware.machine import Machine
 from hardware.sim.world import FAULTS, UnknownFault
@@ -27,7 +27,8 @@ def run_heater(machine, clock, seconds):
 
 def test_fault_list_is_complete():
     assert set(FAULTS) == {
-        'plate-sensor-open', 'plate-sensor-nack', 'bin-sensor-nack', 'loadcell-nack:<bay>',
+        'plate-sensor-open', 'plate-sensor-nack', 'plate-sensor-frozen', 'bin-sensor-nack',
+        'loadcell-nack:<bay>',
         'heater-dead', 'heater-welded', 'dispenser-jam:<bay>', 'press-jam', 'chiller-dead',
         'lid-open', 'estop'}
 
@@ -39,6 +40,26 @@ def test_fault_plate_sensor_open(parts, world):
     world.set_fault('plate-sensor-open', False)
     world.clock.advance(0.1)
     assert parts['plate'].hot_junction_c == pytest.approx(21.0, abs=0.2)
+
+
+def test_fault_plate_sensor_frozen_keeps_a_plausible_value_and_flags_nothing_new(parts, world,
+                                                                               bus):
+    world.clock.advance(0.1)
+    before = parts['plate'].hot_junction_c
+    world.set_fault('plate-sensor-frozen', True)
+    world.clock.advance(0.1)
+    parts['plate'].hot_junction_c          # the conversion it had reached, once
+    world.plate.temp_c = world.plate.probe_c = before + 50.0   # the plate moves on; the
+    # converter does not
+    for _ in range(30):
+        world.clock.advance(0.1)
+        with pytest.raises(NoNewConversion, match=r'plate_thermocouple.*status 0x80'):
+            parts['plate'].hot_junction_c
+    frozen = bus.direct[0x60].read(0x00, 2)
+    assert abs(((frozen[0] << 8 | frozen[1]) / 16.0) - before) < 1.0, 'still the old reading'
+    world.set_fault('plate-sensor-frozen', False)
+    world.clock.advance(0.1)
+    assert parts['plate'].hot_junction_c == pytest.approx(before + 50.0, abs=2.0)
 
 
 def test_fault_plate_sensor_nack(parts, world):
@@ -128,3 +149,11 @@ def test_flaky_bus_drops_about_the_rate_asked(parts, world):
         except OSError:
             failures += 1
     assert 250 < failures < 350
+
+
+def test_fault_list_is_what_the_command_line_offers(capsys):
+    from hardware.sim.__main__ import main
+    assert main(['faults']) == 0
+    listed = capsys.readouterr().out
+    assert 'plate-sensor-frozen' in listed and 'stops converting' in listed
+    assert all(name in listed for name in FAULTS)

@@ -4,7 +4,9 @@ configured for the simulated machine, deployed to over SSH as an operator would.
 Steps, in order (they share one host): 1 deploy release A; 2 deploy B and restart ten
 times under load, no request may fail; 3 a release that cannot become ready rolls back
 by itself; 4 SIGKILL mid-toast opens the relay, systemd restarts, the order fails with
-its reason; 5 a stalled process is restarted by the watchdog. Figures go to the report.
+its reason; 5 a stalled process is restarted by the watchdog; 6 a frozen (SIGSTOPped)
+one is SIGKILLed within WatchdogSec + TimeoutAbortSec; 7 a stuck chillybin bin loop is
+restarted by its watchdog. Figures go to the report.
 """
 import json
 import os
@@ -355,3 +357,43 @@ def test_5_a_stalled_control_loop_is_restarted_by_the_watchdog(host):
     assert 'Watchdog timeout' in journal
     assert _wait(lambda: _http(JAFFLR, '/health')[0] == 200, 30, 0.2)
     REPORT['5 watchdog'] = {'stall_to_restarted_s': round(took, 2), 'WatchdogSec': 5, 'stall': how}
+
+
+def test_6_a_frozen_service_is_killed_within_watchdog_plus_abort_timeout(host):
+    """A SIGSTOPped jafflr stops feeding the watchdog and is gone within WatchdogSec +
+    TimeoutAbortSec. Measured here: at the watchdog itself (5.1 s), because systemd sends
+    SIGCONT after the SIGABRT. A process in D-state cannot be woken that way: for it only
+    TimeoutAbortSec= (5 s, instead of TimeoutStopSec's 90) bounds the wait for SIGKILL,
+    which this test cannot show; test_units_verify checks the setting."""
+    c = host.container
+    pid, restarts = host.main_pid('jafflr'), int(c.show('jafflr.service', 'NRestarts'))
+    started = time.monotonic()
+    c.run(['kill', '-STOP', str(pid)])
+    gone = _wait(lambda: host.main_pid('jafflr') != pid, 40, 0.1)
+    took = time.monotonic() - started
+    assert gone, 'the frozen jafflr was not killed within 40 s'
+    assert took <= 5 + 5 + 4, f'frozen to killed took {took:.1f} s (WatchdogSec 5 + TimeoutAbortSec 5)'
+    back = _wait(lambda: int(c.show('jafflr.service', 'NRestarts')) > restarts
+                 and c.show('jafflr.service', 'ActiveState') == 'active', 60, 0.1)
+    assert back, 'jafflr did not come back after the frozen process was killed'
+    assert _wait(lambda: _http(JAFFLR, '/health')[0] == 200, 30, 0.2)
+    REPORT['6 frozen (SIGSTOP)'] = {'stop_to_killed_s': round(took, 2), 'WatchdogSec': 5,
+                                    'TimeoutAbortSec': 5}
+
+
+def test_7_a_stuck_bin_loop_gets_chillybin_restarted_by_its_watchdog(host):
+    if host.fakes:
+        pytest.skip('the stand-in chillybin has no bin loop')
+    c = host.container
+    pid, restarts = host.main_pid('chillybin'), int(c.show('chillybin.service', 'NRestarts'))
+    started = time.monotonic()
+    assert _http(CHILLYBIN, '/v2/debug/stall', method='POST')[0] == 200
+    assert _http(CHILLYBIN, '/')[0] == 200, 'HTTP still answers: only the bin loop is stuck'
+    back = _wait(lambda: int(c.show('chillybin.service', 'NRestarts')) > restarts
+                 and c.show('chillybin.service', 'ActiveState') == 'active', 60, 0.1)
+    took = time.monotonic() - started
+    assert back and host.main_pid('chillybin') != pid, 'the watchdog did not restart chillybin'
+    journal = c.run(['journalctl', '-u', 'chillybin.service', '--no-pager', '-q']).stdout
+    assert 'Watchdog timeout' in journal
+    assert _wait(lambda: _http(CHILLYBIN, '/v2/ready')[0] == 200, 60, 0.2)
+    REPORT['7 chillybin watchdog'] = {'stall_to_restarted_s': round(took, 2), 'WatchdogSec': 10}

@@ -75,6 +75,21 @@ def test_units_jafflr_has_a_watchdog_and_time_to_finish_a_toastie():
     assert int(s['TimeoutStopSec'][0]) > 60
 
 
+@pytest.mark.parametrize('name, watchdog_s', [('jafflr', 5), ('chillybin', 10)])
+def test_units_a_frozen_service_is_killed_within_seconds_of_its_watchdog(name, watchdog_s):
+    """A SIGSTOPped or D-state process ignores the watchdog's SIGABRT: TimeoutAbortSec=
+    bounds how long systemd waits before SIGKILL (by default TimeoutStopSec, 30-90 s)."""
+    s = unit(f'{name}.service')['Service']
+    assert s['Type'] == ['notify'] and s['WatchdogSec'] == [str(watchdog_s)]
+    assert int(s['TimeoutAbortSec'][0]) <= 5
+    assert watchdog_s + int(s['TimeoutAbortSec'][0]) <= 15
+
+
+@pytest.mark.parametrize('name', ['jafflr', 'chillybin'])
+def test_units_start_after_time_sync(name):
+    assert 'time-sync.target' in unit(f'{name}.service')['Unit']['After'][0].split()
+
+
 def test_units_simulator_socket_is_for_the_jafflr_group():
     s = unit('jafflr-sim.service')['Service']
     assert s['RuntimeDirectory'] == ['jafflr-sim'] and s['Group'] == ['jafflr']

@@ -19,7 +19,8 @@ const STOP_REASONS = new Set(['stopped', 'estop']);
 const ALERT_TITLES = {
   'bin-warm': 'The bin is too warm', 'bin-sensor': 'The bin thermometer cannot be read',
   loadcell: 'The scale cannot be read', 'food-safety-use-soon': 'Use soon',
-  'food-safety-discard': 'Throw it out',
+  'food-safety-discard': 'Throw it out', 'food-safety-needs-check': 'Check the food',
+  'chiller-not-cooling': 'The chiller is not cooling',
 };
 const ALERT_ADVICE = {
   'bin-warm': 'Check that the lid is shut and the chiller runs. Time above 5 °C counts towards throwing food out.',
@@ -27,6 +28,8 @@ const ALERT_ADVICE = {
   loadcell: 'This bay cannot be weighed, so its stock is unknown and it cannot be ordered from: check the load cell cable, then calibrate it.',
   'food-safety-use-soon': 'Use it now and do not top it up; it has to be thrown out at 4 hours above 5 °C.',
   'food-safety-discard': 'Throw it out and restock the bay (Admin, Restock).',
+  'food-safety-needs-check': 'Nobody can tell how long this food was out (the machine was off and its clock is unsure): check it, then confirm what you checked (POST /v2/bays/<name>/food-check on chillybin), or replace it (Admin, Restock).',
+  'chiller-not-cooling': 'The chiller runs but the bin does not get colder: check that the lid is shut and the chiller works. Time above 5 °C counts towards throwing food out.',
 };
 
 const view = {

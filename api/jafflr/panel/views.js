@@ -129,11 +129,11 @@ export function renderBin(stock) {
   });
 }
 
-const FOOD = { ok: 'OK', 'use-soon': 'Use soon', discard: 'Discard' };
+const FOOD = { ok: 'OK', 'use-soon': 'Use soon', discard: 'Discard', 'needs-check': 'Check it' };
 
 export function bayProblem(bay) {
   if (!bay.sensor.ok) return 'scale fault';
-  if (bay.food_safety.locked) return 'locked: discard';
+  if (bay.food_safety.locked) return bay.food_safety.needs_check ? 'locked: check it' : 'locked: discard';
   if (bay.available <= 0) return 'out of stock';
   return '';
 }
