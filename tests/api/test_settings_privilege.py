@@ -101,3 +101,18 @@ def test_settings_a_service_with_a_group_readable_token_refuses_to_start(tmp_pat
     out = _start('jafflr', tmp_path, JAFFLR_MACHINE='sim', JAFFLR_ADMIN_TOKEN_FILE=token)
     assert out.returncode == 2, out.stderr
     assert f'{token} has mode 640' in out.stderr and 'chmod 600' in out.stderr
+
+
+@pytest.mark.parametrize('service,port', [('chillybin', 7001), ('jafflr', 7000)])
+def test_settings_services_listen_on_loopback_unless_told(monkeypatch, service, port):
+    from api.common import cli
+    monkeypatch.delenv(f'{service.upper()}_HOST', raising=False)
+    monkeypatch.delenv(f'{service.upper()}_PORT', raising=False)
+    opened = []
+
+    class Service:
+        def run(self):
+            pass
+    assert cli.main(service, port, lambda host, p: opened.append((host, p)) or Service(),
+                    'x.json', list, argv=[]) == 0
+    assert opened == [('127.0.0.1', port)]
