@@ -24,7 +24,10 @@ def main(service, default_port, open_service, db_name, migrations, argv=None):
     env_prefix = service.upper()
     parser = argparse.ArgumentParser(prog=f'python -m api.{service}')
     parser.add_argument('command', nargs='?', default='serve', choices=('serve', 'migrate'))
-    parser.add_argument('--host', default=os.environ.get(f'{env_prefix}_HOST', '127.0.0.1'))
+    # Loopback unless asked: chillybin takes reservations without a login, and under
+    # systemd the socket unit decides the address anyway.
+    parser.add_argument('--host', default=os.environ.get(f'{env_prefix}_HOST', '127.0.0.1'),
+                        help=f'address to listen on (default ${env_prefix}_HOST or 127.0.0.1)')
     parser.add_argument('--port', type=int,
                         default=int(os.environ.get(f'{env_prefix}_PORT', default_port)))
     parser.add_argument('--to', type=int, default=None, help='migrate: the schema to go to')

@@ -39,7 +39,27 @@ def release_version(service, env=os.environ, root=ROOT):
         return 'dev'
 
 
+def refuse_debug_hooks_on_a_pi(env=os.environ, model_path='/proc/device-tree/model'):
+    """JAFFLR_DEBUG_HOOKS opens routes that hang or crash the service on purpose (for the
+    exit-path tests); on a real machine they would be a way to stall the heater's loop."""
+    hooks = (env.get('JAFFLR_DEBUG_HOOKS') or '').strip()
+    if hooks in ('', '0'):
+        return
+    from hardware.errors import BoardConfigError
+    from hardware.platform import resolve_mode
+    try:
+        mode, why = resolve_mode(env.get('JAFFLR_MACHINE') or 'auto', model_path)
+    except BoardConfigError as exc:
+        raise SettingsError(str(exc)) from exc
+    if mode == 'pi':
+        raise SettingsError(f'JAFFLR_DEBUG_HOOKS={hooks!r} is refused on a Raspberry Pi (machine: '
+                            f'{why}): the debug routes /v2/debug/* are for the simulated machine '
+                            f'only; remove JAFFLR_DEBUG_HOOKS from the environment '
+                            f'(/etc/jafflr/jafflr.env on a deployed Pi)')
+
+
 def load_settings(service, env=os.environ):
+    refuse_debug_hooks_on_a_pi(env)
     state_dir = env.get('JAFFLR_STATE_DIR') or env.get('STATE_DIRECTORY') or '/var/lib/jafflr'
     state_dir = state_dir.split(':')[0]
     try:
@@ -50,19 +70,28 @@ def load_settings(service, env=os.environ):
     if not token_file and env.get('CREDENTIALS_DIRECTORY'):
         token_file = os.path.join(env['CREDENTIALS_DIRECTORY'], 'admin-token')
     token_file = token_file or os.path.join(state_dir, 'admin-token')
+    if os.path.exists(token_file):     # checked before any hardware is opened
+        _refuse_a_shared_token_file(token_file)
     names = tuple(n.strip() for n in env.get('JAFFLR_HOSTNAMES', '').split(',') if n.strip())
     return Settings(service, state_dir, token_file, names + (service, f'{service}.local'),
                     release_version(service, env))
 
 
+def _refuse_a_shared_token_file(path):
+    mode = os.stat(path).st_mode & 0o777
+    if mode & 0o077:
+        raise SettingsError(f'the admin token file {path} has mode {mode:o}: other users '
+                            f'(group or others) could read or change it; run chmod 600 {path} '
+                            f'(owner only) and start again')
+
+
 def admin_token(path):
-    """Read the admin token, creating it (mode 0600) when it does not exist yet."""
+    """Read the admin token, creating it (mode 0600) when it does not exist yet. A token
+    file with any group or other permission bits stops the service."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        mode = os.stat(path).st_mode & 0o777
-        if mode & 0o077:
-            log.warning('admin token file %s is readable by others (mode %o); chmod 600 it', path, mode)
+        _refuse_a_shared_token_file(path)
         with open(path, encoding='utf-8') as f:
             token = f.read().strip()
         if len(token) < 16:

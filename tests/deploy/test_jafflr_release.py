@@ -84,3 +84,70 @@ def test_jafflr_release_install_refuses_an_archive_that_escapes(tool, tmp_path, 
                    '--python', sys.executable])
     assert not (tmp_path / 'escaped.txt').exists()
     assert not os.path.exists(tmp_path / 'base' / 'releases' / 'E')
+
+
+def _archive_from_someone_else(tmp_path):
+    """A release archive as a laptop makes it: the builder's uid 1000, loose modes."""
+    archive = tmp_path / 'laptop.tar.gz'
+    src = tmp_path / 'src'
+    (src / 'systemd').mkdir(parents=True)
+    (src / 'systemd' / 'jafflr.service').write_text('[Service]\n')
+    (src / 'run.sh').write_text('#!/bin/sh\n')
+
+    def loose(info):
+        info.uid, info.gid, info.uname, info.gname = 1000, 1000, 'pi', 'pi'
+        info.mode = 0o777 if info.isdir() else (0o6777 if info.name.endswith('.sh') else 0o666)
+        return info
+    with tarfile.open(archive, 'w:gz') as tar:      # top-level names, as build_release adds them
+        for name in ('systemd', 'run.sh'):
+            tar.add(src / name, arcname=name, filter=loose)
+    return archive
+
+
+def _modes_and_owners(tree):
+    found = {}
+    for top, dirs, files in os.walk(tree):
+        for path in [top] + [os.path.join(top, n) for n in dirs + files]:
+            st = os.lstat(path)
+            found[os.path.relpath(path, tree)] = (st.st_uid, st.st_gid, st.st_mode & 0o7777)
+    return found
+
+
+@pytest.mark.parametrize('no_data_filter', [False, True])
+def test_jafflr_release_unpack_gives_every_file_to_root_whatever_the_archive_says(
+        tool, tmp_path, monkeypatch, no_data_filter):
+    if no_data_filter:   # Debian 12's Python 3.11.2 has no tarfile.data_filter
+        monkeypatch.delattr(tool.tarfile, 'data_filter', raising=False)
+    into = tmp_path / 'release'
+    into.mkdir()
+    tool._unpack(str(_archive_from_someone_else(tmp_path)), str(into))
+    found = _modes_and_owners(into)
+    assert {'systemd/jafflr.service', 'run.sh', 'systemd'} <= set(found)
+    for path, (uid, gid, mode) in found.items():
+        assert not mode & 0o7022, f'{path}: mode {mode:o} lets others write or is set-id'
+        if os.geteuid() == 0 and path != '.':
+            assert (uid, gid) == (0, 0), f'{path} is owned by {uid}:{gid}, not root'
+
+
+def test_jafflr_release_own_by_root_fixes_a_tree_made_by_another_user(tool, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip('changing owners needs root (the tool runs as root on the Pi)')
+    tree = tmp_path / 'tree'
+    (tree / 'venv' / 'bin').mkdir(parents=True)
+    script = tree / 'venv' / 'bin' / 'python'
+    script.write_text('x')
+    os.chmod(script, 0o4777)
+    os.symlink('/etc/passwd', tree / 'link')      # the link is changed, never /etc/passwd
+    passwd = os.stat('/etc/passwd')
+    for path in (tree, tree / 'venv', tree / 'venv' / 'bin', script):
+        os.chown(path, 1000, 1000)
+    os.lchown(tree / 'link', 1000, 1000)
+    tool._own_by_root(str(tree))
+    for path, (uid, gid, mode) in _modes_and_owners(tree).items():
+        assert (uid, gid) == (0, 0), path
+        assert path == 'link' or not mode & 0o7022, f'{path}: {mode:o}'
+    assert stat_unchanged(passwd, os.stat('/etc/passwd'))
+
+
+def stat_unchanged(before, after):
+    return (before.st_uid, before.st_gid, before.st_mode) == (after.st_uid, after.st_gid, after.st_mode)

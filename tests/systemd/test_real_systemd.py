@@ -124,7 +124,6 @@ class Host:
         jafflr_machine: sim
         jafflr_sim_speed: {SIM_SPEED}
         jafflr_listen: 127.0.0.1:{JAFFLR}
-        jafflr_chillybin_listen: 127.0.0.1:{CHILLYBIN}
         jafflr_ready_timeout: 60
         jafflr_extra_env:
           JAFFLR_DEBUG_HOOKS: "1"
@@ -187,19 +186,83 @@ def host(tmp_path_factory):
         h.container.stop()
 
 
-def test_1_deploy_release_a_serves_through_socket_activation(host):
+OLD_LAYOUT_MARK = {'1': {'kept_by': 'a release before separate users'}}
+
+
+def _seed_old_layout(host, tmp):
+    """chillybin's store where releases before separate users kept it, in jafflr's
+    directory, with a table the real store never has: the deploy must move it, not
+    start chillybin on a fresh one."""
+    state = tmp / 'old-state'
+    subprocess.run([sys.executable, '-m', 'api.chillybin', 'migrate'], cwd=ROOT, check=True,
+                   capture_output=True, env=dict(os.environ, JAFFLR_STATE_DIR=str(state),
+                                                 PYTHONPATH=ROOT))
+    store = json.loads((state / 'chillybin.json').read_text())
+    store['old_layout'] = OLD_LAYOUT_MARK
+    old = host.container.path('/var/lib/jafflr')
+    os.makedirs(old, exist_ok=True)
+    with open(os.path.join(old, 'chillybin.json'), 'w') as f:
+        json.dump(store, f)
+
+
+def _owner(c, path):
+    st = os.stat(c.path(path))
+    user = c.run(['id', '-nu', str(st.st_uid)], check=False).stdout.strip() or str(st.st_uid)
+    return user, st.st_mode & 0o777
+
+
+PROBE = """import errno, socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    u.connect(('192.0.2.1', 9))
+    addr = u.getsockname()[0]
+except OSError:
+    addr = None
+if not addr or addr.startswith('127.'):
+    print('no non-loopback address to try')
+else:
+    t = socket.socket()
+    t.settimeout(2)
+    try:
+        t.connect((addr, 9))
+        print('reached', addr)
+    except OSError as exc:
+        print('blocked' if exc.errno == errno.EPERM else 'not filtered', addr, exc)
+"""
+
+
+def _ip_filter_in_effect(c):
+    """What the services' IPAddressDeny=any does on this host: needs cgroup v2 (a Pi on
+    bookworm has it); a cgroup v1 host runs the units without it. Reported, not asserted."""
+    out = c.run(['systemd-run', '--wait', '--pipe', '--quiet', '-p', 'User=jafflr',
+                 '-p', 'IPAddressAllow=localhost', '-p', 'IPAddressDeny=any',
+                 '/usr/bin/python3', '-c', PROBE], check=False, timeout=60)
+    return (out.stdout + out.stderr).strip()[-300:]
+
+
+def test_1_deploy_release_a_serves_through_socket_activation(host, tmp_path):
+    _seed_old_layout(host, tmp_path)
     fresh, fresh_took = host.deploy('A', '--check')
     assert fresh.returncode == 0 and 'first deploy' in fresh.stdout, fresh.stdout[-4000:]
     out, took = host.deploy('A')
     assert out.returncode == 0, out.stdout[-4000:]
+    c = host.container
+    # least privilege: a user and a state directory each; chillybin on loopback only
+    assert c.show('jafflr.service', 'User') == 'jafflr'
+    assert c.show('chillybin.service', 'User') == 'chillybin'
+    assert c.show('chillybin.socket', 'Listen') == '127.0.0.1:7001 (Stream)'
+    assert _owner(c, '/var/lib/jafflr') == ('jafflr', 0o700)
+    assert _owner(c, '/var/lib/chillybin') == ('chillybin', 0o700)
+    moved = json.load(open(c.path('/var/lib/chillybin/chillybin.json')))
+    assert moved.get('old_layout') == OLD_LAYOUT_MARK, 'chillybin started on a fresh store'
+    assert not os.path.exists(c.path('/var/lib/jafflr/chillybin.json'))
+    assert _owner(c, '/var/lib/chillybin/chillybin.json')[0] == 'chillybin'
     a = host.versions('A')
     assert _http(JAFFLR, '/health')[1] == a['jafflr']
     assert _http(CHILLYBIN, '/health')[1] == a['chillybin']
-    c = host.container
     for unit in ('jafflr.socket', 'chillybin.socket', 'jafflr.service', 'chillybin.service',
                  'jafflr-sim.service'):
         assert c.show(unit, 'ActiveState') == 'active', unit
-    assert c.show('jafflr.service', 'User') == 'jafflr'
     # v1 happy path, from the host
     assert _http(CHILLYBIN, '/restock')[0] == 200
     started = time.monotonic()
@@ -208,7 +271,8 @@ def test_1_deploy_release_a_serves_through_socket_activation(host):
     assert json.loads(_http(CHILLYBIN, '/')[1])['cheese'] == 9
     check, check_took = host.deploy('B', '--check')
     assert check.returncode == 0, check.stdout[-4000:]
-    REPORT['1 deploy A'] = {'deploy_s': round(took, 1), 'v1_toastie_s': round(toastie, 1),
+    REPORT['1 deploy A'] = {'ip_filter_probe': _ip_filter_in_effect(c),
+                            'deploy_s': round(took, 1), 'v1_toastie_s': round(toastie, 1),
                             'sim_speed': SIM_SPEED, 'check_mode_s': round(check_took, 1),
                             'check_mode_fresh_host_s': round(fresh_took, 1)}
 
