@@ -143,7 +143,8 @@ class Kitchen:
 
     # -- a person's buttons ----------------------------------------------------------------------
     def stop(self, now, wall, by):
-        return self.shutdown.trip(STOPPED, f'stop pressed ({by})', now, wall)
+        return self.shutdown.trip(STOPPED, f'stop pressed ({by})', now, wall,
+                                  by=f'stop ({by})')
 
     def reset(self, now, wall, by):
         """Clear the latched fault if the fault allows it (CLEARED_BY: a fault that needs a

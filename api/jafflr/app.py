@@ -197,7 +197,7 @@ def build_app(service, panel=None):
     def v2_reset():
         s.auth.check()
         now, wall = now_wall()
-        s.kitchen.reset(now, wall, f'admin from {bottle.request.remote_addr}')
+        api.call(s.kitchen.reset, now, wall, f'admin from {bottle.request.remote_addr}')
         return json_answer(s.status())
 
     @app.post('/v2/queue/<action:re:pause|resume>')

@@ -348,3 +348,18 @@ def test_verifier_rejects_bad_settings():
         HeaterVerifier({'max_temp': 300})
     with pytest.raises(ConfigError, match=r'check_gain_time_s \(1.000\) out of range'):
         HeaterVerifier({'check_gain_time_s': 1})
+
+
+def test_readme_publishes_who_may_clear_each_fault_as_the_table_says():
+    import os
+    import re
+    readme = os.path.join(os.path.dirname(__file__), '..', '..', 'README.md')
+    with open(readme, encoding='utf-8') as f:
+        text = f.read()
+    kinds = {'a person at the machine': safety.AT_MACHINE, 'the panel': safety.PANEL}
+    published = {}
+    for cells, who in re.findall(r'^\| ((?:`[a-z-]+`(?:, )?)+) \| (a person at the machine|the '
+                                 r'panel) \|', text, re.M):
+        for reason in re.findall(r'`([a-z-]+)`', cells):
+            published[reason] = kinds[who]
+    assert published == safety.CLEARED_BY
