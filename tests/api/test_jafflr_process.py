@@ -101,6 +101,15 @@ def test_jafflr_process_signal_mid_toast_drains_and_exits_0_with_the_heater_off(
         assert order.failure['reason'] == 'stopped', order.failure
         assert f'could not finish within' in order.failure['detail']
     assert 'drained in' in j.log(100)
+    # A start after a finished drain is a clean one: it carries on as before (a fault the
+    # drain had to latch, stopping a toastie half way, is kept: a person looks at it).
+    again = start_jafflr(state_dir=tmp_path / 'jafflr')
+    s = status(again)
+    if order.state == 'done':
+        assert s['fault'] is None and s['state'] in ('available', 'preheating'), s
+    else:
+        assert s['fault']['reason'] == 'stopped' and s['fault']['restored'], s
+        assert s['later_faults'] == [] and s['reset']['cleared_by'] == 'panel', s
 
 
 def test_jafflr_process_sigkill_relay_opens_within_the_heartbeat_hold_and_restart_recovers(
