@@ -10,6 +10,7 @@ import logging
 import bottle
 
 from firmware import errors
+from firmware.safety import HOW_TO_CLEAR, PANEL
 from ..common.web import ApiError, install_error_pages, json_answer, json_body, query_int, query_one
 from . import schemas
 from .openapi import build_document
@@ -128,7 +129,7 @@ def build_app(service, panel=None):
         fault = s.shutdown.fault
         if fault is not None:     # v1's one line, then why the machine is stopped
             text += (f'\nfault: {fault.reason}: {fault.detail}'
-                     f'\nto clear: {s.kitchen.reset_status(s.clock.monotonic())["how_to_clear"]}')
+                     f'\nto clear: {HOW_TO_CLEAR[s.shutdown.clearance() or PANEL]}')
         return text
 
     @app.get('/toastie')
