@@ -395,6 +395,32 @@ def test_kitchen_fault_is_on_disk_as_soon_as_it_latches_and_back_after_a_crash(r
     assert queued.state == 'done', queued.failure
 
 
+def test_kitchen_outputs_go_off_before_the_fault_is_saved_and_never_wait_for_the_disk(
+        make_kitchen, monkeypatch):
+    from firmware.orderstore import OrderStore
+    disk, saving = threading.Event(), threading.Event()
+
+    def stuck_disk(store, record):
+        saving.set()
+        assert disk.wait(10)
+    monkeypatch.setattr(OrderStore, 'save_fault', stuck_disk)
+    k = make_kitchen()
+    hot_plate(k)
+    k.run(0.5)
+    order, _ = k.submit(['cheese'], 'light')
+    run_to_step(k, order, 'toasting')
+    k.run_until(lambda: k.world.is_active('heater_relay'), 30)
+    stop = threading.Thread(target=k.kitchen.stop, args=(*now_wall(k), 'a test'))
+    stop.start()
+    try:
+        assert saving.wait(5), 'the fault was not saved'
+        assert outputs_safe(k) == SAFE, 'outputs off while the disk is still writing'
+        assert stop.is_alive()
+    finally:
+        disk.set()
+        stop.join(5)
+
+
 def test_kitchen_crash_while_idle_is_held_too_and_says_idle(restartable):
     k = restartable
     restart(k)
