@@ -150,37 +150,36 @@ class Kitchen:
         """Clear the latched fault if the fault allows it (CLEARED_BY: a fault that needs a
         person at the machine needs the reset button held since it latched); the machine
         empties its tray and press before new work. ResetRefused says what to do."""
-        with self._resetting:
-            needs = self.shutdown.clearance()
-            if needs is None:
-                return None
-            if needs == AT_MACHINE:
-                armed = self.reset_button.armed_at(now)
-                since = self.shutdown.at_machine_since()
-                if armed is None or armed < since:
-                    raise ResetRefused(self._refusal(now, armed, since))
-                by = f'{by}, after the reset button on the machine'
-            cleared = self.shutdown.reset(now, by)
-            if needs == AT_MACHINE:
-                self.reset_button.disarm()
+        needs = self.shutdown.clearance()
+
+        def allowed(shutdown):      # under the shutdown's lock: nothing latches meanwhile
+            if shutdown.clearance() != AT_MACHINE:
+                return
+            armed = self.reset_button.armed_at(now)
+            if armed is None or armed < shutdown.at_machine_since():
+                raise ResetRefused(self._refusal(now, armed))
+            self.reset_button.disarm()
+        if needs == AT_MACHINE:
+            by = f'{by}, after the reset button on the machine'
+        cleared = self.shutdown.reset(now, by, check=allowed)
         if cleared is not None:
             self.assembler.resume()
             self.press.clear()
             self.events('reset', reason=cleared.reason, detail=f'reset by {by}')
         return cleared
 
-    def _refusal(self, now, armed, since):
-        fault = self.shutdown.fault
+    def _refusal(self, now, armed):
         b = self.reset_button
-        if self.reset_button.held():
+        if b.held():
             state = 'the button is held now: keep it down'
         elif armed is not None:
-            state = f'the last hold was before this fault latched {now - since:.0f} s ago'
+            state = (f'the last hold, {now - armed:.0f} s ago, was before the fault latched '
+                     f'{now - self.shutdown.at_machine_since():.0f} s ago')
         else:
             state = 'the button has not been held since the fault latched'
-        return (f'{fault.reason} needs a person at the machine: hold the reset button on the '
-                f'machine for {b.hold_s:.0f} s, then reset within {b.armed_s / 60:.0f} minutes '
-                f'({state})')
+        return (f'{", ".join(self.shutdown.at_machine_reasons())} needs a person at the machine: '
+                f'hold the reset button on the machine for {b.hold_s:.0f} s, then reset within '
+                f'{b.armed_s / 60:.0f} minutes ({state})')
 
     def reset_status(self, now):
         """Who may clear what is latched, how, and whether a reset would be accepted now."""
@@ -199,8 +198,9 @@ class Kitchen:
             return None
         fault = self.shutdown.fault
         if fault is not None:
+            how = HOW_TO_CLEAR.get(self.shutdown.clearance(), 'reset it')
             return (f'held: the machine is stopped ({fault.reason}: {fault.detail}); it is '
-                    f'kept and made once it is reset ({HOW_TO_CLEAR[self.shutdown.clearance()]})')
+                    f'kept and made once it is reset ({how})')
         if self.draining:
             return 'held: jafflr is restarting; it is kept and made after the restart'
         if self.assembler.paused:

@@ -207,6 +207,12 @@ class Shutdown:
             kinds = {f.cleared_by for f in (self._fault, *self._later.values())}
         return AT_MACHINE if AT_MACHINE in kinds else PANEL
 
+    def at_machine_reasons(self):
+        """The latched reasons (the fault and later ones) that need a person at the machine."""
+        with self._lock:
+            return [f.reason for f in (self._fault, *self._later.values())
+                    if f is not None and f.cleared_by == AT_MACHINE]
+
     def at_machine_since(self):
         """When (monotonic) the newest fault that needs a person at the machine latched:
         a reset button held before it does not count for it. None if none needs one."""
@@ -300,10 +306,13 @@ class Shutdown:
             action()
             return True
 
-    def reset(self, now, by):
-        """Clear the fault (the mechanism: who may is the caller's check, see Kitchen.reset
-        and CLEARED_BY). Returns the fault cleared (None if none was)."""
+    def reset(self, now, by, check=None):
+        """Clear the fault. Who may is the caller's `check(shutdown)`, run under the lock so
+        no fault can latch between it and the clearing; it raises to refuse (see
+        Kitchen.reset and CLEARED_BY). Returns the fault cleared (None if none was)."""
         with self._lock:
+            if check is not None and self._fault is not None:
+                check(self)
             cleared, self._fault = self._fault, None
             self._later.clear()
         if cleared is not None:

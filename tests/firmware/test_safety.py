@@ -154,6 +154,19 @@ def test_shutdown_clearance_is_the_strictest_of_the_fault_and_the_later_ones():
     assert sd.clearance() == safety.AT_MACHINE and sd.at_machine_since() == 4.0
 
 
+def test_shutdown_reset_check_refuses_under_the_lock_and_keeps_the_fault():
+    sd = Shutdown()
+    sd.trip('heater-runaway', 'rising', 1.0)
+
+    def refuse(shutdown):
+        assert shutdown.at_machine_reasons() == ['heater-runaway']
+        raise PermissionError('hold the reset button')
+    with pytest.raises(PermissionError):
+        sd.reset(2.0, 'the panel', check=refuse)
+    assert sd.fault.reason == 'heater-runaway'
+    assert sd.reset(3.0, 'the panel', check=lambda shutdown: None).reason == 'heater-runaway'
+
+
 # -- a latched fault is saved, after the outputs are off, and restored at start -----------
 def test_shutdown_saves_the_fault_after_the_first_listeners_and_before_the_others():
     order, saved = [], []
