@@ -158,7 +158,7 @@ class Fault:
 class Shutdown:
     """The one latched shutdown. The first trip latches; every listener runs for it (they
     turn outputs off, fail the current order). Trips while latched are recorded, one per
-    reason, but do not replace the first: it is the cause, the rest are consequences.
+    other reason, but do not replace the first: it is the cause, the rest are consequences.
 
     With `save` (save(record or None), durable), every latched fault is written as soon
     as the `first` listeners (the outputs off) have run, before the others, and `restore`
@@ -194,7 +194,7 @@ class Shutdown:
 
     @property
     def later(self):
-        """Faults tripped while already latched, the first of each reason."""
+        """Faults of other reasons tripped while already latched, the first of each."""
         with self._lock:
             return list(self._later.values())
 
@@ -232,7 +232,8 @@ class Shutdown:
         with self._lock:
             if self._fault is not None:
                 new = fault.reason not in self._later and fault.reason != self._fault.reason
-                self._later.setdefault(fault.reason, fault)
+                if new:
+                    self._later[fault.reason] = fault
                 latched = self._fault
             else:
                 new, latched = None, None
@@ -287,10 +288,11 @@ class Shutdown:
         with self._lock:
             if self._fault is None:
                 self._fault = fault
-            else:
+            elif fault.reason != self._fault.reason:
                 self._later.setdefault(fault.reason, fault)
             for later in record.get('later') or ():
-                self._later.setdefault(later['reason'], Fault.from_record(later, now))
+                if later['reason'] != self._fault.reason:
+                    self._later.setdefault(later['reason'], Fault.from_record(later, now))
             first, latched = list(self._first), self._fault
         log.error('fault kept from before the restart: %s: %s', fault.reason, fault.detail)
         self._notify(first, latched)

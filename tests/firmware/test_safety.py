@@ -35,8 +35,10 @@ def test_shutdown_later_trips_are_recorded_but_do_not_replace_the_first():
     first = sd.trip('heater-not-heating', 'no gain', 1.0)
     assert sd.trip('heater-runaway', 'rising while off', 2.0) is first
     sd.trip('heater-runaway', 'still rising', 3.0)
+    sd.trip('heater-not-heating', 'the same again', 4.0)
     assert sd.fault is first
     assert [(f.reason, f.at) for f in sd.later] == [('heater-runaway', 2.0)]
+    assert sd.at_machine_reasons() == ['heater-not-heating', 'heater-runaway']
     assert heard == [first]
 
 
