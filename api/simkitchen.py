@@ -25,7 +25,7 @@ from firmware.kitchen import Kitchen
 from firmware.orders import OrderBook
 from firmware.orderstore import OrderStore
 from firmware.press import PressStation
-from firmware.safety import Interlocks, Shutdown
+from firmware.safety import Interlocks, ResetButton, Shutdown
 
 from .chillybin.service import default_bays, nominal_calibration
 from .jafflr.stock_client import bays_from_stock, grams_of
@@ -103,7 +103,9 @@ class SimKitchen:
         self.sensors = Sensors(self.bus, owner='jafflr', sleep=clock.sleep, monotonic=clock.monotonic)
         self.machine = m = Machine(owner='jafflr', pin_factory=self.pins)
         self.store = OrderStore(str(state_dir), fsync=fsync, now_wall=clock.time())
-        self.shutdown = Shutdown(wall_clock=clock.time)
+        self.shutdown = Shutdown(wall_clock=clock.time, save=self.store.save_fault)
+        self.reset_button = ResetButton()
+        self.reset_button.watch(m.reset_button, clock.monotonic)
         self.flags = Flags(self.store.flags(), env)
         self.stock = LocalStock(self.chilly, clock)
         self.controller = PlateController(
@@ -116,7 +118,8 @@ class SimKitchen:
         self.press = PressStation(m.press, m.conveyor, self.controller, self.book, self.shutdown,
                                   self.events)
         self.kitchen = Kitchen(self.book, self.store, self.controller, self.shutdown, self.assembler,
-                               self.press, self.stock, self.events, m.all_off)
+                               self.press, self.stock, self.events, m.all_off,
+                               reset_button=self.reset_button)
 
     def events(self, kind, **fields):
         return self.store.events.append({'wall': self.clock.time(), 'kind': kind, **fields})
@@ -138,6 +141,11 @@ class SimKitchen:
     def run(self, seconds):
         for _ in range(round(seconds / TICK_S)):
             self.step()
+
+    def hold_reset_button(self, hold_s=3.0):
+        """A person at the machine holds its reset button (the world lets go after hold_s)."""
+        self.world.hold_button('reset', hold_s)
+        self.run(hold_s + 0.1)
 
     def run_until(self, condition, limit_s):
         """Tick until condition() holds; returns the simulated seconds it took."""

@@ -65,6 +65,11 @@ class Conflict(RefusedError):
     kind = 'conflict'
 
 
+class ResetRefused(Conflict):
+    """A reset the latched fault does not allow yet (it needs the reset button held)."""
+    kind = 'needs-reset-button'
+
+
 class Unavailable(RefusedError):
     """A dependency or the machine cannot do it now (chillybin unreachable, faulted)."""
     kind = 'unavailable'

@@ -4,14 +4,19 @@ It checks a toastie before anything is taken (cheese required, known doneness, b
 that exist, enough stock for it after the toasties ahead of it), queues it, reports
 the machine's state, and handles stop, reset, pause, the drain before a restart and the
 recovery after one. The stations do the work on their own threads (see api/jafflr).
+
+A start that did not follow a finished drain (a crash, a watchdog restart, a power cut)
+is a safe start: the fault that was latched is latched again, and `unclean-start`
+latches too, so nothing heats or moves until a person has looked (see CLEARED_BY).
 """
 import logging
 import threading
 
-from .errors import BayLocked, InvalidRequest, NotEnoughStock, SensorFault, Unavailable
+from .errors import (BayLocked, InvalidRequest, NotEnoughStock, ResetRefused, SensorFault,
+                     Unavailable)
 from .heater.profiles import DONENESS, profile
 from .orders import ACTIVE, ASSEMBLED, ASSEMBLING, QUEUED, TOASTING
-from .safety import FAULT_HELP, STOPPED
+from .safety import AT_MACHINE, FAULT_HELP, HOW_TO_CLEAR, STOPPED, UNCLEAN_START, ResetButton
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +44,8 @@ def check_toastie(ingredients, doneness):
 
 
 class Kitchen:
-    def __init__(self, book, store, controller, shutdown, assembler, press, stock, events, all_off):
+    def __init__(self, book, store, controller, shutdown, assembler, press, stock, events, all_off,
+                 reset_button=None):
         self.book = book
         self.store = store
         self.controller = controller
@@ -49,6 +55,7 @@ class Kitchen:
         self.stock = stock
         self.events = events
         self.all_off = all_off
+        self.reset_button = reset_button or ResetButton()
         self.draining = False
         # Checking the stock and queueing are one step: two customers at once must not
         # both be promised the last two slices.
@@ -56,13 +63,15 @@ class Kitchen:
         self.assembler.paused = bool(store.meta().get('paused'))
         self.assembler.tray_ready = lambda: not press.tray_busy
         self.assembler.tray_lock = press.tray_lock
+        self._resetting = threading.Lock()
+        # In the tripping thread: outputs off at once, before the fault is saved; the
+        # stations fail their orders on their own next tick (network calls stay on the
+        # assembler's thread).
+        shutdown.add_listener(lambda fault: self.all_off(), first=True)
         shutdown.add_listener(self._on_fault)
 
     def _on_fault(self, fault):
-        # Runs in the tripping thread: outputs off at once; the stations fail their orders
-        # on their own next tick (network calls stay on the assembler's thread).
-        self.all_off()
-        self.events('fault', reason=fault.reason, detail=fault.detail)
+        self.events('fault', reason=fault.reason, detail=fault.detail, by=fault.by)
 
     # -- taking orders -----------------------------------------------------------------------
     def submit(self, ingredients, doneness, wall, **order_fields):
@@ -134,16 +143,69 @@ class Kitchen:
 
     # -- a person's buttons ----------------------------------------------------------------------
     def stop(self, now, wall, by):
-        return self.shutdown.trip(STOPPED, f'stop pressed ({by})', now, wall)
+        return self.shutdown.trip(STOPPED, f'stop pressed ({by})', now, wall,
+                                  by=f'stop ({by})')
 
     def reset(self, now, wall, by):
-        """Clear the latched fault; the machine empties its tray and press before new work."""
-        cleared = self.shutdown.reset(now, by)
+        """Clear the latched fault if the fault allows it (CLEARED_BY: a fault that needs a
+        person at the machine needs the reset button held since it latched); the machine
+        empties its tray and press before new work. ResetRefused says what to do."""
+        needs = self.shutdown.clearance()
+
+        def allowed(shutdown):      # under the shutdown's lock: nothing latches meanwhile
+            if shutdown.clearance() != AT_MACHINE:
+                return
+            armed = self.reset_button.armed_at(now)
+            if armed is None or armed < shutdown.at_machine_since():
+                raise ResetRefused(self._refusal(now, armed))
+            self.reset_button.disarm()
+        if needs == AT_MACHINE:
+            by = f'{by}, after the reset button on the machine'
+        cleared = self.shutdown.reset(now, by, check=allowed)
         if cleared is not None:
             self.assembler.resume()
             self.press.clear()
             self.events('reset', reason=cleared.reason, detail=f'reset by {by}')
         return cleared
+
+    def _refusal(self, now, armed):
+        b = self.reset_button
+        if b.held():
+            state = 'the button is held now: keep it down'
+        elif armed is not None:
+            state = (f'the last hold, {now - armed:.0f} s ago, was before the fault latched '
+                     f'{now - self.shutdown.at_machine_since():.0f} s ago')
+        else:
+            state = 'the button has not been held since the fault latched'
+        return (f'{", ".join(self.shutdown.at_machine_reasons())} needs a person at the machine: '
+                f'hold the reset button on the machine for {b.hold_s:.0f} s, then reset within '
+                f'{b.armed_s / 60:.0f} minutes ({state})')
+
+    def reset_status(self, now):
+        """Who may clear what is latched, how, and whether a reset would be accepted now."""
+        needs = self.shutdown.clearance()
+        button = self.reset_button.describe(now)
+        armed = self.reset_button.armed_at(now)
+        since = self.shutdown.at_machine_since()
+        return {'cleared_by': needs, 'how_to_clear': HOW_TO_CLEAR.get(needs),
+                'allowed': needs is not None and (
+                    needs != AT_MACHINE or (armed is not None and armed >= since)),
+                'button': button}
+
+    def why_waiting(self, order):
+        """Why a queued toastie is not being made now, or None."""
+        if order.state != QUEUED:
+            return None
+        fault = self.shutdown.fault
+        if fault is not None:
+            how = HOW_TO_CLEAR.get(self.shutdown.clearance(), 'reset it')
+            return (f'held: the machine is stopped ({fault.reason}: {fault.detail}); it is '
+                    f'kept and made once it is reset ({how})')
+        if self.draining:
+            return 'held: jafflr is restarting; it is kept and made after the restart'
+        if self.assembler.paused:
+            return 'held: the queue is paused'
+        return None
 
     def pause(self, paused):
         self.assembler.paused = paused
@@ -167,25 +229,31 @@ class Kitchen:
                                f'within {waited_s:.0f} s', now, wall)
 
     def finish_drain(self):
-        """Record what is on the tray so the next start can carry on with it. A drain that
-        had to stop a toastie half way is not clean: the next start clears the machine."""
-        if self.shutdown.latched:
-            return
-        tray = self.assembler.tray
+        """The last step of a finished drain: the marker that the next start is a clean one.
+        It records what is on the tray so that start can carry on with it; with a fault
+        latched (a drain that had to stop a toastie half way, or a machine that was
+        stopped already) the fault is saved and comes back, and the tray is not kept."""
+        tray = None if self.shutdown.latched else self.assembler.tray
         self.store.set_meta(clean_stop={'tray': tray.id if tray else None})
 
-    def recover(self, wall):
-        """After a start: orders that were in the machine when it stopped. After a clean
-        drain the tray's toastie carries on; after a crash everything that was on the
-        machine is failed with the reason, its stock noted, and the machine is cleared."""
+    def recover(self, now, wall):
+        """At start, before any output may switch on. The fault latched before the restart
+        is latched again. A start without the clean-stop marker (a crash, a watchdog, a
+        power cut) latches `unclean-start`, saying what was happening. Orders that were in
+        the machine: after a clean drain the tray's toastie carries on; otherwise each is
+        failed with the reason, its stock noted, and the machine is cleared. Queued
+        orders are kept."""
         meta = self.store.meta()
-        clean = meta.get('clean_stop') or {}
-        self.store.set_meta(clean_stop=None)
+        kept = self.shutdown.restore(meta.get('fault'), now)
+        first_start = 'clean_stop' not in meta          # a new state dir: nothing ran here
+        clean = meta.get('clean_stop')
+        self.store.set_meta(clean_stop=None)    # only the next finished drain writes it again
+        doing = self._what_was_happening()
         cleared = False
         for order in self.book.active():
             if order.state == QUEUED:
                 continue
-            if order.state == ASSEMBLED and clean.get('tray') == order.id:
+            if order.state == ASSEMBLED and (clean or {}).get('tray') == order.id:
                 self.assembler.tray = order
                 continue
             where = {ASSEMBLING: 'being assembled', ASSEMBLED: 'on the tray',
@@ -195,8 +263,26 @@ class Kitchen:
                            wall)
             self.assembler.reservation_to_cancel(order)
             cleared = True
+        if kept is not None:
+            self.events('fault', reason=kept.reason, detail=f'kept from before the restart: '
+                        f'{kept.detail}', by=kept.by)
+        if clean is None and not first_start:
+            self.shutdown.trip(UNCLEAN_START, f'needs attention: restarted while {doing}, '
+                               f'without a finished drain (a crash, a watchdog restart or a '
+                               f'power cut)', now, wall, by='the start-up check')
         if cleared or not clean:
             self.press.clear()
+
+    def _what_was_happening(self):
+        active = {o.state: o for o in self.book.active()}
+        for state, text in ((TOASTING, 'a toastie was in the press'),
+                            (ASSEMBLED, 'a toastie was on the tray'),
+                            (ASSEMBLING, 'a toastie was being assembled')):
+            if state in active:
+                return f'{text} ({active[state].id})'
+        queued = len(self.book.queued())
+        return f'idle with {queued} toastie{"s" if queued != 1 else ""} queued' if queued \
+            else 'idle'
 
     # -- what the machine is doing -----------------------------------------------------------------
     def state(self, now):
@@ -256,6 +342,8 @@ class Kitchen:
             'paused': self.assembler.paused,
             'plate': plate,
             'fault': fault.as_dict() if fault else None,
+            'later_faults': [f.reason for f in self.shutdown.later],
+            'reset': self.reset_status(now),
             'queue': {'length': len(queued), 'max': self.book.max_queue,
                       'orders': [o.id for o in queued]},
             'press': self.press.in_press.id if self.press.in_press else None,

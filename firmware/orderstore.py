@@ -56,6 +56,14 @@ class OrderStore:
         table = self.db.table('meta')
         table.update(values, doc_ids=[table.all()[0].doc_id])
 
+    def saved_fault(self):
+        """The latched fault as the shutdown saved it (Shutdown.record()), or None."""
+        return self.meta().get('fault')
+
+    def save_fault(self, record):
+        """Durable before it returns (the storage fsyncs and renames)."""
+        self.set_meta(fault=record)
+
     def save_order(self, order, next_number=None):
         with transaction(self.db):
             self.db.table('orders').upsert(Document(order.to_dict(), doc_id=int(order.id[1:])))

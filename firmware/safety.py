@@ -1,7 +1,11 @@
 """Heater safety: the fault reasons, the one latched shutdown every output obeys, and the
 checks that decide when the plate is not behaving (after Klipper's verify_heater).
 
-A fault latches with its reason, detail and time, and stays until a person resets it.
+A fault latches with its reason, detail and time, and stays until a person resets it,
+across restarts: the shutdown saves it (after the outputs are off) through the `save`
+it is handed, and the service restores it at start before any output may switch on.
+Who may reset which fault is one table, CLEARED_BY: some need a person at the machine
+(the reset button held, then the admin token), the rest the token alone.
 Trips arrive from the control loop, from gpiozero callbacks (lid, e-stop) and from the
 dead-man thread, so the shutdown is thread-safe. Nothing here reads a clock: `now`
 (monotonic seconds) and, where known, `wall` (epoch seconds) are handed in.
@@ -9,7 +13,7 @@ dead-man thread, so the shutdown is thread-safe. Nothing here reads a clock: `no
 import logging
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from .config import checked
 
@@ -33,6 +37,8 @@ ASSEMBLY_INTERRUPTED = 'assembly-interrupted'
 LOADCELL_ERROR = 'loadcell-error'
 PRESS_JAM = 'press-jam'
 CONVEYOR_JAM = 'conveyor-jam'
+# jafflr started without a finished drain behind it (crash, watchdog, power cut).
+UNCLEAN_START = 'unclean-start'
 
 # Reason -> what a person should do about it (shown on the kitchen panel).
 FAULT_HELP = {
@@ -68,45 +74,114 @@ FAULT_HELP = {
                'press and check its motor, then reset.',
     CONVEYOR_JAM: 'The conveyor did not reach its next index mark: switch off, clear the '
                   'tray and the conveyor, then reset.',
+    UNCLEAN_START: 'jafflr restarted mid-work (crash, watchdog, power cut): look at the '
+                   'press and the tray, take out what is left in them, then reset.',
 }
+
+# Who may clear a fault. AT_MACHINE: something may be wrong that only a look at the
+# machine can tell (the heat, its sensor, the software itself), so a person holds the
+# reset button on the machine and then resets with the admin token. PANEL: the cause is
+# visible and fixing it is the check (close the lid, release the e-stop, clear a jam), so
+# the token alone clears it from the panel. A reason missing here counts as AT_MACHINE.
+AT_MACHINE = 'at-machine'
+PANEL = 'panel'
+CLEARED_BY = {
+    PLATE_OVER_TEMPERATURE: AT_MACHINE,
+    HEATER_RUNAWAY: AT_MACHINE,
+    HEATER_NOT_HEATING: AT_MACHINE,
+    HEATER_ON_TIME_LIMIT: AT_MACHINE,
+    PLATE_SENSOR_OPEN: AT_MACHINE,
+    PLATE_SENSOR_ERROR: AT_MACHINE,
+    PLATE_SENSOR_FAULT: AT_MACHINE,
+    CONTROL_LOOP_STALLED: AT_MACHINE,
+    CONTROL_ERROR: AT_MACHINE,
+    UNCLEAN_START: AT_MACHINE,
+    LID_OPEN: PANEL,
+    ESTOP: PANEL,
+    STOPPED: PANEL,
+    DISPENSER_JAM: PANEL,
+    ASSEMBLY_INTERRUPTED: PANEL,
+    LOADCELL_ERROR: PANEL,
+    PRESS_JAM: PANEL,
+    CONVEYOR_JAM: PANEL,
+}
+RESET_HOLD_S = 2.0          # how long the reset button is held to count
+RESET_ARMED_S = 120.0       # how long after that the admin reset is accepted
+HOW_TO_CLEAR = {
+    AT_MACHINE: f'needs a person at the machine: hold its reset button for '
+                f'{RESET_HOLD_S:.0f} s, then reset from the panel (admin token) within '
+                f'{RESET_ARMED_S / 60:.0f} minutes',
+    PANEL: 'fix the cause, then reset from the panel (admin token)',
+}
+
+
+def cleared_by(reason):
+    """AT_MACHINE or PANEL for a fault reason (unknown reasons: AT_MACHINE)."""
+    return CLEARED_BY.get(reason, AT_MACHINE)
 
 
 @dataclass(frozen=True)
 class Fault:
-    """Why the heater was shut down, when (monotonic `at`, wall-clock `wall` if known)."""
+    """Why the heater was shut down, when (monotonic `at`, wall-clock `wall` if known), what
+    tripped it (`by`), and whether it was latched before this start (`restored`)."""
     reason: str
     detail: str
     at: float
     wall: float | None = None
+    by: str | None = field(default=None, compare=False)
+    restored: bool = field(default=False, compare=False)
 
     @property
     def help(self):
         return FAULT_HELP.get(self.reason, 'Unknown fault: check the machine, then reset.')
 
+    @property
+    def cleared_by(self):
+        return cleared_by(self.reason)
+
     def as_dict(self):
         return {'reason': self.reason, 'detail': self.detail, 'at': self.at,
-                'wall': self.wall, 'help': self.help}
+                'wall': self.wall, 'by': self.by, 'restored': self.restored,
+                'help': self.help, 'cleared_by': self.cleared_by,
+                'how_to_clear': HOW_TO_CLEAR[self.cleared_by]}
+
+    def record(self):
+        """What is saved: `at` is this process's monotonic time, meaningless after it."""
+        return {'reason': self.reason, 'detail': self.detail, 'wall': self.wall, 'by': self.by}
+
+    @classmethod
+    def from_record(cls, record, now):
+        return cls(str(record['reason']), str(record.get('detail', '')), now,
+                   record.get('wall'), record.get('by'), restored=True)
 
 
 class Shutdown:
     """The one latched shutdown. The first trip latches; every listener runs for it (they
     turn outputs off, fail the current order). Trips while latched are recorded, one per
-    reason, but do not replace the first: it is the cause, the rest are consequences."""
+    other reason, but do not replace the first: it is the cause, the rest are consequences.
 
-    def __init__(self, wall_clock=None):
+    With `save` (save(record or None), durable), every latched fault is written as soon
+    as the `first` listeners (the outputs off) have run, before the others, and `restore`
+    latches a saved one again at start."""
+
+    def __init__(self, wall_clock=None, save=None):
         # wall_clock() -> epoch seconds, handed in (clock.time) so that faults tripped
         # with only `now` still carry a timestamp that means something after a restart.
         self._wall_clock = wall_clock
+        self._save = save
         self._lock = threading.RLock()
+        self._save_lock = threading.Lock()
+        self._first = []
         self._listeners = []
         self._fault = None
         self._later = {}
 
-    def add_listener(self, listener):
+    def add_listener(self, listener, first=False):
         """listener(fault) is called, in the tripping thread, whenever a fault latches. It
-        must be quick and must not wait on another thread."""
+        must be quick and must not wait on another thread. `first` listeners (outputs off)
+        run before the fault is saved, so switching off never waits on the disk."""
         with self._lock:
-            self._listeners.append(listener)
+            (self._first if first else self._listeners).append(listener)
 
     @property
     def latched(self):
@@ -119,31 +194,109 @@ class Shutdown:
 
     @property
     def later(self):
-        """Faults tripped while already latched, the first of each reason."""
+        """Faults of other reasons tripped while already latched, the first of each."""
         with self._lock:
             return list(self._later.values())
 
-    def trip(self, reason, detail, now, wall=None):
+    def clearance(self):
+        """Who may clear what is latched: AT_MACHINE if the fault or any later one needs
+        a person at the machine, PANEL if none does, None if nothing is latched."""
+        with self._lock:
+            if self._fault is None:
+                return None
+            kinds = {f.cleared_by for f in (self._fault, *self._later.values())}
+        return AT_MACHINE if AT_MACHINE in kinds else PANEL
+
+    def at_machine_reasons(self):
+        """The latched reasons (the fault and later ones) that need a person at the machine."""
+        with self._lock:
+            return [f.reason for f in (self._fault, *self._later.values())
+                    if f is not None and f.cleared_by == AT_MACHINE]
+
+    def at_machine_since(self):
+        """When (monotonic) the newest fault that needs a person at the machine latched:
+        a reset button held before it does not count for it. None if none needs one."""
+        with self._lock:
+            faults = [f for f in (self._fault, *self._later.values())
+                      if f is not None and f.cleared_by == AT_MACHINE]
+        return max((f.at for f in faults), default=None)
+
+    def trip(self, reason, detail, now, wall=None, by=None):
         """Latch a fault unless one is latched already. Never refuses: an unknown reason
-        still shuts down. Returns the latched fault."""
+        still shuts down. Returns the latched fault. `by` says what tripped it (default:
+        the tripping thread's name)."""
         if wall is None and self._wall_clock is not None:
             wall = self._wall_clock()
-        fault = Fault(str(reason), str(detail), now, wall)
+        fault = Fault(str(reason), str(detail), now, wall,
+                      by or f'thread {threading.current_thread().name}')
         with self._lock:
             if self._fault is not None:
-                self._later.setdefault(fault.reason, fault)
-                return self._fault
-            self._fault = fault
-            listeners = list(self._listeners)
-        log.error('heater shutdown: %s: %s', fault.reason, fault.detail)
+                new = fault.reason not in self._later and fault.reason != self._fault.reason
+                if new:
+                    self._later[fault.reason] = fault
+                latched = self._fault
+            else:
+                new, latched = None, None
+                self._fault = fault
+                first, listeners = list(self._first), list(self._listeners)
+        if latched is not None:
+            if new:
+                self._persist()
+            return latched
+        log.error('heater shutdown: %s: %s (%s)', fault.reason, fault.detail, fault.by)
         # Outside the lock: a listener that blocks cannot hold up other trips. Outputs
         # are safe meanwhile because they switch on only through run_unless_latched.
+        self._notify(first, fault)
+        self._persist()
+        self._notify(listeners, fault)
+        return fault
+
+    @staticmethod
+    def _notify(listeners, fault):
         for listener in listeners:
             try:
                 listener(fault)
             except Exception:  # one broken listener must not stop the others
                 log.exception('shutdown listener %r failed for %s', listener, fault.reason)
-        return fault
+
+    def record(self):
+        """What is latched, as saved: {'fault': ..., 'later': [...]}, or None."""
+        with self._lock:
+            if self._fault is None:
+                return None
+            return {'fault': self._fault.record(),
+                    'later': [f.record() for f in self._later.values()]}
+
+    def _persist(self):
+        if self._save is None:
+            return
+        # The record is taken inside the save lock: the last write is the latest state.
+        with self._save_lock:
+            try:
+                self._save(self.record())
+            except Exception:   # the fault stays latched in memory; say so loudly
+                log.exception('could not save the latched fault; it holds until this '
+                              'process ends but will not survive a restart')
+
+    def restore(self, record, now):
+        """At start, before any output may switch on: latch a fault saved by an earlier
+        run (see record()). The first listeners run (outputs off); the record is not
+        written again. Returns the fault latched now, or None."""
+        if not record or not record.get('fault'):
+            return None
+        fault = Fault.from_record(record['fault'], now)
+        with self._lock:
+            if self._fault is None:
+                self._fault = fault
+            elif fault.reason != self._fault.reason:
+                self._later.setdefault(fault.reason, fault)
+            for later in record.get('later') or ():
+                if later['reason'] != self._fault.reason:
+                    self._later.setdefault(later['reason'], Fault.from_record(later, now))
+            first, latched = list(self._first), self._fault
+        log.error('fault kept from before the restart: %s: %s', fault.reason, fault.detail)
+        self._notify(first, latched)
+        return latched
 
     def run_unless_latched(self, action):
         """Run `action()` (switch an output on) only if nothing is latched, atomically
@@ -155,13 +308,18 @@ class Shutdown:
             action()
             return True
 
-    def reset(self, now, by):
-        """A person clears the fault. Returns the fault cleared (None if none was)."""
+    def reset(self, now, by, check=None):
+        """Clear the fault. Who may is the caller's `check(shutdown)`, run under the lock so
+        no fault can latch between it and the clearing; it raises to refuse (see
+        Kitchen.reset and CLEARED_BY). Returns the fault cleared (None if none was)."""
         with self._lock:
+            if check is not None and self._fault is not None:
+                check(self)
             cleared, self._fault = self._fault, None
             self._later.clear()
         if cleared is not None:
             log.warning('heater fault %s reset by %s at %.1f', cleared.reason, by, now)
+            self._persist()
         return cleared
 
 
@@ -295,10 +453,10 @@ class Interlocks:
 
     def __init__(self, machine, shutdown, monotonic):
         self.machine = machine
-        machine.lid.when_deactivated = lambda: shutdown.trip(LID_OPEN, 'the lid was opened',
-                                                             monotonic())
+        machine.lid.when_deactivated = lambda: shutdown.trip(
+            LID_OPEN, 'the lid was opened', monotonic(), by='the lid switch')
         machine.estop.when_deactivated = lambda: shutdown.trip(
-            ESTOP, 'the emergency stop was pressed', monotonic())
+            ESTOP, 'the emergency stop was pressed', monotonic(), by='the e-stop switch')
 
     def __call__(self):
         return interlock_faults(self.machine)
@@ -312,3 +470,61 @@ def interlock_faults(machine):
     if machine.estop_pressed:
         found.append((ESTOP, 'the emergency stop is pressed'))
     return found
+
+
+class ResetButton:
+    """The reset button on the machine: holding it for hold_s arms an admin reset of a
+    fault that needs a person at the machine, for armed_s. Edges come in with their
+    time (`pressed(now)`, `released(now)`, from gpiozero's callback thread); nothing
+    here reads a clock. A button stuck down arms once, for armed_s after the hold, not
+    for ever."""
+
+    def __init__(self, hold_s=RESET_HOLD_S, armed_s=RESET_ARMED_S):
+        self.hold_s = hold_s
+        self.armed_s = armed_s
+        self._lock = threading.Lock()
+        self._down_at = None        # while held: since when
+        self._armed_at = None       # the end of the last full hold
+
+    def pressed(self, now):
+        with self._lock:
+            if self._down_at is None:
+                self._down_at = now
+
+    def released(self, now):
+        with self._lock:
+            if self._down_at is not None and now - self._down_at >= self.hold_s:
+                self._armed_at = self._down_at + self.hold_s
+            self._down_at = None
+
+    def watch(self, device, monotonic):
+        """Follow a gpiozero input (active while pressed), stamping edges with monotonic()."""
+        device.when_activated = lambda: self.pressed(monotonic())
+        device.when_deactivated = lambda: self.released(monotonic())
+        if device.is_active:
+            self.pressed(monotonic())
+
+    def held(self):
+        return self._down_at is not None
+
+    def armed_at(self, now):
+        """When the hold that arms a reset now completed, or None if nothing arms it."""
+        with self._lock:
+            at = self._armed_at
+            if self._down_at is not None and now - self._down_at >= self.hold_s:
+                at = self._down_at + self.hold_s
+        if at is None or not at <= now <= at + self.armed_s:
+            return None
+        return at
+
+    def disarm(self):
+        """A reset used the hold: the next one needs the button again (released first)."""
+        with self._lock:
+            self._armed_at = None
+            self._down_at = None
+
+    def describe(self, now):
+        at = self.armed_at(now)
+        return {'held': self.held(), 'armed': at is not None,
+                'armed_left_s': None if at is None else round(at + self.armed_s - now, 1),
+                'hold_s': self.hold_s, 'armed_s': self.armed_s}

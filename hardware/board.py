@@ -97,6 +97,9 @@ GPIO_PARTS = (
              note='closes to ground when the lid is shut; open lid or cut wire reads high'),
     GpioPart('estop_ok', 4, 'in', active_high=False, pull='up',
              note='normally-closed e-stop to ground; pressed or cut wire reads high'),
+    GpioPart('reset_button', 12, 'in', active_high=False, pull='up',
+             note='normally-open push button to ground on the machine, low while pressed; '
+                  'held 2 s it lets a person clear a fault that needs them there'),
     GpioPart('buzzer', 18, 'out'),
     GpioPart('status_led', 21, 'out'),
 )

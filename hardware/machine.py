@@ -196,6 +196,9 @@ class Machine(CompositeDevice):
             makers['lid'] = lambda: DigitalInputDevice(pin('lid_closed'), pull_up=True, pin_factory=pf)
         if mine('estop_ok'):
             makers['estop'] = lambda: DigitalInputDevice(pin('estop_ok'), pull_up=True, pin_factory=pf)
+        if mine('reset_button'):
+            makers['reset_button'] = lambda: DigitalInputDevice(pin('reset_button'), pull_up=True,
+                                                                pin_factory=pf)
         if mine('buzzer'):
             makers['buzzer'] = lambda: DigitalOutputDevice(pin('buzzer'), pin_factory=pf)
         if mine('status_led'):
@@ -209,7 +212,8 @@ class Machine(CompositeDevice):
         return self._named.get(name)
 
     def __getattr__(self, name):
-        if name in ('heater', 'chiller', 'conveyor', 'press', 'lid', 'estop', 'buzzer', 'status_led'):
+        if name in ('heater', 'chiller', 'conveyor', 'press', 'lid', 'estop', 'reset_button',
+                    'buzzer', 'status_led'):
             return self._named.get(name)
         return super().__getattr__(name)
 
@@ -226,6 +230,11 @@ class Machine(CompositeDevice):
     @property
     def estop_pressed(self):
         return not self.estop.is_active
+
+    @property
+    def reset_pressed(self):
+        """The reset button is down (active low: a cut wire reads as not pressed)."""
+        return self.reset_button.is_active
 
     def all_off(self):
         """Every output off, heater first. Safe to call from any state, any number of times."""

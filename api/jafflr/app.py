@@ -15,6 +15,7 @@ import threading
 import bottle
 
 from firmware import errors
+from firmware.safety import HOW_TO_CLEAR, PANEL
 from ..common.web import ApiError, client_address, install_error_pages, json_answer, json_body, \
     query_int, query_one
 from . import schemas
@@ -25,7 +26,7 @@ log = logging.getLogger('jafflr')
 
 STATUS_OF = {'invalid': 400, 'unknown': 400, 'not-found': 404, 'insufficient': 409,
              'conflict': 409, 'locked': 423, 'sensor': 503, 'unavailable': 503,
-             'queue-full': 503}
+             'queue-full': 503, 'needs-reset-button': 409}
 V1_SUCCESSORS = {'/toastie': '/v2/toasties', '/': '/v2/status', '/health': '/v2/ready'}
 V1_WAIT_S = 3600.0       # simulated seconds a v1 /toastie waits before giving an id instead
 V1_WAITERS = 8           # v1 requests that may wait at once (each holds a waitress thread)
@@ -125,6 +126,7 @@ class JafflrApi:
         d['ready_at'] = order.finished_at if order.finished else ready.get(order.id)
         d['time_left_s'] = None if d['ready_at'] is None else max(0.0, d['ready_at'] - wall)
         d['queue_position'] = self.s.book.position(order.id)
+        d['waiting'] = self.s.kitchen.why_waiting(order)
         return d
 
     def call(self, fn, *args, **kw):
@@ -192,7 +194,12 @@ def build_app(service, panel=None):
         if panel is not None and 'text/html' in bottle.request.get_header('Accept', ''):
             return panel()
         bottle.response.content_type = 'text/plain; charset=utf-8'
-        return f'toasting: {"true" if s.press.in_press is not None else "false"}'
+        text = f'toasting: {"true" if s.press.in_press is not None else "false"}'
+        fault = s.shutdown.fault
+        if fault is not None:     # v1's one line, then why the machine is stopped
+            text += (f'\nfault: {fault.reason}: {fault.detail}'
+                     f'\nto clear: {HOW_TO_CLEAR[s.shutdown.clearance() or PANEL]}')
+        return text
 
     @app.get('/toastie')
     def v1_toastie():
@@ -273,7 +280,7 @@ def build_app(service, panel=None):
     def v2_reset():
         s.auth.check()
         now, wall = now_wall()
-        s.kitchen.reset(now, wall, f'admin from {client_address()}')
+        api.call(s.kitchen.reset, now, wall, f'admin from {client_address()}')
         return json_answer(s.status())
 
     @app.post('/v2/queue/<action:re:pause|resume>')

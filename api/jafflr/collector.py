@@ -1,6 +1,8 @@
 """Prometheus gauges read from jafflr at scrape time."""
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from firmware.safety import AT_MACHINE
+
 
 class JafflrCollector:
     def __init__(self, service):
@@ -29,6 +31,13 @@ class JafflrCollector:
                                     labels=['reason'])
         latched.add_metric([fault.reason if fault else ''], 1 if fault else 0)
         yield latched
+        yield GaugeMetricFamily('jafflr_fault_needs_person',
+                                'The latched fault needs a person at the machine (reset button '
+                                'held, then the admin reset)',
+                                value=int(s.shutdown.clearance() == AT_MACHINE))
+        yield GaugeMetricFamily('jafflr_fault_restored',
+                                'The latched fault was kept from before the last start',
+                                value=int(bool(fault and fault.restored)))
         yield GaugeMetricFamily('jafflr_queue_length', 'Toasties waiting', value=len(s.book.queue))
         yield GaugeMetricFamily('jafflr_busy', 'A toastie is being assembled or in the press',
                                 value=int(s.kitchen.busy))

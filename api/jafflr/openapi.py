@@ -51,8 +51,11 @@ def build_document(version):
             {200: ('stopped', s.STATUS), 400: ('bad request', None)}, body=s.STOP_REQUEST,
             body_required=False)},
         '/v2/reset': {'post': operation(
-            'Clear the latched fault (admin); the machine clears its tray and press',
-            {200: ('reset', s.STATUS), **ADMIN})},
+            'Clear the latched fault (admin); the machine clears its tray and press. A fault '
+            'that needs a person at the machine (status.reset.cleared_by at-machine) also '
+            'needs the reset button on the machine held 2 s within the last 2 minutes',
+            {200: ('reset', s.STATUS), 409: ('needs-reset-button: hold the reset button on '
+                                            'the machine first', None), **ADMIN})},
         '/v2/queue/pause': {'post': operation(
             'Start no new toastie (the current one finishes)', {200: ('paused', s.STATUS), **ADMIN})},
         '/v2/queue/resume': {'post': operation('Start toasties again',

@@ -52,6 +52,8 @@ ORDER = {
         'finished_at': NULLABLE_NUMBER, 'ready_at': NULLABLE_NUMBER,
         'time_left_s': NULLABLE_NUMBER, 'queue_position': {'type': ['integer', 'null']},
         'failure': FAILURE, 'stock': {'type': 'object'},
+        'waiting': {'type': ['string', 'null'],
+                    'description': 'why a queued toastie is held (a latched fault, a pause)'},
     },
 }
 ORDER_CREATED = {**ORDER, 'required': ORDER['required'] + ['cancel_secret'], 'properties': {
@@ -59,9 +61,22 @@ ORDER_CREATED = {**ORDER, 'required': ORDER['required'] + ['cancel_secret'], 'pr
     'cancel_secret': {'type': 'string', 'description': 'send it as Order-Secret to cancel'}}}
 ORDERS = {'type': 'object', 'required': ['orders'],
           'properties': {'orders': {'type': 'array', 'items': ORDER}}}
+CLEARED_BY = {'type': ['string', 'null'], 'enum': ['at-machine', 'panel', None],
+              'description': 'at-machine: the reset button on the machine held 2 s, then the '
+                             'admin reset within 2 minutes; panel: the admin reset alone'}
 FAULT = {'type': ['object', 'null'], 'properties': {
     'reason': {'type': 'string'}, 'detail': {'type': 'string'}, 'at': {'type': 'number'},
-    'wall': NULLABLE_NUMBER, 'help': {'type': 'string'}}}
+    'wall': NULLABLE_NUMBER, 'help': {'type': 'string'},
+    'by': {'type': ['string', 'null'], 'description': 'what tripped it'},
+    'restored': {'type': 'boolean', 'description': 'latched before this start, kept'},
+    'cleared_by': CLEARED_BY, 'how_to_clear': {'type': 'string'}}}
+RESET = {'type': 'object', 'required': ['cleared_by', 'allowed', 'button'], 'properties': {
+    'cleared_by': CLEARED_BY, 'how_to_clear': {'type': ['string', 'null']},
+    'allowed': {'type': 'boolean', 'description': 'an admin reset now would be accepted'},
+    'button': {'type': 'object', 'required': ['held', 'armed'], 'properties': {
+        'held': {'type': 'boolean'}, 'armed': {'type': 'boolean'},
+        'armed_left_s': NULLABLE_NUMBER, 'hold_s': {'type': 'number'},
+        'armed_s': {'type': 'number'}}}}}
 STATUS = {
     'type': 'object', 'required': ['state', 'busy', 'paused', 'plate', 'fault', 'queue'],
     'properties': {
@@ -73,6 +88,8 @@ STATUS = {
                                  'duty': NULLABLE_NUMBER, 'relay_on': {'type': 'boolean'},
                                  'phase': {'type': 'string'}, 'at_target': {'type': 'boolean'}}},
         'fault': FAULT,
+        'later_faults': {'type': 'array', 'items': {'type': 'string'}},
+        'reset': RESET,
         'queue': {'type': 'object', 'required': ['length', 'max', 'orders'],
                   'properties': {'length': {'type': 'integer'}, 'max': {'type': 'integer'},
                                  'orders': {'type': 'array', 'items': {'type': 'string'}}}},

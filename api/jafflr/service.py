@@ -24,7 +24,7 @@ from firmware.kitchen import Kitchen
 from firmware.orders import OrderBook
 from firmware.orderstore import DB_NAME, OrderStore
 from firmware.press import PressStation
-from firmware.safety import CONTROL_ERROR, CONTROL_LOOP_STALLED, Interlocks, Shutdown
+from firmware.safety import CONTROL_ERROR, CONTROL_LOOP_STALLED, Interlocks, ResetButton, Shutdown
 
 from ..common.health import Readiness, storage_writable
 from ..common.loop import PeriodicLoop
@@ -74,7 +74,11 @@ class JafflrService:
                                monotonic=clock.monotonic)
         self.machine = machine = platform.machine('jafflr')
         self.store = OrderStore(settings.state_dir, now_wall=clock.time())
-        self.shutdown = Shutdown(wall_clock=clock.time)
+        # A latched fault is saved (after the outputs are off) and restored at start
+        # (kitchen.recover, before any loop starts), so it survives kill -9 and power cuts.
+        self.shutdown = Shutdown(wall_clock=clock.time, save=self.store.save_fault)
+        self.reset_button = ResetButton()
+        self.reset_button.watch(machine.reset_button, clock.monotonic)
         self.flags = Flags(self.store.flags(), env)
         self.stock = ChillybinClient(chillybin_url, {b.default_ingredient: b.index for b in BOARD.bays
                                                      if b.default_ingredient},
@@ -93,7 +97,8 @@ class JafflrService:
         self.press = PressStation(machine.press, machine.conveyor, self.controller, self.book,
                                   self.shutdown, self.events)
         self.kitchen = Kitchen(self.book, self.store, self.controller, self.shutdown,
-                               self.assembler, self.press, self.stock, self.events, machine.all_off)
+                               self.assembler, self.press, self.stock, self.events, machine.all_off,
+                               reset_button=self.reset_button)
         self.metrics = ServiceMetrics('jafflr', settings.version)
         lateness = self.metrics.histogram(
             'control_loop_lateness_seconds', 'How late each control tick started (real seconds)',
@@ -139,7 +144,7 @@ class JafflrService:
             self.machine.heater.off()
         finally:
             self.shutdown.trip(CONTROL_LOOP_STALLED, f'the control loop did not tick for '
-                               f'{self.deadman_s:g} s', self.clock.monotonic())
+                               f'{self.deadman_s:g} s', self.clock.monotonic(), by='the dead-man')
 
     def stall_control_loop(self):
         self._stalled.set()
@@ -228,7 +233,9 @@ class JafflrService:
     def run(self):
         threading.excepthook = self._thread_died
         atexit.register(self._off_at_exit)
-        self.kitchen.recover(self.clock.time())
+        # Before any loop starts: the fault kept from before, or unclean-start, latches
+        # first, so nothing heats or moves after a crash until a person has looked.
+        self.kitchen.recover(self.clock.monotonic(), self.clock.time())
         self.control_loop.start()
         self.deadman.start()
         self.press_loop.start()

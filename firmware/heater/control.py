@@ -101,7 +101,7 @@ class PlateController:
         self._last_status = None
         self._probe = threading.Lock()   # held by the one reader waiting on a busy tick
         self._stuck = False              # that reader waited LOCK_WAIT_S in vain
-        shutdown.add_listener(self._on_fault)
+        shutdown.add_listener(self._on_fault, first=True)   # before the fault is saved
 
     def _check_targets(self):
         c, limit = self.cfg, self._verifier.cfg.max_temp_c - TARGET_MARGIN_C

@@ -6,6 +6,7 @@
     python -m hardware.sim fault NAME on|off
     python -m hardware.sim nack PART RATE
     python -m hardware.sim fill BAY UNITS [INGREDIENT]
+    python -m hardware.sim button reset [--hold S]
 """
 import argparse
 import json
@@ -14,7 +15,7 @@ import sys
 
 from ..errors import SimulatorUnavailable
 from .protocol import default_socket_path
-from .world import FAULTS
+from .world import BUTTONS, FAULTS
 
 
 def _format_status(s):
@@ -30,7 +31,8 @@ def _format_status(s):
     for b in s['bays']:
         lines.append(f"  bay {b['bay']} {str(b['ingredient']):9} {b['units']:3d} units "
                      f"{b['grams']:7.1f} g  dispenser {'on' if b['dispenser_on'] else 'off'}")
-    lines.append(f"faults: {', '.join(s['faults']) or 'none'}")
+    lines.append(f"faults: {', '.join(s['faults']) or 'none'}   buttons held: "
+                 f"{', '.join(s['buttons_held']) or 'none'}")
     if s['nack_rates']:
         lines.append(f"NACK rates: {s['nack_rates']}")
     lines += [f'  {e}' for e in s['events']]
@@ -60,6 +62,11 @@ def main(argv=None):
     fill.add_argument('bay')
     fill.add_argument('units', type=int)
     fill.add_argument('ingredient', nargs='?', default=None, help='put this ingredient in the bay')
+    button = sub.add_parser('button', help='a person holds a button on the machine')
+    button.add_argument('name', choices=sorted(BUTTONS))
+    button.add_argument('--hold', type=float, default=3.0,
+                        help='seconds (simulated) before letting go; jafflr counts a reset '
+                             'hold from 2 s (default 3)')
     args = parser.parse_args(argv)
     path = args.socket or default_socket_path()
 
@@ -90,6 +97,9 @@ def main(argv=None):
         elif args.command == 'nack':
             link.set_nack_rate(args.part, args.rate)
             print(f'{args.part} drops {args.rate:.1%} of transfers')
+        elif args.command == 'button':
+            link.hold_button(args.name, args.hold)
+            print(f'{args.name} button held for {args.hold:g} s (simulated)')
         elif args.command == 'fill':
             link.fill(args.bay, args.units, args.ingredient)
             print(f'bay {args.bay} filled with {args.units} {args.ingredient or ""}'.rstrip())

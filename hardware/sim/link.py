@@ -124,6 +124,9 @@ class SimLink:
     def set_nack_rate(self, part, rate):
         return self.call('nack', part=part, rate=rate)
 
+    def hold_button(self, name, hold_s):
+        return self.call('button', name=name, hold_s=hold_s)
+
     def fill(self, bay, units, ingredient=None):
         return self.call('fill', bay=bay, units=units, ingredient=ingredient)
 

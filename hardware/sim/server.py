@@ -81,6 +81,8 @@ class SimServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             return world.set_fault(request['name'], bool(request['on']))
         if op == 'nack':
             return world.set_nack_rate(request['part'], float(request['rate']))
+        if op == 'button':
+            return world.hold_button(request['name'], float(request['hold_s']))
         if op == 'fill':
             return world.fill(request['bay'], int(request['units']), request.get('ingredient'))
         raise ValueError(f'unknown op {op!r}')

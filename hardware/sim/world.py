@@ -30,6 +30,9 @@ FAULTS = {
     'estop': 'the emergency stop is pressed',
 }
 
+# Buttons a person can hold on the machine: name -> the board's GPIO part.
+BUTTONS = {'reset': 'reset_button'}
+
 # Fault -> the I2C part it silences.
 _NACK_FAULTS = {'plate-sensor-nack': 'plate_thermocouple', 'bin-sensor-nack': 'bin_air'}
 
@@ -64,6 +67,7 @@ class World:
             bay.fill(units)
             self.bays.append(bay)
         self.faults = set()
+        self.buttons = {}             # button -> the time a person lets go of it
         self.nack_rates = {}
         self.events = deque(maxlen=200)
         self._driven = {}             # pin -> level, for lines a program drives
@@ -123,6 +127,7 @@ class World:
             'press_closed_limit': self.press.is_closed,
             'lid_closed': 'lid-open' not in self.faults,
             'estop_ok': 'estop' not in self.faults,
+            **{part: name in self.buttons for name, part in BUTTONS.items()},
         }
         changed = []
         for name, is_active in active.items():
@@ -144,7 +149,7 @@ class World:
         names = ('heater_relay', 'tray_motor', 'press_close', 'press_open')
         return (any(self.is_active(n) for n in names)
                 or any(self.is_active(f'dispenser_{b.index}') for b in self.bays)
-                or 'heater-welded' in self.faults)
+                or 'heater-welded' in self.faults or bool(self.buttons))
 
     def advance_to(self, t):
         with self.lock:
@@ -183,6 +188,10 @@ class World:
         self.tray.step(dt, self.is_active('tray_motor'), self.press)
         if len(self.tray.delivered) != delivered:
             self._event(f'sandwich delivered: {self.tray.delivered[-1].describe()}')
+        for name, until in list(self.buttons.items()):
+            if self.now >= until:
+                del self.buttons[name]
+                self._event(f'{name} button released')
         self._update_inputs()
 
     def _event(self, text):
@@ -238,6 +247,18 @@ class World:
             self._update_inputs()
             return fault
 
+    def hold_button(self, name, hold_s):
+        """A person presses a button on the machine and lets go hold_s seconds later."""
+        if name not in BUTTONS:
+            raise ValueError(f'no button {name!r} on the machine; buttons: {", ".join(BUTTONS)}')
+        if not 0.0 < hold_s <= 600.0:
+            raise ValueError(f'hold the button for 0-600 s, not {hold_s}')
+        with self.lock:
+            self.sync()
+            self.buttons[name] = self.now + hold_s
+            self._event(f'{name} button pressed for {hold_s:g} s')
+            self._update_inputs()
+
     def fill(self, bay_ref, units, ingredient=None):
         """A person fills a bay with `units` fresh units (0 empties it), putting
         `ingredient` in it if given."""
@@ -283,6 +304,7 @@ class World:
                           'dispenser_on': self.is_active(f'dispenser_{b.index}'),
                           'drops': b.drops} for b in self.bays],
                 'faults': sorted(self.faults),
+                'buttons_held': sorted(self.buttons),
                 'nack_rates': dict(self.nack_rates),
                 'events': [f'{t:.1f} {e}' for t, e in list(self.events)[-10:]],
             }

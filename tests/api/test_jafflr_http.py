@@ -351,6 +351,13 @@ def test_http_stop_by_anyone_reset_and_pause_need_the_admin_token(machine, j, ap
     assert 'the machine is stopped (stopped: stop pressed' in refused.text
     assert api('POST', '/v2/toasties', {'ingredients': ['cheese']}).status == 503
     assert 'jafflr_fault_latched{reason="stopped"} 1.0' in api('GET', '/metrics').text
+    assert 'jafflr_fault_needs_person 0.0' in api('GET', '/metrics').text
+    assert api('GET', '/').text == ('toasting: false\nfault: stopped: stop pressed (HTTP from '
+                                    '127.0.0.1)\nto clear: fix the cause, then reset from the '
+                                    'panel (admin token)')
+    reset_info = status(api)['reset']
+    assert reset_info['cleared_by'] == 'panel' and reset_info['allowed'], reset_info
+    assert stopped.json()['fault']['by'] == 'stop (HTTP from 127.0.0.1)'
     for headers, code in [({}, 'admin-token-required'),
                           ({'Authorization': 'Bearer wrong-token-wrong-token'}, 'admin-token-wrong'),
                           ({'Authorization': 'Basic abc'}, 'admin-token-required')]:

@@ -6,8 +6,11 @@ the bays (admin restock), and record every acknowledged (2xx) answer. At seeded 
 moments chillybin or jafflr is killed with SIGKILL and started again. After each start:
 the service started (its storage loaded: a failed start fails the test), every order
 jafflr acknowledged is still there with a state, every reservation chillybin
-acknowledged too. A person resets a latched fault when one is seen (a killed chillybin
-during a dispense latches one by design), as they would at the machine.
+acknowledged too. A killed jafflr comes back held (unclean-start, or the fault it had,
+kept). A person resets a latched fault when one is seen (a killed chillybin during a
+dispense latches one by design), as they would at the machine: the reset button held
+first for a fault that needs them there (the admin reset alone is refused), then the
+admin reset.
 
 At the end, once the machine settles: every order is done, or failed or cancelled with a
 reason, none left half-done; every unit that left a bay belongs to one order (as in the
@@ -145,6 +148,12 @@ def reset_if_faulted(machine, resets):
     status = machine.http('jafflr', 'GET', '/v2/status', headers=JSON).json
     if status['fault'] is None:
         return
+    if status['reset']['cleared_by'] == 'at-machine':
+        refused = machine.http('jafflr', 'POST', '/v2/reset', {}, {**JSON, **machine.admin()})
+        assert refused.status == 409 and refused.error['code'] == 'needs-reset-button', refused
+        machine.sim('button', 'reset', '--hold', '3')
+        machine.wait(lambda: machine.http('jafflr', 'GET', '/v2/status', headers=JSON)
+                     .json['reset']['allowed'], 30, 'the reset button held')
     answer = machine.http('jafflr', 'POST', '/v2/reset', {}, {**JSON, **machine.admin()})
     assert answer.status == 200, answer
     reason = status['fault']['reason']
@@ -199,6 +208,10 @@ def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path, size):
                     began = time.monotonic()
                     machine.start_service(victim)     # storage loads, or this raises
                     restart_s.append(time.monotonic() - began)
+                    if victim == 'jafflr':
+                        held = machine.http('jafflr', 'GET', '/v2/status', headers=JSON).json
+                        assert held['fault'] is not None and 'unclean-start' in (
+                            [held['fault']['reason']] + held['later_faults']), held
                     lost_after_restart += check_acknowledged(machine, acks)
                     reset_if_faulted(machine, resets)
             finally:

@@ -12,7 +12,7 @@ from firmware.errors import InvalidRequest, NotEnoughStock, QueueFull, Unavailab
 from firmware.kitchen import check_toastie
 from firmware.safety import FAULT_HELP
 from tests.support.kitchen import available, delivered, hot_plate, on_tray, \
-    outputs_safe, run_to_step
+    outputs_safe, person_resets, run_to_step
 
 SAFE = {'heater_pin': False, 'relay_closed': False, 'moving': []}
 
@@ -202,8 +202,23 @@ def restart(k, clean=False):
     k.old_pin_factories.append(k.pins)
     k.pins = SimPinFactory(k.wire)
     k._build_jafflr(k.store_dir, False, k.env)
-    k.kitchen.recover(k.clock.time())
+    k.kitchen.recover(*now_wall(k))
     return k
+
+
+def assert_held_after_a_crash(k, doing, queued=()):
+    """After a start without a finished drain: latched unclean-start saying what was
+    happening, and for a minute nothing heats, nothing moves, no queued toastie starts."""
+    fault = k.shutdown.fault
+    assert fault.reason == 'unclean-start' and f'restarted while {doing}' in fault.detail
+    assert fault.detail.startswith('needs attention') and fault.cleared_by == 'at-machine'
+    for _ in range(60):
+        k.run(1.0)
+        assert outputs_safe(k) == SAFE
+        assert [o.state for o in queued] == ['queued'] * len(queued)
+    for order in queued:
+        assert 'held: the machine is stopped (unclean-start' in k.kitchen.why_waiting(order)
+    assert k.kitchen.state(k.clock.monotonic()) == 'faulted'
 
 
 @pytest.fixture
@@ -211,6 +226,9 @@ def restartable(tmp_path):
     k = SimKitchen(tmp_path)
     hot_plate(k)
     k.store_dir, k.env, k.old_pin_factories = str(tmp_path), {}, []
+    k.kitchen.recover(*now_wall(k))     # as the service does at every start
+    assert not k.shutdown.latched, 'a new state dir is a clean start'
+    k.run_until(lambda: not k.press.clearing, 60)   # a first start empties the machine
     k.run(0.5)
     try:
         yield k
@@ -234,9 +252,11 @@ def test_kitchen_crash_with_a_toastie_in_the_press_fails_it_restarted_and_resume
     assert crashed.state == 'failed' and crashed.failure['reason'] == 'restarted'
     assert 'in the press' in crashed.failure['detail']
     assert crashed.stock['taken'] == {'bread': 2, 'cheese': 1}       # its stock is noted
-    assert k.book.get(queued.id).state == 'queued'
-    assert k.press.clearing, 'a crash leaves the machine unknown: it is cleared first'
     k.kitchen.pause(False)
+    assert_held_after_a_crash(k, f'a toastie was in the press ({toasting.id})',
+                              [k.book.get(queued.id)])
+    assert person_resets(k).reason == 'unclean-start'
+    assert k.press.clearing, 'a crash leaves the machine unknown: it is cleared first' 
     resumed = k.book.get(queued.id)
     k.run_until(lambda: resumed.finished, 300)
     assert resumed.state == 'done', resumed.failure
@@ -252,6 +272,9 @@ def test_kitchen_crash_while_assembling_gives_the_reservation_back(restartable):
     order, _ = k.submit(['cheese', 'vegemite'], 'light')
     k.run_until(lambda: order.stock.get('dropped', {}).get('bread') == 1, 30)
     restart(k)
+    assert k.shutdown.fault.reason == 'unclean-start'
+    assert f'a toastie was being assembled ({order.id})' in k.shutdown.fault.detail
+    person_resets(k)
     crashed = k.book.get(order.id)
     assert crashed.failure['reason'] == 'restarted' and 'being assembled' in crashed.failure['detail']
     k.run(1.0)
@@ -269,6 +292,7 @@ def test_kitchen_crash_with_a_toastie_on_the_tray_fails_it(restartable):
     restart(k)
     assert k.book.get(order.id).failure['reason'] == 'restarted'
     assert 'on the tray' in k.book.get(order.id).failure['detail']
+    assert_held_after_a_crash(k, f'a toastie was on the tray ({order.id})')
 
 
 def test_kitchen_clean_drain_keeps_the_tray_toastie_for_the_next_start(restartable):
@@ -287,7 +311,7 @@ def test_kitchen_clean_drain_keeps_the_tray_toastie_for_the_next_start(restartab
     # (the belt moves everything), so it was toasted within the drain too
     assert toasting.state == 'done' and queued.state == 'queued'
     restart(k, clean=True)
-    assert not k.press.clearing
+    assert not k.press.clearing and not k.shutdown.latched, 'a clean restart resumes'
     tray = k.book.get(waiting.id)
     if tray.state == 'assembled':
         assert k.assembler.tray is tray
@@ -324,9 +348,148 @@ def test_kitchen_drain_that_stopped_a_toastie_half_way_is_not_clean(restartable)
     k.run(0.5)
     assert order.failure['reason'] == 'stopped' and 'could not finish' in order.failure['detail']
     restart(k, clean=True)
+    fault = k.shutdown.fault
+    assert fault.reason == 'stopped' and fault.restored and 'could not finish' in fault.detail
+    assert k.shutdown.later == [], 'the drain finished: not an unclean start as well'
+    k.run(5)
+    assert outputs_safe(k) == SAFE and not k.press.clearing, 'held until a person resets'
+    assert person_resets(k).reason == 'stopped'
     assert k.press.clearing, 'the half-toasted one is cleared out before anything else'
     k.run_until(lambda: not k.press.clearing, 30)
     assert delivered(k)[-1]['units'] == {'bread': 2, 'cheese': 1}
+
+
+# -- faults survive restarts; who may clear what ---------------------------------------------------
+def test_kitchen_fault_is_on_disk_as_soon_as_it_latches_and_back_after_a_crash(restartable):
+    from firmware.orderstore import OrderStore
+    k = restartable
+    toasting, _ = k.submit(['cheese'], 'light')
+    run_to_step(k, toasting, 'toasting')
+    k.kitchen.pause(True)
+    queued, _ = k.submit(['cheese', 'vegemite'], 'light')
+    k.kitchen.pause(False)
+    k.world.set_fault('plate-sensor-open', True)
+    k.run(0.2)
+    tripped = k.shutdown.fault
+    assert tripped.reason == 'plate-sensor-open' and outputs_safe(k) == SAFE
+    on_disk = OrderStore(k.store_dir, fsync=False).saved_fault()     # another reader, now
+    assert on_disk['fault'] == {'reason': 'plate-sensor-open', 'detail': tripped.detail,
+                                'wall': tripped.wall, 'by': tripped.by}
+    assert tripped.by == 'thread MainThread'    # the control tick that read the probe
+    k.world.set_fault('plate-sensor-open', False)     # the probe is fine again by itself
+    restart(k)
+    queued = k.book.get(queued.id)        # the restarted kitchen's own
+    fault = k.shutdown.fault
+    assert (fault.reason, fault.detail, fault.wall, fault.restored) == (
+        'plate-sensor-open', tripped.detail, tripped.wall, True)
+    assert [f.reason for f in k.shutdown.later] == ['unclean-start']
+    status = k.kitchen.status(*now_wall(k))
+    assert status['fault']['restored'] and status['later_faults'] == ['unclean-start']
+    assert status['reset']['cleared_by'] == 'at-machine' and not status['reset']['allowed']
+    for _ in range(60):
+        k.run(1.0)
+        assert outputs_safe(k) == SAFE and queued.state == 'queued'
+    assert person_resets(k).reason == 'plate-sensor-open'
+    assert not k.shutdown.latched and k.store.saved_fault() is None
+    k.run_until(lambda: queued.finished, 400)
+    assert queued.state == 'done', queued.failure
+
+
+def test_kitchen_outputs_go_off_before_the_fault_is_saved_and_never_wait_for_the_disk(
+        make_kitchen, monkeypatch):
+    from firmware.orderstore import OrderStore
+    disk, saving = threading.Event(), threading.Event()
+
+    def stuck_disk(store, record):
+        saving.set()
+        assert disk.wait(10)
+    monkeypatch.setattr(OrderStore, 'save_fault', stuck_disk)
+    k = make_kitchen()
+    hot_plate(k)
+    k.run(0.5)
+    order, _ = k.submit(['cheese'], 'light')
+    run_to_step(k, order, 'toasting')
+    k.run_until(lambda: k.world.is_active('heater_relay'), 30)
+    stop = threading.Thread(target=k.kitchen.stop, args=(*now_wall(k), 'a test'))
+    stop.start()
+    try:
+        assert saving.wait(5), 'the fault was not saved'
+        assert outputs_safe(k) == SAFE, 'outputs off while the disk is still writing'
+        assert stop.is_alive()
+    finally:
+        disk.set()
+        stop.join(5)
+
+
+def test_kitchen_crash_while_idle_is_held_too_and_says_idle(restartable):
+    k = restartable
+    restart(k)
+    assert_held_after_a_crash(k, 'idle')
+    restart(k)             # again, before anyone looked: the fault stays, still held
+    assert k.shutdown.fault.reason == 'unclean-start' and k.shutdown.fault.restored
+    person_resets(k)
+    assert make_toastie(k).state == 'done'
+
+
+def test_kitchen_clean_restart_after_a_drain_resumes_as_before(restartable):
+    k = restartable
+    queued, _ = k.submit(['cheese'], 'light')
+    k.kitchen.pause(True)
+    k.kitchen.begin_drain()
+    k.run_until(k.kitchen.drained, 10)
+    restart(k, clean=True)
+    queued = k.book.get(queued.id)
+    assert not k.shutdown.latched and k.kitchen.why_waiting(queued) == 'held: the queue is paused'
+    k.kitchen.pause(False)
+    k.run_until(lambda: queued.finished, 400)
+    assert queued.state == 'done'
+    restart(k)           # the marker was used up by that start: this one is unclean
+    assert k.shutdown.fault.reason == 'unclean-start'
+
+
+def test_kitchen_reset_needs_the_button_held_after_the_fault_within_two_minutes(kitchen):
+    from firmware.errors import ResetRefused
+    k = kitchen
+    k.hold_reset_button()             # before the fault: does not count for it
+    k.world.set_fault('plate-sensor-open', True)
+    k.run(0.5)
+    k.world.set_fault('plate-sensor-open', False)
+    assert k.shutdown.fault.reason == 'plate-sensor-open'
+    with pytest.raises(ResetRefused, match='was before the fault latched'):
+        k.kitchen.reset(*now_wall(k), 'the panel')
+    k.world.hold_button('reset', 1.0)
+    k.run(1.5)
+    with pytest.raises(ResetRefused, match='hold the reset button on the machine for 2 s'):
+        k.kitchen.reset(*now_wall(k), 'the panel')
+    k.hold_reset_button(2.5)
+    assert k.kitchen.status(*now_wall(k))['reset']['allowed']
+    k.run(121)
+    assert not k.kitchen.status(*now_wall(k))['reset']['allowed'], 'two minutes have passed'
+    with pytest.raises(ResetRefused):
+        k.kitchen.reset(*now_wall(k), 'the panel')
+    k.hold_reset_button()
+    reset = k.kitchen.status(*now_wall(k))['reset']
+    assert reset['allowed'] and reset['button']['armed'] and 100 < reset['button']['armed_left_s']
+    assert k.kitchen.reset(*now_wall(k), 'the panel').reason == 'plate-sensor-open'
+    k.kitchen.stop(*now_wall(k), 'a test')
+    assert k.kitchen.reset(*now_wall(k), 'the panel').reason == 'stopped', 'panel kind: token'
+    k.world.set_fault('plate-sensor-open', True)
+    k.run(0.5)
+    k.world.set_fault('plate-sensor-open', False)
+    with pytest.raises(ResetRefused):       # the hold was used by the last reset
+        k.kitchen.reset(*now_wall(k), 'the panel')
+
+
+def test_kitchen_a_panel_fault_with_a_later_at_machine_one_needs_the_button(kitchen):
+    from firmware.errors import ResetRefused
+    k = kitchen
+    k.kitchen.stop(*now_wall(k), 'a test')
+    k.world.set_fault('plate-sensor-open', True)
+    k.run(0.5)
+    assert k.shutdown.fault.reason == 'stopped'
+    assert [f.reason for f in k.shutdown.later] == ['plate-sensor-open']
+    with pytest.raises(ResetRefused, match='^plate-sensor-open needs a person'):
+        k.kitchen.reset(*now_wall(k), 'the panel')
 
 
 # -- every simulated fault during an order ---------------------------------------------------------
@@ -365,7 +528,7 @@ def test_kitchen_fault_during_an_order_ends_safe_and_explained_then_recovers(
 
     k.world.set_fault(fault, False)
     k.run(1.0)
-    k.kitchen.reset(*now_wall(k), 'a test')
+    assert person_resets(k).reason == reason
     after = make_toastie(k, doneness='light')
     assert after.state == 'done', after.failure
     assert delivered(k)[-1]['units'] == {'bread': 2, 'cheese': 1}

@@ -35,8 +35,10 @@ def test_shutdown_later_trips_are_recorded_but_do_not_replace_the_first():
     first = sd.trip('heater-not-heating', 'no gain', 1.0)
     assert sd.trip('heater-runaway', 'rising while off', 2.0) is first
     sd.trip('heater-runaway', 'still rising', 3.0)
+    sd.trip('heater-not-heating', 'the same again', 4.0)
     assert sd.fault is first
     assert [(f.reason, f.at) for f in sd.later] == [('heater-runaway', 2.0)]
+    assert sd.at_machine_reasons() == ['heater-not-heating', 'heater-runaway']
     assert heard == [first]
 
 
@@ -118,12 +120,137 @@ def test_shutdown_output_switched_on_by_one_thread_stays_off_after_a_trip_from_a
 def test_fault_help_covers_every_public_reason_with_one_sentence():
     reasons = {'plate-sensor-open', 'plate-sensor-error', 'plate-sensor-fault',
                'plate-over-temperature', 'heater-not-heating', 'heater-runaway',
-               'control-loop-stalled', 'lid-open', 'estop', 'heater-on-time-limit', 'stopped'}
+               'control-loop-stalled', 'lid-open', 'estop', 'heater-on-time-limit', 'stopped',
+               'unclean-start'}
     assert reasons <= set(FAULT_HELP)
     public = {v for k, v in vars(safety).items() if k.isupper() and isinstance(v, str)}
-    assert public == set(FAULT_HELP)
+    assert public - {safety.AT_MACHINE, safety.PANEL} == set(FAULT_HELP)
     for text in FAULT_HELP.values():
         assert text.endswith('.') and len(text) < 160
+
+
+# -- who may clear what ----------------------------------------------------------------
+def test_cleared_by_sorts_every_reason_into_one_of_two_kinds():
+    assert set(safety.CLEARED_BY) == set(FAULT_HELP), 'a new reason must say who may clear it'
+    assert set(safety.CLEARED_BY.values()) == {safety.AT_MACHINE, safety.PANEL}
+    for reason in ('plate-over-temperature', 'heater-runaway', 'heater-not-heating',
+                   'heater-on-time-limit', 'plate-sensor-open', 'plate-sensor-error',
+                   'plate-sensor-fault', 'control-loop-stalled', 'control-error',
+                   'unclean-start'):
+        assert safety.cleared_by(reason) == safety.AT_MACHINE, reason
+    for reason in ('lid-open', 'estop', 'stopped', 'dispenser-jam', 'press-jam',
+                   'conveyor-jam'):
+        assert safety.cleared_by(reason) == safety.PANEL, reason
+    assert safety.cleared_by('cosmic-ray') == safety.AT_MACHINE, 'unknown: the strict kind'
+    d = Fault('estop', 'pressed', 1.0).as_dict()
+    assert d['cleared_by'] == 'panel' and 'admin token' in d['how_to_clear']
+    assert 'reset button' in Fault('heater-runaway', 'x', 1.0).as_dict()['how_to_clear']
+
+
+def test_shutdown_clearance_is_the_strictest_of_the_fault_and_the_later_ones():
+    sd = Shutdown()
+    assert sd.clearance() is None and sd.at_machine_since() is None
+    sd.trip('stopped', 'stop pressed', 1.0)
+    assert sd.clearance() == safety.PANEL and sd.at_machine_since() is None
+    sd.trip('plate-over-temperature', 'plate at 270 C', 4.0)
+    assert sd.clearance() == safety.AT_MACHINE and sd.at_machine_since() == 4.0
+
+
+def test_shutdown_reset_check_refuses_under_the_lock_and_keeps_the_fault():
+    sd = Shutdown()
+    sd.trip('heater-runaway', 'rising', 1.0)
+
+    def refuse(shutdown):
+        assert shutdown.at_machine_reasons() == ['heater-runaway']
+        raise PermissionError('hold the reset button')
+    with pytest.raises(PermissionError):
+        sd.reset(2.0, 'the panel', check=refuse)
+    assert sd.fault.reason == 'heater-runaway'
+    assert sd.reset(3.0, 'the panel', check=lambda shutdown: None).reason == 'heater-runaway'
+
+
+# -- a latched fault is saved, after the outputs are off, and restored at start -----------
+def test_shutdown_saves_the_fault_after_the_first_listeners_and_before_the_others():
+    order, saved = [], []
+
+    def save(record):
+        order.append('save')
+        saved.append(record)
+    sd = Shutdown(wall_clock=lambda: 1_700_000_000.0, save=save)
+    sd.add_listener(lambda f: order.append('events'))
+    sd.add_listener(lambda f: order.append('outputs off'), first=True)
+    sd.trip('heater-runaway', 'rose 3 C with the heater off', 7.0, by='control loop')
+    assert order == ['outputs off', 'save', 'events']
+    assert saved[-1] == {'fault': {'reason': 'heater-runaway', 'detail': 'rose 3 C with the '
+                                   'heater off', 'wall': 1_700_000_000.0, 'by': 'control loop'},
+                         'later': []}
+    sd.trip('lid-open', 'opened', 8.0)
+    sd.trip('lid-open', 'opened again', 9.0)     # not new: not written again
+    assert len(saved) == 2 and [r['reason'] for r in saved[-1]['later']] == ['lid-open']
+    sd.reset(10.0, 'a person')
+    assert saved[-1] is None and len(saved) == 3
+
+
+def test_shutdown_a_save_that_fails_leaves_the_fault_latched_and_the_listeners_called():
+    heard = []
+
+    def full_disk(record):
+        raise OSError(28, 'No space left on device')
+    sd = Shutdown(save=full_disk)
+    sd.add_listener(heard.append)
+    fault = sd.trip('plate-sensor-open', 'open', 1.0)
+    assert sd.fault is fault and heard == [fault]
+
+
+def test_shutdown_trip_names_what_tripped_it():
+    sd = Shutdown()
+    assert sd.trip('estop', 'pressed', 1.0, by='e-stop switch').by == 'e-stop switch'
+    sd.reset(2.0, 't')
+    assert sd.trip('estop', 'pressed', 3.0).by == f'thread {threading.current_thread().name}'
+
+
+def test_shutdown_restore_latches_the_saved_fault_with_outputs_off_and_does_not_save_it():
+    saved, off = [], []
+    first = Shutdown(wall_clock=lambda: 1_700_000_000.0, save=saved.append)
+    first.trip('plate-over-temperature', 'plate at 262.0 C', 50.0, by='control loop')
+    first.trip('estop', 'pressed', 51.0)
+    again = Shutdown(save=lambda r: pytest.fail('a restored fault is not written again'))
+    again.add_listener(off.append, first=True)
+    fault = again.restore(saved[-1], 3.0)
+    assert again.latched and fault.restored and fault.at == 3.0
+    assert (fault.reason, fault.detail, fault.wall, fault.by) == (
+        'plate-over-temperature', 'plate at 262.0 C', 1_700_000_000.0, 'control loop')
+    assert [f.reason for f in again.later] == ['estop'] and off == [fault]
+    assert not again.run_unless_latched(lambda: pytest.fail('an output switched on'))
+    assert Shutdown().restore(None, 1.0) is None
+
+
+# -- the reset button -------------------------------------------------------------------
+def test_reset_button_arms_after_a_two_second_hold_for_two_minutes():
+    b = safety.ResetButton()
+    b.pressed(10.0)
+    assert b.held() and b.armed_at(11.9) is None
+    assert b.armed_at(12.0) == 12.0, 'armed as the hold completes, still held'
+    b.released(12.5)
+    assert b.armed_at(12.5) == 12.0 and b.armed_at(132.0) == 12.0
+    assert b.armed_at(132.1) is None, 'two minutes after the hold it has lapsed'
+    assert b.describe(20.0) == {'held': False, 'armed': True, 'armed_left_s': 112.0,
+                                'hold_s': 2.0, 'armed_s': 120.0}
+
+
+def test_reset_button_short_press_stuck_button_and_disarm():
+    b = safety.ResetButton()
+    b.pressed(0.0)
+    b.released(1.9)
+    assert b.armed_at(2.0) is None, 'a tap is not a hold'
+    b.pressed(5.0)                  # and then it sticks down
+    assert b.armed_at(7.0) == 7.0 and b.armed_at(200.0) is None, 'stuck arms once, briefly'
+    b.released(300.0)
+    assert b.armed_at(300.0) is None
+    b.pressed(400.0)
+    b.released(403.0)
+    b.disarm()
+    assert b.armed_at(403.0) is None
 
 
 # -- HeaterVerifier ---------------------------------------------------------------------
@@ -236,3 +363,18 @@ def test_verifier_rejects_bad_settings():
         HeaterVerifier({'max_temp': 300})
     with pytest.raises(ConfigError, match=r'check_gain_time_s \(1.000\) out of range'):
         HeaterVerifier({'check_gain_time_s': 1})
+
+
+def test_readme_publishes_who_may_clear_each_fault_as_the_table_says():
+    import os
+    import re
+    readme = os.path.join(os.path.dirname(__file__), '..', '..', 'README.md')
+    with open(readme, encoding='utf-8') as f:
+        text = f.read()
+    kinds = {'a person at the machine': safety.AT_MACHINE, 'the panel': safety.PANEL}
+    published = {}
+    for cells, who in re.findall(r'^\| ((?:`[a-z-]+`(?:, )?)+) \| (a person at the machine|the '
+                                 r'panel) \|', text, re.M):
+        for reason in re.findall(r'`([a-z-]+)`', cells):
+            published[reason] = kinds[who]
+    assert published == safety.CLEARED_BY

@@ -89,3 +89,18 @@ def test_machine_pin_history_is_bounded(pin_factory):
         for _ in range(5000):
             m.heater.beat()
         assert len(m.heater.heartbeat.pin.states) <= 1000
+
+
+def test_hardware_readme_wiring_table_is_the_one_generated_from_the_board():
+    import os
+    from hardware.board import wiring_table
+    readme = os.path.join(os.path.dirname(__file__), '..', '..', 'hardware', 'README.md')
+    with open(readme, encoding='utf-8') as f:
+        assert wiring_table() in f.read(), 'regenerate the table: python -c "from ' \
+            'hardware.board import wiring_table; print(wiring_table())"'
+
+
+def test_machine_pins_are_each_used_once():
+    pins = [p.pin for p in BOARD.gpio]
+    assert len(pins) == len(set(pins)), sorted(pins)
+    assert not {2, 3} & set(pins), 'GPIO2/3 are the I2C bus'

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from hardware.board import BOARD
 from hardware.errors import SimulatorUnavailable
 from hardware.platform import open_platform
 
@@ -45,6 +46,15 @@ def test_sim_process_status_and_fault_from_a_shell(sim):
     assert 'faults: none' in _cli(sim, 'status').stdout
     bad = _cli(sim, 'fault', 'kitchen-fire', 'on')
     assert bad.returncode == 1 and 'unknown fault' in bad.stderr
+
+
+def test_sim_process_reset_button_from_a_shell(sim):
+    out = _cli(sim, 'button', 'reset', '--hold', '30')
+    assert out.returncode == 0 and 'reset button held for 30 s' in out.stdout, out.stderr
+    assert 'buttons held: reset' in _cli(sim, 'status').stdout
+    assert 'reset button pressed for 30 s' in _cli(sim, 'status').stdout
+    bad = _cli(sim, 'button', 'reset', '--hold', '-1')
+    assert bad.returncode == 1 and '0-600 s' in bad.stderr
 
 
 def test_sim_process_shares_its_clock_and_world_with_two_clients(sim):
@@ -125,12 +135,14 @@ def test_commissioning_check_runs_against_the_simulator(sim):
                           '--sim-socket', sim], capture_output=True, text=True, cwd=ROOT, timeout=30)
     assert out.returncode == 0, out.stdout + out.stderr
     assert 'plate_thermocouple  MCP9600 bus 1 0x60' in out.stdout
-    assert '26 of 26 parts OK' in out.stdout
+    parts = len(BOARD.gpio) + len(BOARD.i2c)      # 27 with the reset button
+    assert f'{parts} of {parts} parts OK' in out.stdout
     _cli(sim, 'fault', 'bin-sensor-nack', 'on')
     out = subprocess.run([sys.executable, '-m', 'hardware.check', '--machine', 'sim',
                           '--sim-socket', sim], capture_output=True, text=True, cwd=ROOT, timeout=30)
     assert out.returncode == 1
-    assert 'bin_air' in out.stdout and 'FAIL' in out.stdout and '25 of 26 parts OK' in out.stdout
+    assert 'bin_air' in out.stdout and 'FAIL' in out.stdout
+    assert f'{parts - 1} of {parts} parts OK' in out.stdout
 
 
 def test_safe_off_drives_a_killed_programs_outputs_low(sim, tmp_path):

@@ -130,6 +130,27 @@ def test_fault_lid_open_and_estop_read_on_their_inputs(parts, world):
     assert not m.lid_open and not m.estop_pressed
 
 
+def test_reset_button_is_held_for_the_time_asked_then_let_go(parts, world, clock):
+    m, edges = parts['machine'], []
+    m.reset_button.when_activated = lambda: edges.append(('down', clock.monotonic()))
+    m.reset_button.when_deactivated = lambda: edges.append(('up', clock.monotonic()))
+    assert not m.reset_pressed
+    start = clock.monotonic()
+    world.hold_button('reset', 2.5)
+    assert m.reset_pressed and world.status()['buttons_held'] == ['reset']
+    for _ in range(24):
+        clock.advance(0.1)
+        assert m.reset_pressed
+    clock.advance(0.2)
+    assert not m.reset_pressed and world.status()['buttons_held'] == []
+    (down, t0), (up, t1) = edges
+    assert (down, up) == ('down', 'up') and t0 == start and 2.5 <= t1 - start <= 2.6 + 1e-9
+    with pytest.raises(ValueError, match='no button'):
+        world.hold_button('self-destruct', 2.0)
+    with pytest.raises(ValueError, match='0-600 s'):
+        world.hold_button('reset', 0.0)
+
+
 def test_fault_unknown_names_are_refused_with_the_list(world):
     with pytest.raises(UnknownFault, match='known:.*heater-dead'):
         world.set_fault('heater-on-fire', True)

@@ -136,10 +136,21 @@ class Stack:
         for fault in sorted(self.faults):
             self.sim('fault', fault, 'off')
         _, status = self.api('GET', '/v2/status')
+        if status['fault'] and status['reset']['cleared_by'] == 'at-machine':
+            self.hold_reset_button()        # a person at the machine (a stall, after all)
         if status['fault']:
-            self.api('POST', '/v2/reset', admin=True)
+            code, answer = self.api('POST', '/v2/reset', admin=True)
+            assert code == 200, answer
         if status['paused']:
             self.api('POST', '/v2/queue/resume', admin=True)
+
+    def hold_reset_button(self, hold_s=3):
+        """A person holds the reset button on the machine; returns once jafflr counts it."""
+        self.sim('button', 'reset', '--hold', str(hold_s))
+        deadline = time.monotonic() + 30
+        while not self.api('GET', '/v2/status')[1]['reset']['allowed']:
+            assert time.monotonic() < deadline, 'jafflr did not see the reset button held'
+            time.sleep(0.05)
 
     def last_event(self):
         _, answer = self.api('GET', '/v2/events?limit=1')

@@ -16,6 +16,7 @@ from api.jafflr.openapi import build_document
 from api.jafflr.panel import assets, panel_page
 from firmware.errors import Unavailable
 from firmware.heater.history import PlateHistory
+from firmware.safety import Shutdown
 from hardware.clock import FakeClock
 
 TOKEN = 'a-test-admin-token-of-some-length'
@@ -46,7 +47,8 @@ def service():
     clock = FakeClock()
     return SimpleNamespace(version='test', clock=clock, plate_history=PlateHistory(),
                            auth=AdminAuth(TOKEN, 'the admin-token file'), stock=FakeChillybin(),
-                           press=SimpleNamespace(in_press=None), debug_hooks=False)
+                           press=SimpleNamespace(in_press=None), debug_hooks=False,
+                           shutdown=Shutdown())
 
 
 @pytest.fixture
@@ -80,7 +82,7 @@ def admin(token=TOKEN):
 
 
 # -- the page and its files -------------------------------------------------------------
-def test_panel_root_serves_the_page_to_a_browser_and_text_to_curl(app):
+def test_panel_root_serves_the_page_to_a_browser_and_text_to_curl(app, service):
     status, headers, body = call(app, 'GET', '/', headers={'Accept': BROWSER})
     assert status == 200 and headers['content-type'] == 'text/html; charset=utf-8'
     assert b'<title>jafflr kitchen panel</title>' in body
@@ -88,6 +90,11 @@ def test_panel_root_serves_the_page_to_a_browser_and_text_to_curl(app):
     status, headers, body = call(app, 'GET', '/', headers={'Accept': '*/*'})
     assert status == 200 and headers['content-type'].startswith('text/plain')
     assert body == b'toasting: false'
+    service.shutdown.trip('heater-runaway', 'rose 3.0 C with the heater off', 1.0)
+    _, _, body = call(app, 'GET', '/', headers={'Accept': '*/*'})
+    assert body.decode() == ('toasting: false\nfault: heater-runaway: rose 3.0 C with the heater '
+                             'off\nto clear: needs a person at the machine: hold its reset button '
+                             'for 2 s, then reset from the panel (admin token) within 2 minutes')
 
 
 @pytest.mark.parametrize('name,ctype', [

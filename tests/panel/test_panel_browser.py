@@ -136,10 +136,37 @@ def open_the_lid_mid_order(page, machine):
     expect(banner).to_contain_text('Machine fault: Lid open')
     expect(banner).to_contain_text('What to do: The lid is open: close it')
     expect(banner).to_contain_text('An admin resets the machine')
+    expect(banner).to_contain_text('Cleared from this panel: once the cause is fixed')
     expect(page.locator('#machine-state')).to_have_attribute('data-state', 'faulted')
     expect(row).to_have_attribute('data-state', 'failed')
     expect(row).to_contain_text('Lid open')
     screenshot(page, 'fault-desktop')
+
+
+def test_panel_fault_that_needs_a_person_says_so_and_clears_after_the_reset_button(
+        page, machine, unless_starved):
+    unless_starved(lambda: open_the_plate_probe(page, machine))
+    unlock_admin(page, machine.token)
+    banner = page.locator('#fault')
+    banner.get_by_role('button', name='Reset machine').click()
+    expect(page.locator('#admin-machine-result')).to_contain_text(
+        'Not done: plate-sensor-open needs a person at the machine: hold the reset button')
+    expect(banner).to_have_count(1)
+    machine.hold_reset_button()
+    expect(banner).to_contain_text('The reset button was held: an admin may press Reset')
+    banner.get_by_role('button', name='Reset machine').click()
+    expect(banner).to_have_count(0)
+    expect(page.locator('#machine-state')).not_to_have_attribute('data-state', 'faulted')
+
+
+def open_the_plate_probe(page, machine):
+    machine.sim('fault', 'plate-sensor-open', 'on')
+    banner = page.locator('#fault')
+    expect(banner).to_contain_text('Machine fault: Plate sensor open')
+    expect(banner).to_contain_text('Needs a person at the machine: look at it, hold the reset '
+                                   'button on the machine for 2 seconds')
+    expect(banner).to_contain_text('has not been held since this fault')
+    machine.sim('fault', 'plate-sensor-open', 'off')
 
 
 def test_panel_stop_button_is_reached_by_keyboard_and_stops_the_machine(page, machine,

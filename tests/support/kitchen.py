@@ -51,3 +51,21 @@ def run_to_step(k, order, step, limit_s=900):
 
 def toastie_time_s(doneness):
     return profile(doneness).toast_s
+
+
+def person_resets(k, by='a person at the machine'):
+    """What a person does to clear the latched fault: one that needs them at the machine
+    gets the reset button held first (and is refused without it); then the admin reset."""
+    from firmware.errors import ResetRefused
+    from firmware.safety import AT_MACHINE
+    now, wall = k.clock.monotonic(), k.clock.time()
+    if k.shutdown.clearance() == AT_MACHINE:
+        try:
+            k.kitchen.reset(now, wall, by)
+        except ResetRefused as exc:
+            assert 'hold the reset button' in exc.message
+        else:
+            raise AssertionError(f'{k.shutdown.fault} was reset without the reset button')
+        k.hold_reset_button()
+        now, wall = k.clock.monotonic(), k.clock.time()
+    return k.kitchen.reset(now, wall, by)

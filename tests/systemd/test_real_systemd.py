@@ -4,8 +4,12 @@ configured for the simulated machine, deployed to over SSH as an operator would.
 Steps, in order (they share one host): 1 deploy release A; 2 deploy B and restart ten
 times under load, no request may fail; 3 a release that cannot become ready rolls back
 by itself; 4 SIGKILL mid-toast opens the relay, systemd restarts, the order fails with
-its reason; 5 a stalled process is restarted by the watchdog; 6 a frozen (SIGSTOPped)
-one is SIGKILLed within WatchdogSec + TimeoutAbortSec; 7 a stuck chillybin bin loop is
+its reason; 5 a stalled process is restarted by the watchdog. After 4 and 5 the restarted
+jafflr is held: the fault (or unclean-start) is kept, the relay stays open and nothing
+moves for 60 simulated seconds, a queued toastie waits; the admin reset alone is refused,
+and the simulator's reset button plus the admin reset clear it, after which the queued
+toastie is made. 6 a frozen (SIGSTOPped) jafflr is SIGKILLed within WatchdogSec +
+TimeoutAbortSec, and comes back held as unclean-start; 7 a stuck chillybin bin loop is
 restarted by its watchdog. Figures go to the report.
 """
 import json
@@ -158,6 +162,13 @@ class Host:
         from hardware.sim.link import SimLink
         return SimLink(self.container.path('/run/jafflr-sim/sim.sock'))
 
+    def admin_token(self):
+        with open(self.container.path('/etc/jafflr/admin-token')) as f:
+            return f.read().strip()
+
+
+HOST = None     # the booted host, for the helpers below
+
 
 @pytest.fixture(scope='module')
 def host(tmp_path_factory):
@@ -171,8 +182,8 @@ def host(tmp_path_factory):
         if 'nspawn' in str(exc):
             pytest.skip(f'systemd-nspawn cannot run here: {exc}')
         raise
-    global FAKE_ORDERS
-    FAKE_ORDERS = h.fakes
+    global FAKE_ORDERS, HOST
+    FAKE_ORDERS, HOST = h.fakes, h
     REPORT['host'] = {'boot_s': round(h.container.boot_seconds, 1),
                       'services': 'stand-ins (tests/systemd/fake_services)' if h.fakes else 'real'}
     try:
@@ -333,6 +344,84 @@ def _orders():
     return body['orders'] if isinstance(body, dict) else body
 
 
+def _admin():
+    return {'Authorization': f'Bearer {HOST.admin_token()}'}
+
+
+def _status():
+    return json.loads(_http(JAFFLR, '/v2/status')[1])
+
+
+def _post(path, body=None, headers=None):
+    """(status, JSON answer) of a POST to jafflr, errors included."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f'http://127.0.0.1:{JAFFLR}{path}', method='POST', data=data,
+                                     headers={'Content-Type': 'application/json', **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read() or b'null')
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b'null')
+
+
+def _queue_one_held():
+    """Pause the queue and order a light toastie: it stays queued. Returns its id."""
+    assert _post('/v2/queue/pause', headers=_admin())[0] == 200
+    code, order = _post('/v2/toasties', {'ingredients': ['cheese'], 'doneness': 'light'})
+    assert code == 202, order
+    return order['id']
+
+
+HELD_SIM_S = 60.0
+
+
+def _held_after_restart(sim, queued, reason, what):
+    """The restarted jafflr is held: `reason` latched (kept, or unclean-start) with
+    unclean-start among it and its later faults, shown in /v2/status, the v1 text and
+    /metrics; for HELD_SIM_S simulated seconds (with the queue resumed) the relay stays
+    open, nothing moves and `queued` stays queued saying why. Then the admin reset alone is
+    refused (409), and the reset button held on the machine plus the admin reset clear it.
+    Returns the figures."""
+    assert _post('/v2/queue/resume', headers=_admin())[0] == 200
+    st = _status()
+    fault = st['fault']
+    assert fault and fault['reason'] == reason, st
+    assert 'unclean-start' in [fault['reason']] + st['later_faults'], st
+    assert st['reset']['cleared_by'] == 'at-machine' and not st['reset']['allowed'], st
+    v1 = _http(JAFFLR, '/')[1]
+    assert v1.startswith('toasting: false\nfault: ' + reason), v1
+    metrics = _http(JAFFLR, '/metrics')[1]
+    assert f'jafflr_fault_latched{{reason="{reason}"}} 1.0' in metrics
+    assert 'jafflr_fault_needs_person 1.0' in metrics
+    start = sim.status()['time_s']
+    polls = 0
+    while True:
+        world = sim.status()
+        assert not world['relay_closed'] and not world['heater_pin'], world
+        assert world['press_motor'] == 'off' and not world['tray_motor_on'], world
+        assert not any(b['dispenser_on'] for b in world['bays']), world
+        order = json.loads(_http(JAFFLR, f'/v2/toasties/{queued}')[1])
+        assert order['state'] == 'queued' and order['waiting'].startswith('held: the machine '
+                                                                          'is stopped'), order
+        polls += 1
+        if world['time_s'] - start >= HELD_SIM_S:
+            break
+        time.sleep(0.1)
+    code, refused = _post('/v2/reset', headers=_admin())
+    assert code == 409 and refused['error']['code'] == 'needs-reset-button', refused
+    sim.hold_button('reset', 3.0)
+    assert _wait(lambda: _status()['reset']['allowed'], 30, 0.1), 'the reset button not seen'
+    code, reset = _post('/v2/reset', headers=_admin())
+    assert code == 200 and reset['fault'] is None, reset
+    made = _wait(lambda: (lambda o: o if o['state'] in ('done', 'failed') else None)(
+        json.loads(_http(JAFFLR, f'/v2/toasties/{queued}')[1])), 600, 0.5)
+    assert made and made['state'] == 'done', made
+    print(f'after {what}: held with {reason} ({fault["detail"]}), relay open {HELD_SIM_S:g} s '
+          f'simulated; cleared by the reset button and the admin reset; {queued} done')
+    return {'fault': reason, 'detail': fault['detail'], 'later': st['later_faults'],
+            'held_sim_s': HELD_SIM_S, 'polls': polls, 'queued_toastie_after_reset': 'done'}
+
+
 def _reason(order):
     return (order.get('failure') or {}).get('reason') or order.get('reason')
 
@@ -356,6 +445,7 @@ def test_4_sigkill_mid_toast_opens_the_relay_and_fails_the_order(host):
         toasting = _wait(lambda: json.loads(_http(JAFFLR, '/v2/status')[1])['state'] == 'toasting',
                          timeout=600, step=0.2)
         assert toasting, 'the toastie never reached the press'
+        queued = None if host.fakes else _queue_one_held()
         pid, restarts = host.main_pid('jafflr'), int(c.show('jafflr.service', 'NRestarts'))
         victim = c.host_pid(pid)
         # Kill from the host the moment the relay is seen closed, so the heater pin is
@@ -385,17 +475,21 @@ def test_4_sigkill_mid_toast_opens_the_relay_and_fails_the_order(host):
         assert back, 'systemd did not restart jafflr'
         restarted = time.monotonic() - wall
         bays = {b['ingredient']: b['units'] for b in sim.status()['bays'] if b['ingredient']}
+        assert 'error' in answer or answer['result'][1].strip() != 'done', answer
+        failed = [o for o in _orders() if o['state'] == 'failed']
+        assert len(failed) == 1 and _reason(failed[0]), failed
+        stock = json.loads(_http(CHILLYBIN, '/')[1])
+        taken = {name: stock_before[name] - stock[name] for name in ('bread', 'cheese', 'vegemite')}
+        assert taken == {'bread': 2, 'cheese': 1, 'vegemite': 1}, (stock_before, stock)
+        held = None
+        if not host.fakes:   # the real chillybin counts what the load cells weigh
+            assert all(stock[name] == bays[name] for name in taken), (stock, bays)
+            held = _held_after_restart(sim, queued, 'unclean-start', 'SIGKILL mid-toast')
+            assert 'a toastie was in the press' in held['detail'], held
     finally:
         sim.close()
-    assert 'error' in answer or answer['result'][1].strip() != 'done', answer
-    failed = [o for o in _orders() if o['state'] == 'failed']
-    assert len(failed) == 1 and _reason(failed[0]), failed
-    stock = json.loads(_http(CHILLYBIN, '/')[1])
-    taken = {name: stock_before[name] - stock[name] for name in ('bread', 'cheese', 'vegemite')}
-    assert taken == {'bread': 2, 'cheese': 1, 'vegemite': 1}, (stock_before, stock)
-    if not host.fakes:   # the real chillybin counts what the load cells weigh
-        assert all(stock[name] == bays[name] for name in taken), (stock, bays)
     REPORT['4 SIGKILL mid-toast'] = {
+        'held_after_restart': held,
         'relay_last_closed_after_kill_sim_s': round(sim_open, 3),
         'heater_pin_left_high': pin_left_high, 'polls': len(seen), 'hold_s': 1.0,
         'restarted_after_s': round(restarted, 2), 'stock_taken': taken,
@@ -404,6 +498,7 @@ def test_4_sigkill_mid_toast_opens_the_relay_and_fails_the_order(host):
 
 def test_5_a_stalled_control_loop_is_restarted_by_the_watchdog(host):
     c = host.container
+    queued = None if host.fakes else _queue_one_held()
     pid, restarts = host.main_pid('jafflr'), int(c.show('jafflr.service', 'NRestarts'))
     started = time.monotonic()
     if host.fakes:   # the stand-in has no stall hook: stop the whole process instead
@@ -420,7 +515,15 @@ def test_5_a_stalled_control_loop_is_restarted_by_the_watchdog(host):
     journal = c.run(['journalctl', '-u', 'jafflr.service', '--no-pager', '-q']).stdout
     assert 'Watchdog timeout' in journal
     assert _wait(lambda: _http(JAFFLR, '/health')[0] == 200, 30, 0.2)
-    REPORT['5 watchdog'] = {'stall_to_restarted_s': round(took, 2), 'WatchdogSec': 5, 'stall': how}
+    held = None
+    if not host.fakes:
+        sim = host.sim()
+        try:    # the dead-man latched control-loop-stalled before the watchdog killed it
+            held = _held_after_restart(sim, queued, 'control-loop-stalled', 'watchdog')
+        finally:
+            sim.close()
+    REPORT['5 watchdog'] = {'stall_to_restarted_s': round(took, 2), 'WatchdogSec': 5, 'stall': how,
+                            'held_after_restart': held}
 
 
 def test_6_a_frozen_service_is_killed_within_watchdog_plus_abort_timeout(host):
@@ -441,6 +544,9 @@ def test_6_a_frozen_service_is_killed_within_watchdog_plus_abort_timeout(host):
                  and c.show('jafflr.service', 'ActiveState') == 'active', 60, 0.1)
     assert back, 'jafflr did not come back after the frozen process was killed'
     assert _wait(lambda: _http(JAFFLR, '/health')[0] == 200, 30, 0.2)
+    if not host.fakes:     # a killed jafflr comes back held; a person clears it at the machine
+        assert _status()['fault']['reason'] in ('unclean-start', 'control-loop-stalled')
+        _clear_at_machine(host)
     REPORT['6 frozen (SIGSTOP)'] = {'stop_to_killed_s': round(took, 2), 'WatchdogSec': 5,
                                     'TimeoutAbortSec': 5}
 
@@ -461,3 +567,15 @@ def test_7_a_stuck_bin_loop_gets_chillybin_restarted_by_its_watchdog(host):
     assert 'Watchdog timeout' in journal
     assert _wait(lambda: _http(CHILLYBIN, '/v2/ready')[0] == 200, 60, 0.2)
     REPORT['7 chillybin watchdog'] = {'stall_to_restarted_s': round(took, 2), 'WatchdogSec': 10}
+
+
+def _clear_at_machine(host):
+    """What a person does after an unclean start: hold the reset button, then reset."""
+    sim = host.sim()
+    try:
+        sim.hold_button('reset', 3.0)
+        assert _wait(lambda: _status()['reset']['allowed'], 30, 0.1), 'the reset button not seen'
+    finally:
+        sim.close()
+    code, reset = _post('/v2/reset', headers=_admin())
+    assert code == 200 and reset['fault'] is None, reset

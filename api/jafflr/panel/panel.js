@@ -163,6 +163,21 @@ function since(link) {
   return link.since ? ` since ${new Date(link.since).toLocaleTimeString()}` : '';
 }
 
+// Who may clear the fault (status.reset, from firmware/safety.py's CLEARED_BY) and, for one
+// that needs a person at the machine, where the reset button stands. No countdown: the
+// banner is rebuilt only when its text changes.
+function whoClears(reset) {
+  if (!reset || !reset.cleared_by) return [];
+  if (reset.cleared_by !== 'at-machine') {
+    return ['Cleared from this panel: once the cause is fixed, an admin presses Reset machine.'];
+  }
+  const b = reset.button || {};
+  const now = reset.allowed ? 'The reset button was held: an admin may press Reset machine now (within 2 minutes of the hold).'
+    : b.held ? 'The reset button is being held: keep it down for 2 seconds.'
+      : 'The reset button has not been held since this fault: Reset machine here is refused until it is.';
+  return [`Needs a person at the machine: look at it, hold the reset button on the machine for ${b.hold_s || 2} seconds, then an admin presses Reset machine within ${Math.round((b.armed_s || 120) / 60)} minutes.`, now];
+}
+
 function bannerList() {
   const list = [];
   const st = view.status;
@@ -177,10 +192,12 @@ function bannerList() {
   }
   if (st && st.fault && view.jafflr.up !== false) {
     const stopped = STOP_REASONS.has(st.fault.reason);
+    const kept = st.fault.restored ? ' Kept from before jafflr restarted.' : '';
+    const also = (st.later_faults || []).length ? [`Also latched since: ${st.later_faults.map(words).join(', ')}.`] : [];
     list.push({ level: 'fault', id: 'fault', reset: true,
       title: `${stopped ? 'Machine stopped' : 'Machine fault'}: ${words(st.fault.reason)}`,
-      lines: [`${st.fault.detail}${st.fault.wall ? ` (at ${clock(st.fault.wall)})` : ''}.`,
-        `What to do: ${st.fault.help}`] });
+      lines: [`${st.fault.detail}${st.fault.wall ? ` (at ${clock(st.fault.wall)})` : ''}.${kept}`,
+        ...also, `What to do: ${st.fault.help}`, ...whoClears(st.reset)] });
   }
   if (view.chillybin.up === false) {
     list.push({ level: 'down', id: 'down-chillybin', title: 'Cannot reach chillybin (the chilly bin\'s service)',

@@ -47,6 +47,7 @@ export function renderNow(st, orders) {
 function readyText(o) {
   if (o.state === 'done') return `Done ${clock(o.finished_at)}`;
   if (o.state === 'failed') return o.failure ? o.failure.detail || '' : '';
+  if (o.state === 'queued' && o.waiting) return o.waiting;   // held: says why (a fault, a pause)
   if (o.state === 'cancelled' || o.ready_at === null || o.ready_at === undefined) return '';
   return `Ready ${clock(o.ready_at)} (in ${duration(o.time_left_s)})`;
 }
