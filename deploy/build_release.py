@@ -29,6 +29,54 @@ def _git(repo, *args, binary=False):
     return out.stdout if binary else out.stdout.decode().strip()
 
 
+class UnsafeArchive(ValueError):
+    """An archive member would land outside the tree, or is not a file, folder or link."""
+
+
+def check_member(member, into):
+    """Refuse what tarfile's 'data' filter refuses: absolute names, `..`, links that point
+    out of the tree, devices and fifos. `into` is the folder being extracted into."""
+    root = os.path.realpath(into)
+    name = member.name
+    if name.startswith('/') or os.path.isabs(name) or '..' in name.split('/'):
+        raise UnsafeArchive(f'archive member {name!r}: absolute or `..` names are not allowed')
+    target = os.path.realpath(os.path.join(root, name))
+    if target != root and not target.startswith(root + os.sep):
+        raise UnsafeArchive(f'archive member {name!r} would land outside {root}')
+    if member.issym() or member.islnk():
+        link = member.linkname
+        base = os.path.dirname(target) if member.issym() else root
+        pointed = os.path.realpath(os.path.join(base, link))
+        if os.path.isabs(link) or (pointed != root and not pointed.startswith(root + os.sep)):
+            raise UnsafeArchive(f'archive member {name!r} links to {link!r}, outside the tree')
+    elif not (member.isfile() or member.isdir()):
+        raise UnsafeArchive(f'archive member {name!r} is a device or fifo: only files, '
+                            f'folders and links inside the tree are allowed')
+
+
+def safe_extract(tar, into):
+    """Check every member (check_member), then extract with tarfile's 'data' filter where
+    it has one (3.11.4+, 3.12); Debian 12's Python 3.11.2 has no `filter=`, so there the
+    owners and modes from the archive are reset by hand instead."""
+    members = tar.getmembers()
+    for member in members:
+        check_member(member, into)
+    if hasattr(tarfile, 'data_filter'):
+        try:
+            tar.extractall(into, filter='data')
+        except tarfile.FilterError as exc:
+            raise UnsafeArchive(str(exc)) from None
+        return
+    for member in members:
+        member.uid = member.gid = 0
+        member.uname = member.gname = ''
+        if member.isfile():
+            member.mode = (member.mode | 0o600) & 0o755
+        elif member.isdir():
+            member.mode = 0o755
+    tar.extractall(into, members=members)
+
+
 def default_version(repo, ref):
     return _git(repo, 'describe', '--tags', '--always', ref)
 
@@ -43,7 +91,7 @@ def build(repo, ref, version, out_dir):
     tar_bytes = _git(repo, 'archive', '--format=tar', commit, '--', *paths, binary=True)
     with tempfile.TemporaryDirectory() as tree:
         with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
-            tar.extractall(tree, filter='data')
+            safe_extract(tar, tree)
         versions = {'release': version}
         for service in SERVICES:
             versions[service] = last_commit(repo, service_files(tree, service), commit)
