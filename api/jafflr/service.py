@@ -37,6 +37,7 @@ from .app import V1_SUCCESSORS, build_app
 from .collector import JafflrCollector
 from .panel import panel_page
 from .stock_client import ChillybinClient
+from .stopping import DRAIN_BOUND_S, REQUEST_DRAIN_S
 
 log = logging.getLogger('jafflr')
 
@@ -49,7 +50,6 @@ DEADMAN_MIN_REAL_S = 1.0    # by default never less than this in real seconds: a
                             # The heartbeat monostable still opens the relay after 1
                             # simulated second, so the heater stays bounded either way.
 HISTORY_PERIOD_S = 1.0      # the panel's plate chart: one sample a second
-DRAIN_BOUND_S = 120.0        # clock seconds a toastie in the press may take to finish a stop
 
 
 class JafflrService:
@@ -106,7 +106,7 @@ class JafflrService:
         self.auth = AdminAuth(admin_token(settings.token_file), settings.token_file)
         self.http = HttpService('jafflr', None, sockets, before_exit=[self._drain],
                                 threads=threads or int(env.get('JAFFLR_THREADS', 16)),
-                                notifier=self.notifier, drain_timeout_s=30.0)
+                                notifier=self.notifier, drain_timeout_s=REQUEST_DRAIN_S)
         self.http.app = Edge(build_app(self, panel=panel_page),
                              hostnames=HostNames(settings.hostnames),
                              state_changing_gets={'/toastie'}, v1_successors=V1_SUCCESSORS,
@@ -178,7 +178,9 @@ class JafflrService:
         if 'assembler' in self._raise_in:
             self._raise_in.discard('assembler')
             self._raise('assembler station')
-        self.assembler.tick(now, self.clock.time())
+        wall = self.clock.time()
+        self.kitchen.expire_pause(wall)
+        self.assembler.tick(now, wall)
 
     # -- what is reported ---------------------------------------------------------------------
     def status(self):

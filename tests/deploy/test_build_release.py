@@ -99,3 +99,37 @@ def test_build_release_main_prints_one_json_line(repo, tmp_path, capsys):
     assert build_release.main(['--repo', str(repo), '--out', str(tmp_path / 'd'),
                                '--version', 'x1']) == 0
     assert json.loads(capsys.readouterr().out)['release'] == 'x1'
+
+
+def test_build_release_records_the_drain_bound_of_the_release_s_own_profiles(repo, tmp_path):
+    assert build(str(repo), 'HEAD', 'v1', str(tmp_path / 'd'))['drain_s'] is None   # too old
+    _commit(repo, {'firmware/kitchen.py': 'def drain_bound_s():\n    return 1234.2\n'}, 'bound')
+    out = build(str(repo), 'HEAD', 'v2', str(tmp_path / 'd'))
+    assert out['drain_s'] == 1235
+    with tarfile.open(out['archive']) as tar:
+        assert json.load(tar.extractfile('VERSIONS.json'))['drain_s'] == 1235
+    _commit(repo, {'firmware/kitchen.py': 'def drain_bound_s(:\n'}, 'broken')
+    with pytest.raises(SystemExit, match='drain bound'):
+        build(str(repo), 'HEAD', 'v3', str(tmp_path / 'd'))
+
+
+def test_build_release_drain_bound_of_this_repository_covers_two_burnt_toasties():
+    from firmware.kitchen import drain_bound_s
+    assert build_release.drain_seconds(build_release.REPO) == -(-drain_bound_s() // 1) >= 1200
+
+
+def test_build_release_content_hash_names_the_code_not_the_commit(repo, tmp_path):
+    first = build(str(repo), 'HEAD', 'v1', str(tmp_path / 'a'))
+    _commit(repo, {'docs/notes.txt': 'not shipped\n'}, 'docs only')
+    same = build(str(repo), 'HEAD', 'v1', str(tmp_path / 'a'))     # rebuilt: same code, fine
+    assert same['content'] == first['content'] and same['commit'] != first['commit']
+    _commit(repo, {'api/jafflr/panel/index.html': '<p>new panel</p>\n'}, 'panel')
+    other = build(str(repo), 'HEAD', 'v2', str(tmp_path / 'a'))
+    assert other['content'] != first['content']
+
+
+def test_build_release_refuses_a_reused_name_with_other_code(repo, tmp_path):
+    build(str(repo), 'HEAD', 'v1', str(tmp_path / 'd'))
+    _commit(repo, {'firmware/stock.py': 'X = 3\n'}, 'stock')
+    with pytest.raises(SystemExit, match="release name 'v1' was already built from other code"):
+        build(str(repo), 'HEAD', 'v1', str(tmp_path / 'd'))

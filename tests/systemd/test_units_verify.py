@@ -72,7 +72,12 @@ def test_units_services_are_socket_activated_notify_services(name, port):
 def test_units_jafflr_has_a_watchdog_and_time_to_finish_a_toastie():
     s = unit('jafflr.service')['Service']
     assert s['WatchdogSec'] == ['5']
-    assert int(s['TimeoutStopSec'][0]) > 60
+    # Derived from the service's own bound: systemd must not SIGKILL a jafflr that is still
+    # finishing a toastie (DRAIN_BOUND_S) and closing; and not wait far longer than that.
+    from api.jafflr.stopping import DRAIN_BOUND_S, STOP_BOUND_S
+    stop = int(s['TimeoutStopSec'][0])
+    assert STOP_BOUND_S > DRAIN_BOUND_S and STOP_BOUND_S <= stop <= STOP_BOUND_S + 30, \
+        f'TimeoutStopSec={stop} must be from {STOP_BOUND_S:.0f} to {STOP_BOUND_S + 30:.0f} s'
 
 
 def test_units_simulator_socket_is_for_the_jafflr_group():
