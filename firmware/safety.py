@@ -135,7 +135,8 @@ class Shutdown:
                 return self._fault
             self._fault = fault
             listeners = list(self._listeners)
-        log.error('heater shutdown: %s: %s', fault.reason, fault.detail)
+        log.error('heater shutdown: %s: %s', fault.reason, fault.detail,
+                  extra={'fault_reason': fault.reason})
         # Outside the lock: a listener that blocks cannot hold up other trips. Outputs
         # are safe meanwhile because they switch on only through run_unless_latched.
         for listener in listeners:
