@@ -558,6 +558,7 @@ def test_http_status_events_ready_and_metrics(api):
                     r'jafflr_plate_temperature_celsius \d',
                     r'# TYPE jafflr_plate_target_celsius gauge',   # no sample while no target
                     r'jafflr_build_info\{version="[^"]+"\} 1\.0',
+                    r'process_start_time_seconds \d', r'jafflr_paused [01]\.0',
                     r'jafflr_orders_total\{outcome="done"\} [1-9]',
                     r'jafflr_orders_total\{outcome="dispenser-jam"\} 1\.0',
                     r'jafflr_queue_length 0\.0',
