@@ -2,7 +2,8 @@
 
     python deploy/build_release.py [--ref HEAD] [--version NAME] [--out dist]
 
-Prints one JSON line: {"release", "chillybin", "jafflr", "drain_s", "archive", "commit"}.
+Prints one JSON line: {"release", "chillybin", "jafflr", "content", "drain_s", "archive",
+"requirements", "commit"}.
 The archive holds the tracked files the services need at that ref (not the work tree, so
 uncommitted edits are never shipped) and VERSIONS.json with each service's version from
 service_version.py and the release's drain bound (drain_s).
@@ -15,6 +16,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -159,7 +161,10 @@ def build(repo, ref, version, out_dir):
             for name in sorted(os.listdir(tree)):
                 tar.add(os.path.join(tree, name), arcname=name)
         os.replace(archive + '.part', archive)
-    return dict(versions, archive=archive, commit=commit)
+        # The wheelhouse for each Pi's platform is built from this (build_wheelhouse.py).
+        requirements = archive[:-len('.tar.gz')] + '.requirements.txt'
+        shutil.copyfile(os.path.join(tree, 'requirements.txt'), requirements)
+    return dict(versions, archive=archive, requirements=requirements, commit=commit)
 
 
 def main(argv=None):
