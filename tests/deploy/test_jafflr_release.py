@@ -132,3 +132,27 @@ def test_jafflr_release_rollback_keeps_data_the_old_release_reads(tool, tmp_path
                    str(state), capsys=capsys)
     assert rc == 0 and out['restored'] is False and 'kept' in out['message']
     assert (state / 'jafflr.json').read_text() == '{"orders": "after"}'
+
+
+def test_jafflr_release_soak_passes_while_ready_and_fails_on_a_restart(tool, tmp_path, capsys):
+    import http.server
+    import threading
+    server = http.server.HTTPServer(('127.0.0.1', 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f'http://127.0.0.1:{server.server_port}/'
+    try:
+        restarts = iter(['0'] * 100)
+        tool._systemctl_show = lambda unit, prop: next(restarts)
+        rc, out = _run(tool, tmp_path, 'soak', '--seconds', '0.3', '--every', '0.1', '--url', url,
+                       '--unit', 'jafflr.service', capsys=capsys)
+        assert rc == 0 and out['soaked'] and out['polls'] >= 2
+        restarts = iter(['0', '0', '1'])
+        tool._systemctl_show = lambda unit, prop: next(restarts)
+        rc, out = _run(tool, tmp_path, 'soak', '--seconds', '5', '--every', '0.1', '--url', url,
+                       '--unit', 'jafflr.service', capsys=capsys)
+        assert rc == 1 and 'restarted jafflr.service (0 -> 1' in out['why']
+    finally:
+        server.shutdown()
+        server.server_close()
+    rc, out = _run(tool, tmp_path, 'soak', '--seconds', '5', '--url', url, capsys=capsys)
+    assert rc == 1 and not out['soaked']
