@@ -103,7 +103,7 @@ def configure(identifier, release=None, env=os.environ, path=JOURNAL_SOCKET, lev
     """Set the root logger up for where the process runs; returns the handler."""
     if env.get('JOURNAL_STREAM') and os.path.exists(path):
         handler = JournalHandler(identifier, release, path)
-    elif env.get('JOURNAL_STREAM') or env.get('INVOCATION_ID'):
+    elif env.get('JOURNAL_STREAM'):     # stderr is the journal, its socket is not here
         handler = _stderr_handler(SyslogPrefixFormatter(_PLAIN))
     else:
         handler = _stderr_handler(logging.Formatter(_PLAIN))

@@ -119,7 +119,9 @@ def test_journal_configure_picks_the_output_for_where_it_runs(tmp_path):
     try:
         plain = journal.configure('jafflr', env={}, path=str(tmp_path / 'none'))
         assert type(plain.formatter) is logging.Formatter
-        prefixed = journal.configure('jafflr', env={'INVOCATION_ID': 'x'},
+        assert type(journal.configure('jafflr', env={'INVOCATION_ID': 'x'}, path=str(
+            tmp_path / 'none')).formatter) is logging.Formatter   # a unit, stderr not the journal
+        prefixed = journal.configure('jafflr', env={'JOURNAL_STREAM': '8:1'},
                                      path=str(tmp_path / 'none'))
         assert isinstance(prefixed.formatter, journal.SyslogPrefixFormatter)
         assert root.handlers == [prefixed]

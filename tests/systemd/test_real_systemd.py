@@ -126,13 +126,13 @@ FAKE_ORDERS = False   # set when the stand-ins run: their order list is /v2/orde
 class Host:
     """The booted host, the scratch repository, and how to deploy to it."""
 
-    def __init__(self, tmp, log):
+    def __init__(self, tmp, log, arch=None, extra_vars=''):
         self.tmp, self.log = tmp, log
         self.refs, self.fakes = _scratch_repo(str(tmp / 'repo'))
         key = tmp / 'id_ed25519'
         subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(key)], check=True)
         self.key = key
-        self.container = Container(rootfs(log), str(tmp / 'host'), log)
+        self.container = Container(rootfs(log, arch), str(tmp / 'host'), log)
         self.inventory = tmp / 'inventory.yml'
         self.inventory.write_text(f"""all:
   children:
@@ -156,7 +156,7 @@ class Host:
         jafflr_ready_timeout: 60
         jafflr_extra_env:
           JAFFLR_DEBUG_HOOKS: "1"
-""")
+{extra_vars}""")
 
     def start_deploy(self, release, *extra):
         """Start the playbook as an operator would; its output goes to test-artifacts/systemd/."""
