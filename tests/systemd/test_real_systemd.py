@@ -273,7 +273,23 @@ def test_1_deploy_release_a_serves_through_socket_activation(host):
     assert json.loads(_http(CHILLYBIN, '/')[1])['cheese'] == 9
     check, check_took = host.deploy('B', '--check')
     assert check.returncode == 0, check.stdout[-4000:]
+    # The controller's extraction on Debian 12's own Python (3.11.2: no tarfile filter=):
+    # build_release.safe_extract, run by the host's python3, on a release-like archive.
+    inbox = c.path('/root/build-check')
+    os.makedirs(inbox, exist_ok=True)
+    for name in ('build_release.py', 'service_version.py'):
+        shutil.copy(os.path.join(ROOT, 'deploy', name), inbox)
+    extracted = c.run(['python3', '-c', (
+        "import io, sys, tarfile; sys.path.insert(0, '/root/build-check');"
+        "import build_release as b; print(sys.version.split()[0], hasattr(tarfile, 'data_filter'));"
+        "data = io.BytesIO(); t = tarfile.open(fileobj=data, mode='w');"
+        "i = tarfile.TarInfo('api/x.py'); i.size = 2; t.addfile(i, io.BytesIO(b'x\\n')); t.close();"
+        "data.seek(0); b.safe_extract(tarfile.open(fileobj=data), '/root/build-check/out');"
+        "print(open('/root/build-check/out/api/x.py').read().strip())")]).stdout.split()
+    assert extracted[0].startswith('3.11') and extracted[-1] == 'x', extracted
     REPORT['1 deploy A'] = {'deploy_s': round(took, 1), 'v1_toastie_s': round(toastie, 1),
+                            'safe_extract_on_python': extracted[0],
+                            'that_python_has_tarfile_data_filter': extracted[1],
                             'sim_speed': SIM_SPEED, 'check_mode_s': round(check_took, 1),
                             'check_mode_fresh_host_s': round(fresh_took, 1)}
 
