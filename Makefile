@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SPEED ?= 1
 
-.PHONY: run test test-all campaign test-systemd check sim clean bench
+.PHONY: run test test-all campaign test-systemd test-aarch64 check sim clean bench
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -44,6 +44,12 @@ test-all: test campaign
 # Only the proof on real systemd (root; about 10 minutes; part of make test too).
 test-systemd: $(VENV)/.deploy
 	$(PY) -m pytest -q -m systemd tests/systemd
+
+# The aarch64 proof: an arm64 bookworm tree under qemu-user emulation (binfmt), the release
+# installed from the aarch64 wheelhouse and served; and the same playbook deploying to it
+# booted by systemd. Root; slow (an emulated CPU), so not in make test; .ci/run calls it.
+test-aarch64: $(VENV)/.deploy
+	JAFFLR_AARCH64=1 $(PY) -m pytest -q -m systemd tests/systemd/test_aarch64.py
 
 check: $(VENV)/.runtime
 	$(PY) -m hardware.check

@@ -135,6 +135,7 @@ class SimKitchen:
             self.chilly.tick(now, wall)
             self.controller.tick(now)
         self.press.tick(now, wall, self.assembler, self.book.queued())
+        self.kitchen.expire_pause(wall)
         self.assembler.tick(now, wall)
         self.ticks += 1
 

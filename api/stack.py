@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+from api.jafflr.stopping import STOP_BOUND_S
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -75,9 +77,10 @@ def main(argv=None):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=150)
+                proc.wait(timeout=STOP_BOUND_S + 10)
             except subprocess.TimeoutExpired:
-                print(f'{name} did not stop within 150 s; killing it', flush=True)
+                print(f'{name} did not stop within {STOP_BOUND_S + 10:.0f} s; killing it',
+                      flush=True)
                 proc.kill()
         print('stopped', flush=True)
 

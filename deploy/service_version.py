@@ -7,8 +7,9 @@
 A service's files are its module closure: every file under api/<service>/, then every
 module of ours (api, firmware, hardware) those files import, followed transitively,
 including imports inside functions, found by parsing with `ast` (nothing is imported or
-run); plus the packages' __init__.py files, data files beside the imported modules,
-requirements.txt, and the service's systemd units. Its version is
+run); plus the packages' __init__.py files, data files beside the imported modules and in
+their sub-folders that are not packages (api/jafflr/panel/*), requirements.txt, and the
+service's systemd units. Its version is
 `git log -1 --format=%H -- <those files>`, so a commit that changes only chillybin's
 code changes chillybin's version and not jafflr's.
 """
@@ -90,16 +91,31 @@ def module_closure(tree, service):
     return sorted(os.path.relpath(p, tree) for p in seen)
 
 
+def _data_files(tree, folder):
+    """Files of `folder` (relative to tree) that are not Python modules, and every file of
+    its sub-folders that are not packages of their own (no __init__.py): a module's page,
+    templates or schemas, however deep. Packages are code: they count when imported."""
+    found = []
+    for name in sorted(os.listdir(os.path.join(tree, folder))):
+        path = os.path.join(folder, name)
+        full = os.path.join(tree, path)
+        if os.path.isdir(full):
+            if name != '__pycache__' and not os.path.exists(os.path.join(full, '__init__.py')):
+                found += [os.path.relpath(os.path.join(d, f), tree)
+                          for d, subs, fs in os.walk(full)
+                          for f in fs if not f.endswith(NOT_CODE) and '__pycache__' not in d]
+        elif not name.endswith(NOT_CODE) and not name.endswith('.py'):
+            found.append(path)
+    return found
+
+
 def service_files(tree, service):
-    """The module closure, data files beside it, requirements and the service's units."""
+    """The module closure, data files beside it and under it (sub-folders too), the
+    requirements and the service's units."""
     code = module_closure(tree, service)
     files = set(code)
     for folder in {os.path.dirname(p) for p in code}:
-        for name in os.listdir(os.path.join(tree, folder)):
-            path = os.path.join(folder, name)
-            if os.path.isfile(os.path.join(tree, path)) and not name.endswith(NOT_CODE) \
-                    and not name.endswith('.py'):
-                files.add(path)
+        files.update(_data_files(tree, folder))
     for path in (*ALWAYS, f'systemd/{service}.service', f'systemd/{service}.socket'):
         if os.path.exists(os.path.join(tree, path)):
             files.add(path)

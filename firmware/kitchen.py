@@ -23,6 +23,21 @@ log = logging.getLogger(__name__)
 MAX_FILLINGS = 6
 LOAD_S, CLOSE_S, OPEN_S, EJECT_S = 3.0, 4.0, 4.0, 3.0
 HEAT_RATE_C_S, COOL_RATE_C_S = 0.8, 0.25      # the plate, roughly, for estimates
+COLD_PLATE_C = 20.0
+# A paused machine still finishes what it holds: the toastie in the press and the one on
+# the tray (assembled, or being assembled; a new assembly starts only on an empty tray).
+TOASTIES_HELD = 2
+
+
+def drain_bound_s(profiles=None):
+    """Clock seconds a paused machine may take to empty, at worst: every toastie it holds
+    of the longest profile, and the plate heated from cold to the hottest profile. The
+    deploy waits this long for `busy: false` before it restarts anything."""
+    profiles = list((profiles or DONENESS).values())
+    longest = max(p.toast_s for p in profiles)
+    hottest = max(p.plate_c for p in profiles)
+    cycle = LOAD_S + CLOSE_S + longest + OPEN_S + EJECT_S
+    return TOASTIES_HELD * cycle + (hottest - COLD_PLATE_C) / HEAT_RATE_C_S
 
 
 def check_toastie(ingredients, doneness):
@@ -60,7 +75,9 @@ class Kitchen:
         # Checking the stock and queueing are one step: two customers at once must not
         # both be promised the last two slices.
         self._taking = threading.Lock()
-        self.assembler.paused = bool(store.meta().get('paused'))
+        meta = store.meta()
+        self.assembler.paused = bool(meta.get('paused'))
+        self.pause_expires = meta.get('pause_expires') if self.assembler.paused else None
         self.assembler.tray_ready = lambda: not press.tray_busy
         self.assembler.tray_lock = press.tray_lock
         self._resetting = threading.Lock()
@@ -207,10 +224,29 @@ class Kitchen:
             return 'held: the queue is paused'
         return None
 
-    def pause(self, paused):
+    def pause(self, paused, expires=None):
+        """Pause (no new toastie starts; what the machine holds finishes) or resume.
+        `expires` (wall seconds) ends a pause by itself, so a deploy that dies half way
+        cannot leave the machine paused for good; it is stored, and honoured after a restart."""
         self.assembler.paused = paused
-        self.store.set_meta(paused=paused)
-        self.events('queue', detail='paused: no new toastie starts' if paused else 'resumed')
+        self.pause_expires = expires if paused else None
+        self.store.set_meta(paused=paused, pause_expires=self.pause_expires)
+        until = f' until wall {expires:.0f}' if self.pause_expires is not None else ''
+        self.events('queue', detail=f'paused: no new toastie starts{until}' if paused else 'resumed')
+
+    def expire_pause(self, wall):
+        """Resume when the pause has expired; True if it did. Called at start and each tick."""
+        if not (self.assembler.paused and not self.draining and self.pause_expires is not None
+                and wall >= self.pause_expires):
+            return False
+        expired = self.pause_expires
+        self.assembler.paused = False
+        self.pause_expires = None
+        self.store.set_meta(paused=False, pause_expires=None)
+        self.events('queue', detail=f'resumed: the pause expired at wall {expired:.0f} '
+                                    f'({wall - expired:.0f} s ago) and nobody resumed it')
+        log.warning('the queue pause expired at wall %.0f and nobody resumed it: resumed', expired)
+        return True
 
     # -- restarts --------------------------------------------------------------------------------
     def begin_drain(self):
@@ -243,6 +279,7 @@ class Kitchen:
         the machine: after a clean drain the tray's toastie carries on; otherwise each is
         failed with the reason, its stock noted, and the machine is cleared. Queued
         orders are kept."""
+        self.expire_pause(wall)
         meta = self.store.meta()
         kept = self.shutdown.restore(meta.get('fault'), now)
         first_start = 'clean_stop' not in meta          # a new state dir: nothing ran here
@@ -340,6 +377,7 @@ class Kitchen:
             'state': self.state(now),
             'busy': self.busy,
             'paused': self.assembler.paused,
+            'pause_expires': self.pause_expires,
             'plate': plate,
             'fault': fault.as_dict() if fault else None,
             'later_faults': [f.reason for f in self.shutdown.later],

@@ -6,6 +6,7 @@ made the first time. Progress is not stored: it is derived from when the current
 started and how long it is expected to take.
 """
 import itertools
+import logging
 import threading
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -23,6 +24,8 @@ STEP_PROGRESS = {
     'waiting for the press': 0.2, 'waiting for the plate': 0.2, 'loading': 0.22,
     'closing': 0.25, 'toasting': 0.3, 'opening': 0.92, 'ejecting': 0.96, 'done': 1.0,
 }
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -189,6 +192,11 @@ class OrderBook:
             outcome = state if state != FAILED else (failure or {}).get('reason', FAILED)
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
             self._prune()
+        if state == FAILED:
+            reason = (failure or {}).get('reason', FAILED)
+            log.warning('toastie %s failed: %s: %s', order.id, reason,
+                        (failure or {}).get('detail', ''),
+                        extra={'order_id': order.id, 'fault_reason': reason})
         self._done.setdefault(order.id, threading.Event()).set()
         return order
 

@@ -243,7 +243,8 @@ class Shutdown:
             if new:
                 self._persist()
             return latched
-        log.error('heater shutdown: %s: %s (%s)', fault.reason, fault.detail, fault.by)
+        log.error('heater shutdown: %s: %s (%s)', fault.reason, fault.detail, fault.by,
+                  extra={'fault_reason': fault.reason})
         # Outside the lock: a listener that blocks cannot hold up other trips. Outputs
         # are safe meanwhile because they switch on only through run_unless_latched.
         self._notify(first, fault)

@@ -64,9 +64,10 @@ def default_bays(board=BOARD):
 class BinCollector:
     """Prometheus gauges read from the bin at scrape time."""
 
-    def __init__(self, chilly, clock):
+    def __init__(self, chilly, clock, loop=None):
         self.chilly = chilly
         self.clock = clock
+        self.loop = loop
 
     def describe(self):
         return []
@@ -83,6 +84,16 @@ class BinCollector:
             yield GaugeMetricFamily('chillybin_chiller_on', 'Chiller running', value=int(c.chiller.on))
             yield GaugeMetricFamily('chillybin_reservations_open', 'Open reservations and picks',
                                     value=len(c.ledger.open()))
+            # Food-safety time is counted by the loop: a stale loop counts nothing.
+            since = GaugeMetricFamily('chillybin_loop_seconds_since_tick',
+                                      'Real seconds since the bin loop last ran')
+            if c.last_tick is not None:
+                since.add_metric([], max(0.0, self.clock.monotonic() - c.last_tick)
+                                 / getattr(self.clock, 'speed', 1.0))
+            yield since
+            if self.loop is not None:
+                yield GaugeMetricFamily('chillybin_loop_running', 'The bin loop thread is alive',
+                                        value=int(self.loop.alive))
             families = {
                 'units': GaugeMetricFamily('chillybin_bay_units', 'Units measured', labels=['bay']),
                 'available': GaugeMetricFamily('chillybin_bay_available', 'Units available',
@@ -160,7 +171,7 @@ class ChillybinService:
         self._unstall = threading.Event()      # ... until this is set (at close)
         self.loop = PeriodicLoop('bin-loop', clock, tick_s, self._bin_tick)
         self.metrics = ServiceMetrics('chillybin', settings.version)
-        self.metrics.registry.register(BinCollector(self.chilly, clock))
+        self.metrics.registry.register(BinCollector(self.chilly, clock, self.loop))
         self.readiness = self._readiness()
         auth = AdminAuth.from_file(settings.token_file, admin_token)
         debug = env.get('JAFFLR_DEBUG_HOOKS') == '1'

@@ -16,7 +16,8 @@ from hardware.errors import HardwareError
 from firmware.errors import FirmwareError
 from firmware.store import DatabaseTooNew, StorageCorrupt, migrate, open_db, schema_version
 
-from .settings import SettingsError, load_settings
+from . import journal
+from .settings import SettingsError, load_settings, release_name
 
 
 def main(service, default_port, open_service, db_name, migrations, argv=None):
@@ -32,7 +33,7 @@ def main(service, default_port, open_service, db_name, migrations, argv=None):
                         default=int(os.environ.get(f'{env_prefix}_PORT', default_port)))
     parser.add_argument('--to', type=int, default=None, help='migrate: the schema to go to')
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(name)s %(levelname)s: %(message)s')
+    journal.configure(service, release_name())
     log = logging.getLogger(service)
     try:
         if args.command == 'migrate':

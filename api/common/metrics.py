@@ -1,7 +1,7 @@
 """Prometheus metrics for one service: its own registry (no process-global state), the
 request counters and latencies every service has, and build info. Each service adds
 its domain gauges to `registry`."""
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from .latency import LATENCY_BUCKETS
@@ -13,6 +13,9 @@ class ServiceMetrics:
     def __init__(self, service, version):
         self.service = service
         self.registry = CollectorRegistry(auto_describe=True)
+        # process_start_time_seconds and friends: a restart (by systemd, the watchdog or a
+        # deploy) shows as a new start time, which the alerts count.
+        ProcessCollector(registry=self.registry)
         self.requests = Counter(f'{service}_http_requests', 'HTTP requests answered',
                                 ('method', 'route', 'status'), registry=self.registry)
         self.latency = Histogram(f'{service}_http_request_duration_seconds',

@@ -58,6 +58,16 @@ def refuse_debug_hooks_on_a_pi(env=os.environ, model_path='/proc/device-tree/mod
                             f'(/etc/jafflr/jafflr.env on a deployed Pi)')
 
 
+def release_name(env=os.environ, root=ROOT):
+    """The release this code came in (VERSIONS.json 'release'), for the logs; 'dev' from
+    a checkout."""
+    try:
+        with open(os.path.join(root, 'VERSIONS.json'), encoding='utf-8') as f:
+            return str(json.load(f).get('release') or 'dev')
+    except (OSError, ValueError, AttributeError):
+        return env.get('JAFFLR_RELEASE') or 'dev'
+
+
 def load_settings(service, env=os.environ):
     refuse_debug_hooks_on_a_pi(env)
     state_dir = env.get('JAFFLR_STATE_DIR') or env.get('STATE_DIRECTORY') or '/var/lib/jafflr'

@@ -24,6 +24,7 @@ from .panel import add_panel_routes
 
 log = logging.getLogger('jafflr')
 
+MAX_PAUSE_S = 86400           # a pause given an expiry ends within a day at most
 STATUS_OF = {'invalid': 400, 'unknown': 400, 'not-found': 404, 'insufficient': 409,
              'conflict': 409, 'locked': 423, 'sensor': 503, 'unavailable': 503,
              'queue-full': 503, 'needs-reset-button': 409}
@@ -286,7 +287,12 @@ def build_app(service, panel=None):
     @app.post('/v2/queue/<action:re:pause|resume>')
     def v2_queue(action):
         s.auth.check()
-        s.kitchen.pause(action == 'pause')
+        if action == 'resume':
+            s.kitchen.pause(False)
+        else:
+            # A deploy always gives one, so a deploy that dies cannot leave the queue paused.
+            expires_s = query_int('expires_s', 1, MAX_PAUSE_S)
+            s.kitchen.pause(True, None if expires_s is None else s.clock.time() + expires_s)
         return json_answer(s.status())
 
     @app.get('/v2/flags')

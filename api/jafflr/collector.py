@@ -39,6 +39,14 @@ class JafflrCollector:
                                 'The latched fault was kept from before the last start',
                                 value=int(bool(fault and fault.restored)))
         yield GaugeMetricFamily('jafflr_queue_length', 'Toasties waiting', value=len(s.book.queue))
+        yield GaugeMetricFamily('jafflr_paused', 'The queue is paused: no new toastie starts',
+                                value=int(s.assembler.paused))
+        expires = GaugeMetricFamily('jafflr_pause_expires_timestamp',
+                                    'When the pause ends by itself (Unix seconds); absent when '
+                                    'not paused or paused with no expiry')
+        if s.assembler.paused and s.kitchen.pause_expires is not None:
+            expires.add_metric([], s.kitchen.pause_expires)
+        yield expires
         yield GaugeMetricFamily('jafflr_busy', 'A toastie is being assembled or in the press',
                                 value=int(s.kitchen.busy))
         outcomes = CounterMetricFamily('jafflr_orders', 'Toasties finished, by outcome',

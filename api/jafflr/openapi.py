@@ -57,7 +57,11 @@ def build_document(version):
             {200: ('reset', s.STATUS), 409: ('needs-reset-button: hold the reset button on '
                                             'the machine first', None), **ADMIN})},
         '/v2/queue/pause': {'post': operation(
-            'Start no new toastie (the current one finishes)', {200: ('paused', s.STATUS), **ADMIN})},
+            'Start no new toastie (the current one finishes)',
+            {200: ('paused', s.STATUS), 400: ('bad expires_s', None), **ADMIN},
+            params=[query_param('expires_s', 'resume by itself after this many seconds '
+                                '(1-86400); a deploy always sets it',
+                                {'type': 'integer', 'minimum': 1, 'maximum': 86400})])},
         '/v2/queue/resume': {'post': operation('Start toasties again',
                                                {200: ('resumed', s.STATUS), **ADMIN})},
         '/v2/flags': {'get': operation('Feature flags', {200: ('flags', s.FLAGS)})},

@@ -83,6 +83,7 @@ STATUS = {
         'state': {'type': 'string', 'enum': ['available', 'preheating', 'assembling', 'toasting',
                                              'faulted', 'paused', 'stopping']},
         'busy': {'type': 'boolean'}, 'paused': {'type': 'boolean'},
+        'pause_expires': NULLABLE_NUMBER,
         'plate': {'type': 'object', 'required': ['temp_c', 'target_c', 'relay_on', 'phase'],
                   'properties': {'temp_c': NULLABLE_NUMBER, 'target_c': NULLABLE_NUMBER,
                                  'duty': NULLABLE_NUMBER, 'relay_on': {'type': 'boolean'},

@@ -38,6 +38,7 @@ from .app import V1_SUCCESSORS, build_app
 from .collector import JafflrCollector
 from .panel import panel_page
 from .stock_client import ChillybinClient
+from .stopping import DRAIN_BOUND_S, REQUEST_DRAIN_S
 
 log = logging.getLogger('jafflr')
 
@@ -54,7 +55,6 @@ DEADMAN_MIN_REAL_S = 1.0    # by default never less than this in real seconds: a
 PRIORITY_PATHS = {('POST', '/v2/stop'): 0, ('POST', '/stop'): 0, ('GET', '/v2/status'): 1,
                   ('GET', '/status'): 1, ('GET', '/'): 1, ('GET', '/panel/'): 1}
 HISTORY_PERIOD_S = 1.0      # the panel's plate chart: one sample a second
-DRAIN_BOUND_S = 120.0        # clock seconds a toastie in the press may take to finish a stop
 
 
 class JafflrService:
@@ -122,7 +122,7 @@ class JafflrService:
         self.v1_waiter_limit = max(1, threads // 2)
         self.http = HttpService('jafflr', None, sockets, before_exit=[self._drain],
                                 threads=threads, priority_paths=PRIORITY_PATHS,
-                                notifier=self.notifier, drain_timeout_s=30.0)
+                                notifier=self.notifier, drain_timeout_s=REQUEST_DRAIN_S)
         self.http.app = Edge(build_app(self, panel=panel_page),
                              hostnames=HostNames(settings.hostnames),
                              state_changing_gets={'/toastie'}, v1_successors=V1_SUCCESSORS,
@@ -194,7 +194,9 @@ class JafflrService:
         if 'assembler' in self._raise_in:
             self._raise_in.discard('assembler')
             self._raise('assembler station')
-        self.assembler.tick(now, self.clock.time())
+        wall = self.clock.time()
+        self.kitchen.expire_pause(wall)
+        self.assembler.tick(now, wall)
 
     # -- what is reported ---------------------------------------------------------------------
     def status(self):

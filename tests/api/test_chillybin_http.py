@@ -372,6 +372,8 @@ def test_http_metrics_names_the_monitoring_rules_need(chilly):
                  f'chillybin_build_info{{version="{VERSION}"}} 1.0',
                  'chillybin_bay_units{bay="bread"} ', 'chillybin_bay_grams{bay="bread"} ',
                  'chillybin_reservations_open ', 'chillybin_chiller_on ',
+                 'chillybin_loop_seconds_since_tick ', 'chillybin_loop_running 1.0',
+                 'process_start_time_seconds ',
                  'chillybin_http_requests_total{method="GET",route="/v2/stock",status="200"} ',
                  'chillybin_http_request_duration_seconds_bucket{'):
         assert name in text, name

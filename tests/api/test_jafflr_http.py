@@ -320,6 +320,25 @@ def test_http_v2_queue_full_is_503_with_retry_after(machine, j, api):
     api('POST', '/v2/queue/resume', headers=admin(j))
 
 
+def test_http_a_pause_with_expires_s_ends_by_itself_and_is_exported(machine, j, api):
+    assert api('POST', '/v2/queue/pause?expires_s=0', headers=admin(j)).status == 400
+    assert api('POST', '/v2/queue/pause?expires_s=86401', headers=admin(j)).status == 400
+    # expires_s is in jafflr's clock seconds (sped up here): long enough to read the
+    # metrics while paused on a loaded machine, short enough to wait for.
+    paused = api('POST', '/v2/queue/pause?expires_s=40', headers=admin(j)).json()
+    assert paused['paused'] is True and paused['pause_expires'] > time.time()
+    text = api('GET', '/metrics').text
+    assert 'jafflr_paused 1.0' in text
+    expires = float(re.search(r'^jafflr_pause_expires_timestamp (\S+)$', text, re.M).group(1))
+    assert expires == pytest.approx(paused['pause_expires'])
+    machine.wait_for(lambda: not status(api)['paused'], 60, 'the pause to expire')
+    text = api('GET', '/metrics').text
+    assert 'jafflr_paused 0.0' in text, re.findall(r'^jafflr_pause.*$', text, re.M)
+    assert not re.search(r'^jafflr_pause_expires_timestamp ', text, re.M), text
+    events = api('GET', '/v2/events?kind=queue&limit=5').json()['events']
+    assert any('the pause expired' in e.get('detail', '') for e in events), events
+
+
 # -- stop, reset, pause: who may --------------------------------------------------------------------
 def test_http_a_queued_v1_customer_is_told_at_once_when_the_machine_stops(machine, j, api):
     """The v1 customer can only wait on the connection: when the machine stops before their
@@ -581,6 +600,7 @@ def test_http_status_events_ready_and_metrics(api):
                     r'jafflr_plate_temperature_celsius \d',
                     r'# TYPE jafflr_plate_target_celsius gauge',   # no sample while no target
                     r'jafflr_build_info\{version="[^"]+"\} 1\.0',
+                    r'process_start_time_seconds \d', r'jafflr_paused [01]\.0',
                     r'jafflr_orders_total\{outcome="done"\} [1-9]',
                     r'jafflr_orders_total\{outcome="dispenser-jam"\} 1\.0',
                     r'jafflr_queue_length 0\.0',

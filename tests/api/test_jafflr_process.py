@@ -11,9 +11,9 @@ import pytest
 
 from firmware.orderstore import OrderStore
 from tests.api.conftest import restock
+from api.jafflr.stopping import DRAIN_BOUND_S as BOUND_S   # simulated seconds
 from tests.support.stack import request
 
-BOUND_S = 120.0          # api/jafflr/service.py DRAIN_BOUND_S (simulated seconds)
 HEARTBEAT_HOLD_S = 1.0   # hardware/board.py heartbeat_hold_s
 DEADMAN_S = 2.0          # api/jafflr/service.py DEADMAN_S, the production value
 

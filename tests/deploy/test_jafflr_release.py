@@ -151,3 +151,75 @@ def test_jafflr_release_own_by_root_fixes_a_tree_made_by_another_user(tool, tmp_
 
 def stat_unchanged(before, after):
     return (before.st_uid, before.st_gid, before.st_mode) == (after.st_uid, after.st_gid, after.st_mode)
+
+
+def _release_that_refuses(base, name, mtime):
+    """A release whose `migrate` refuses the data (exit 2) when the state holds `schema-3`."""
+    _fake_release(base, name, mtime)
+    python = os.path.join(base, 'releases', name, 'venv', 'bin', 'python')
+    os.makedirs(os.path.dirname(python))
+    with open(python, 'w') as f:
+        f.write('#!/bin/sh\n[ -e "$JAFFLR_STATE_DIR/schema-3" ] && { echo "needs schema 3" >&2; '
+                'exit 2; }\nexit 0\n')
+    os.chmod(python, 0o755)
+
+
+def test_jafflr_release_rollback_across_an_unreadable_migration_restores_the_snapshot(
+        tool, tmp_path, capsys):
+    base, state = tmp_path / 'opt', tmp_path / 'state'
+    _release_that_refuses(base, 'OLD', 1000)
+    _fake_release(base, 'NEW', 1001)
+    state.mkdir()
+    (state / 'jafflr.json').write_text('{"orders": "before"}')
+    stopped = []
+    tool.stop_services = lambda: stopped.append(True)
+    assert _run(tool, base, 'snapshot', 'NEW', '--state', str(state), capsys=capsys)[0] == 0
+    # NEW starts: it migrates to schema 3, which OLD cannot read; then NEW fails, rollback.
+    (state / 'jafflr.json').write_text('{"orders": "after", "schema": 3}')
+    (state / 'schema-3').write_text('')
+    rc, out = _run(tool, base, 'restore-if-unreadable', 'OLD', '--newer', 'NEW', '--state',
+                   str(state), capsys=capsys)
+    assert rc == 0 and out['restored'] is True and stopped
+    assert 'restored the snapshot taken before NEW' in out['message']
+    assert (state / 'jafflr.json').read_text() == '{"orders": "before"}'
+    assert not (state / 'schema-3').exists() and not (state / '.snapshot.json').exists()
+    assert json.loads(open(os.path.join(out['aside'], 'jafflr.json')).read())['schema'] == 3
+
+
+def test_jafflr_release_rollback_keeps_data_the_old_release_reads(tool, tmp_path, capsys):
+    base, state = tmp_path / 'opt', tmp_path / 'state'
+    _release_that_refuses(base, 'OLD', 1000)
+    _fake_release(base, 'NEW', 1001)
+    state.mkdir()
+    (state / 'jafflr.json').write_text('{"orders": "before"}')
+    _run(tool, base, 'snapshot', 'NEW', '--state', str(state), capsys=capsys)
+    (state / 'jafflr.json').write_text('{"orders": "after"}')   # an additive migration
+    tool.stop_services = lambda: pytest.fail('stopped the services for nothing')
+    rc, out = _run(tool, base, 'restore-if-unreadable', 'OLD', '--newer', 'NEW', '--state',
+                   str(state), capsys=capsys)
+    assert rc == 0 and out['restored'] is False and 'kept' in out['message']
+    assert (state / 'jafflr.json').read_text() == '{"orders": "after"}'
+
+
+def test_jafflr_release_soak_passes_while_ready_and_fails_on_a_restart(tool, tmp_path, capsys):
+    import http.server
+    import threading
+    server = http.server.HTTPServer(('127.0.0.1', 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f'http://127.0.0.1:{server.server_port}/'
+    try:
+        restarts = iter(['0'] * 100)
+        tool._systemctl_show = lambda unit, prop: next(restarts)
+        rc, out = _run(tool, tmp_path, 'soak', '--seconds', '0.3', '--every', '0.1', '--url', url,
+                       '--unit', 'jafflr.service', capsys=capsys)
+        assert rc == 0 and out['soaked'] and out['polls'] >= 2
+        restarts = iter(['0', '0', '1'])
+        tool._systemctl_show = lambda unit, prop: next(restarts)
+        rc, out = _run(tool, tmp_path, 'soak', '--seconds', '5', '--every', '0.1', '--url', url,
+                       '--unit', 'jafflr.service', capsys=capsys)
+        assert rc == 1 and 'restarted jafflr.service (0 -> 1' in out['why']
+    finally:
+        server.shutdown()
+        server.server_close()
+    rc, out = _run(tool, tmp_path, 'soak', '--seconds', '5', '--url', url, capsys=capsys)
+    assert rc == 1 and not out['soaked']

@@ -31,6 +31,46 @@ def test_monitoring_alerts_pass_their_promtool_tests():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def _amtool(*args):
+    if not shutil.which('amtool'):
+        pytest.skip("amtool is missing: apt-get install prometheus-alertmanager (.ci/run does)")
+    return subprocess.run(['amtool', *args], capture_output=True, text=True, cwd=MONITORING,
+                          timeout=60)
+
+
+def test_monitoring_alertmanager_config_passes_amtool_check():
+    out = _amtool('check-config', 'alertmanager.yml')
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize('labels, receivers', [
+    (['severity=critical', 'site=shop_north'], 'on-call,shop-north'),   # paged, and the site
+    (['severity=critical', 'site=kitchen'], 'on-call,kitchen'),
+    (['severity=warning', 'site=shop_south'], 'shop-south'),
+    (['severity=warning', 'site=shop_north'], 'shop-north'),
+    (['severity=info', 'site=shop_north'], 'fleet-log'),                # restarts: log only
+    (['severity=warning', 'site=a_new_site'], 'fleet-ops'),             # nobody forgotten
+    (['severity=critical', 'site=a_new_site'], 'on-call'),
+])
+def test_monitoring_alerts_route_by_severity_and_site(labels, receivers):
+    out = _amtool('config', 'routes', 'test', '--config.file=alertmanager.yml',
+                  f'--verify.receivers={receivers}', *labels)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_monitoring_prometheus_sends_alerts_and_scrapes_the_pis_node_exporter():
+    import yaml
+    config = yaml.safe_load(open(os.path.join(MONITORING, 'prometheus.yml')))
+    assert config['alerting']['alertmanagers'][0]['static_configs'][0]['targets']
+    jobs = {job['job_name']: job for job in config['scrape_configs']}
+    assert {'jafflr', 'chillybin', 'node'} <= set(jobs)
+    sites = lambda job: {g['labels']['site'] for g in jobs[job]['static_configs']}
+    assert sites('node') == sites('jafflr') == sites('chillybin')
+    routes = yaml.safe_load(open(os.path.join(MONITORING, 'alertmanager.yml')))['route']['routes']
+    routed = {m.split('=')[1].strip('"') for r in routes for m in r['matchers'] if 'site=' in m}
+    assert sites('jafflr') <= routed, 'a site in prometheus.yml has no route of its own'
+
+
 def test_monitoring_readme_names_every_metric_the_rules_use():
     readme = open(os.path.join(MONITORING, 'README.md')).read()
     rules = open(os.path.join(MONITORING, 'rules', 'jafflr.rules.yml')).read()

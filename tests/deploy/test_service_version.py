@@ -23,6 +23,10 @@ FILES = {
     'api/jafflr/__main__.py': 'import api.common.serving\nfrom . import app\n',
     'api/jafflr/app.py': 'def lazy():\n    from firmware import heater\n    import bottle\n',
     'api/jafflr/openapi.yaml': 'openapi: 3.1.0\n',
+    'api/jafflr/panel/index.html': '<p>panel</p>\n',
+    'api/jafflr/panel/js/panel.js': 'let a = 1;\n',
+    'api/jafflr/panel/README.md': '# panel\n',
+    'firmware/heater/curves/k.csv': '0,0\n',
     'firmware/__init__.py': '',
     'firmware/stock.py': 'X = 1\n',
     'firmware/heater/__init__.py': 'from .pid import Pid\n',
@@ -79,6 +83,25 @@ def test_service_version_files_add_data_requirements_and_units_not_readmes(repo)
     assert {'api/jafflr/openapi.yaml', 'requirements.txt', 'systemd/jafflr.service'} <= set(files)
     assert 'systemd/chillybin.service' not in files
     assert not [f for f in files if f.endswith('.md')]
+
+
+def test_service_version_files_include_sub_folders_that_are_not_packages(repo):
+    files = service_files(str(repo), 'jafflr')
+    assert {'api/jafflr/panel/index.html', 'api/jafflr/panel/js/panel.js',
+            'firmware/heater/curves/k.csv'} <= set(files)
+    assert 'api/jafflr/panel/README.md' not in files
+    assert not [f for f in service_files(str(repo), 'chillybin') if '/panel/' in f]
+
+
+@pytest.mark.parametrize('path', ['api/jafflr/panel/index.html', 'api/jafflr/panel/js/panel.js'])
+def test_service_version_a_panel_only_commit_moves_jafflr_only(repo, path):
+    # The old rule counted data files beside modules, not in sub-folders: the old panel
+    # kept being served after a deploy.
+    before = _versions(repo)
+    commit = _commit(repo, {path: 'changed\n'}, 'panel only')
+    assert _versions(repo) == {'chillybin': before['chillybin'], 'jafflr': commit}
+    _commit(repo, {'api/jafflr/panel/README.md': '# says more\n'}, 'panel readme')
+    assert _versions(repo) == {'chillybin': before['chillybin'], 'jafflr': commit}
 
 
 def test_service_version_a_chillybin_only_commit_moves_only_chillybin(repo):

@@ -585,3 +585,59 @@ def test_kitchen_no_toastie_starts_on_the_tray_while_the_press_starts_the_convey
     k.run_until(lambda: second.finished, 900)
     assert second.state == 'done', second.failure
     assert [s['units'] for s in delivered(k)] == [{'bread': 2, 'cheese': 1}] * 2
+
+
+# -- a pause that cannot stick ---------------------------------------------------------------------
+def test_kitchen_a_pause_with_an_expiry_resumes_by_itself(kitchen):
+    k = kitchen
+    k.kitchen.pause(True, expires=k.clock.time() + 10)
+    order, _ = k.submit(['cheese'], 'light')
+    k.run(9)
+    assert order.state == 'queued' and k.kitchen.status(*now_wall(k))['paused']
+    assert k.store.meta()['pause_expires'] == k.kitchen.pause_expires
+    k.run(1.5)
+    status = k.kitchen.status(*now_wall(k))
+    assert not status['paused'] and status['pause_expires'] is None
+    assert any('the pause expired' in e.get('detail', '') for e in k.store.events.recent(5))
+    k.run_until(lambda: order.finished, 400)
+    assert order.state == 'done'
+
+
+def test_kitchen_a_pause_with_no_expiry_stays_and_resume_forgets_the_expiry(kitchen):
+    k = kitchen
+    k.kitchen.pause(True)
+    k.run(30)
+    assert k.kitchen.status(*now_wall(k))['paused']
+    k.kitchen.pause(True, expires=k.clock.time() + 5)
+    k.kitchen.pause(False)
+    assert k.store.meta()['pause_expires'] is None and k.kitchen.pause_expires is None
+
+
+def test_kitchen_an_expired_pause_is_resumed_at_start(restartable):
+    k = restartable
+    k.kitchen.pause(True, expires=k.clock.time() + 5)
+    restart(k)       # restarted before it expired: still paused
+    assert k.kitchen.status(*now_wall(k))['paused']
+    k.kitchen.pause(True, expires=k.clock.time() + 5)
+    k.clock.advance(60)     # jafflr was down (say, a deploy died) while the pause ran out
+    restart(k)
+    assert not k.kitchen.status(*now_wall(k))['paused']
+
+
+def test_kitchen_a_pause_with_no_expiry_survives_a_restart(restartable):
+    k = restartable
+    k.kitchen.pause(True)
+    k.clock.advance(3600)
+    restart(k)
+    assert k.kitchen.status(*now_wall(k))['paused']
+
+
+def test_kitchen_drain_bound_covers_the_press_and_the_tray_at_the_longest_profile():
+    from firmware.heater.profiles import DONENESS, Profile
+    from firmware.kitchen import CLOSE_S, EJECT_S, LOAD_S, OPEN_S, drain_bound_s
+    longest = max(p.toast_s for p in DONENESS.values())
+    bound = drain_bound_s()
+    assert bound >= 2 * (longest + LOAD_S + CLOSE_S + OPEN_S + EJECT_S) + 200  # + heating from cold
+    assert bound == pytest.approx(2 * (600 + 14) + (230 - 20) / 0.8)
+    longer = dict(DONENESS, charcoal=Profile('charcoal', 230.0, 900.0))
+    assert drain_bound_s(longer) == pytest.approx(bound + 2 * 300)

@@ -50,10 +50,12 @@ def debian_mirror(sources='/etc/apt/sources.list.d/debian.sources'):
     return 'http://deb.debian.org/debian'
 
 
-def rootfs(log):
-    """Path of the cached tree, building it first when it is missing (about a minute)."""
-    key = hashlib.sha256(repr((PACKAGES, SUITE, SSHD_CONFIG)).encode()).hexdigest()[:12]
-    root = os.path.join(CACHE, f'{SUITE}-{key}')
+def rootfs(log, arch=None):
+    """Path of the cached tree, building it first when it is missing (about a minute; an
+    `arch` such as arm64 is built and later run under qemu-user emulation: a few minutes)."""
+    key = hashlib.sha256(repr((PACKAGES, SUITE, SSHD_CONFIG) + ((arch,) if arch else ()))
+                         .encode()).hexdigest()[:12]
+    root = os.path.join(CACHE, f'{SUITE}-{arch + "-" if arch else ""}{key}')
     os.makedirs(CACHE, exist_ok=True)
     with open(os.path.join(CACHE, '.lock'), 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -63,7 +65,8 @@ def rootfs(log):
         shutil.rmtree(work, ignore_errors=True)
         started = time.monotonic()
         out = subprocess.run(['debootstrap', '--variant=minbase', f'--include={",".join(PACKAGES)}',
-                              SUITE, work, debian_mirror()], capture_output=True, text=True)
+                              *([f'--arch={arch}'] if arch else []), SUITE, work, debian_mirror()],
+                             capture_output=True, text=True)
         if out.returncode != 0:
             raise ContainerError(f'debootstrap failed:\n{out.stdout[-3000:]}{out.stderr[-3000:]}')
         _prepare(work)

@@ -10,7 +10,11 @@ moves for 60 simulated seconds, a queued toastie waits; the admin reset alone is
 and the simulator's reset button plus the admin reset clear it, after which the queued
 toastie is made. 6 a frozen (SIGSTOPped) jafflr is SIGKILLed within WatchdogSec +
 TimeoutAbortSec, and comes back held as unclean-start; 7 a stuck chillybin bin loop is
-restarted by its watchdog. Figures go to the report.
+restarted by its watchdog; 8 the journal has priorities and fields; 9 a limited (-l),
+panel-only deploy restarts jafflr only; 10 an interrupted deploy leaves the Pi unpaused;
+11 a deploy during a well-done toastie waits and finishes it; 12 a rollback across an
+unreadable migration restores the snapshot; 13 a canary that fails its smoke test stops
+the rollout. Figures go to the report.
 """
 import json
 import os
@@ -38,6 +42,8 @@ JAFFLR, CHILLYBIN = 80, 7001
 # (1.0 s) are in simulated seconds too, so a high speed makes them trip on a busy
 # two-core machine; 2 leaves the control loop a real second of slack under the load.
 SIM_SPEED = 2
+PAUSE_LEASE_S = 90     # simulated seconds: an interrupted deploy's pause ends 45 s later
+SOAK_S = 5             # the canary's soak (real seconds); a shop would use minutes
 # Cheap, always-200 requests; /v2/ready is left out because a service that has just
 # restarted may rightly say 503 for a moment while its checks warm up.
 LOAD_TARGETS = [(JAFFLR, '/health'), (CHILLYBIN, '/'), (JAFFLR, '/v2/status'),
@@ -65,8 +71,13 @@ def _commit(repo, message):
     return _git(repo, 'rev-parse', 'HEAD')
 
 
+PANEL_MARK = '/* release P: a panel-only change */'
+
+
 def _scratch_repo(path):
-    """A git repository holding this work tree's files; three commits = releases A, B, C."""
+    """A git repository holding this work tree's files; its commits are releases A, B, P
+    (the panel only), Q (jafflr only), C (cannot start) and M (C plus a migration that
+    the earlier releases cannot read)."""
     files = _git(ROOT, 'ls-files', '-co', '--exclude-standard').split('\n')
     for rel in files:
         src = os.path.join(ROOT, rel)
@@ -82,6 +93,12 @@ def _scratch_repo(path):
     with open(os.path.join(path, 'api/jafflr/__main__.py'), 'a') as f:
         f.write('# release B changes jafflr only\n')
     refs['B'] = _commit(path, 'release B: jafflr only')
+    with open(os.path.join(path, 'api/jafflr/panel/panel.css'), 'a') as f:
+        f.write(f'\n{PANEL_MARK}\n')
+    refs['P'] = _commit(path, 'release P: the panel only')
+    with open(os.path.join(path, 'api/jafflr/__main__.py'), 'a') as f:
+        f.write('# release Q changes jafflr only, again\n')
+    refs['Q'] = _commit(path, 'release Q: jafflr only')
     main = os.path.join(path, 'api/jafflr/__main__.py')
     os.rename(main, os.path.join(path, 'api/jafflr/_main_before_break.py'))
     with open(main, 'w') as f:
@@ -90,6 +107,19 @@ def _scratch_repo(path):
                 "    runpy.run_module('api.jafflr._main_before_break', run_name='__main__')\n"
                 "sys.exit('release C is broken on purpose: it cannot become ready')\n")
     refs['C'] = _commit(path, 'release C: jafflr cannot start')
+    store = os.path.join(path, 'firmware/orderstore.py')
+    text = open(store).read()
+    last = "    Migration(2, 'feature flags', _create_flags, _drop('flags')),\n]"
+    assert last in text, 'firmware/orderstore.py MIGRATIONS changed: update the proof'
+    with open(store, 'w') as f:
+        f.write(text.replace(last, last[:-1] + (
+            "    Migration(3, 'not additive (proof)', lambda db: db.table('meta').update("
+            "{'layout': 3}), lambda db: None, min_reader=3),\n]")))
+    refs['M'] = _commit(path, 'release M: a migration B-Q cannot read, then cannot start')
+    _git(path, 'checkout', refs['Q'], '--', '.')
+    with open(os.path.join(path, 'api/jafflr/__main__.py'), 'a') as f:
+        f.write('# release R: Q with one more jafflr change\n')
+    refs['R'] = _commit(path, 'release R: jafflr only (the canary that fails its smoke test)')
     return refs, fakes
 
 
@@ -106,50 +136,91 @@ FAKE_ORDERS = False   # set when the stand-ins run: their order list is /v2/orde
 class Host:
     """The booted host, the scratch repository, and how to deploy to it."""
 
-    def __init__(self, tmp, log):
+    def __init__(self, tmp, log, arch=None, extra_vars=''):
         self.tmp, self.log = tmp, log
         self.refs, self.fakes = _scratch_repo(str(tmp / 'repo'))
         key = tmp / 'id_ed25519'
         subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(key)], check=True)
         self.key = key
-        self.container = Container(rootfs(log), str(tmp / 'host'), log)
+        self.container = Container(rootfs(log, arch), str(tmp / 'host'), log)
         self.inventory = tmp / 'inventory.yml'
         self.inventory.write_text(f"""all:
   children:
     jafflr_pis:
-      hosts:
-        jafflr-test:
-          ansible_host: 127.0.0.1
-          ansible_port: 2222
-          ansible_user: root
-          ansible_ssh_private_key_file: {key}
-          ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+      children:
+        shop_test:
+          hosts:
+            jafflr-test:
+              ansible_host: 127.0.0.1
+              ansible_port: 2222
+              ansible_user: root
+              ansible_ssh_private_key_file: {key}
+              ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
       vars:
+        jafflr_pause_lease_s: {PAUSE_LEASE_S}
+        jafflr_soak_s: {SOAK_S}
         jafflr_machine: sim
         jafflr_sim_speed: {SIM_SPEED}
         jafflr_listen: 127.0.0.1:{JAFFLR}
         jafflr_ready_timeout: 60
         jafflr_extra_env:
           JAFFLR_DEBUG_HOOKS: "1"
-""")
+{extra_vars}""")
 
-    def deploy(self, release, *extra):
-        """Run the playbook as an operator would; its output goes to test-artifacts/systemd/."""
-        started = time.monotonic()
+    def start_deploy(self, release, *extra):
+        """Start the playbook as an operator would; its output goes to test-artifacts/systemd/."""
         playbook = os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')
         os.makedirs(ARTIFACTS, exist_ok=True)
-        log = os.path.join(ARTIFACTS, f'deploy-{release}{"".join(extra)}.log')
+        inventories = [a for a in extra if str(a).endswith('fleet.yml')]
+        inventory = inventories[0] if inventories else self.inventory
+        extra = tuple(a for a in extra if a not in inventories)
+        name = ''.join(a for a in extra if not a.startswith('jafflr_'))[:40].replace('/', '_')
+        log = os.path.join(ARTIFACTS, f'deploy-{release}{name}{"-fleet" if inventories else ""}.log')
         with open(log, 'w') as f:
-            proc = subprocess.run(
-                [playbook, '-i', str(self.inventory), os.path.join(ROOT, 'deploy', 'site.yml'),
+            proc = subprocess.Popen(
+                [playbook, '-i', str(inventory), os.path.join(ROOT, 'deploy', 'site.yml'),
                  '-e', f'release_repo={self.tmp / "repo"}', '-e', f'release_ref={self.refs[release]}',
                  '-e', f'release_version={release}', '-e', f'release_out={self.tmp / "dist"}', *extra],
-                stdout=f, stderr=subprocess.STDOUT, text=True, timeout=900,
+                stdout=f, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                 cwd=os.path.join(ROOT, 'deploy'),
                 env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'deploy', 'ansible.cfg'),
                          ANSIBLE_HOST_KEY_CHECKING='False', ANSIBLE_NOCOLOR='1'))
-        proc.stdout = open(log).read()
+        proc.log = log
+        return proc
+
+    def fleet_inventory(self):
+        """The host plus a second Pi that is switched off (nothing listens on its port)."""
+        path = self.tmp / 'fleet.yml'
+        text = self.inventory.read_text().replace(
+            '        shop_test:\n          hosts:\n',
+            '        shop_test:\n          hosts:\n'
+            '            jafflr-off:\n              ansible_host: 127.0.0.1\n'
+            '              ansible_port: 2299\n              ansible_user: root\n'
+            f'              ansible_ssh_private_key_file: {self.key}\n'
+            '              ansible_ssh_common_args: -o StrictHostKeyChecking=no -o '
+            'UserKnownHostsFile=/dev/null -o ConnectTimeout=3\n')
+        assert 'jafflr-off' in text
+        path.write_text(text)
+        return path
+
+    def deploy(self, release, *extra):
+        started = time.monotonic()
+        proc = self.start_deploy(release, *extra)
+        try:
+            proc.wait(timeout=900)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        proc.stdout = open(proc.log).read()
         return proc, time.monotonic() - started
+
+    def admin(self):
+        token = open(self.container.path('/etc/jafflr/admin-token')).read().strip()
+        return {'Authorization': f'Bearer {token}'}
+
+    def current(self):
+        return os.path.basename(os.readlink(self.container.path('/opt/jafflr/current')))
 
     def versions(self, release):
         path = self.container.path(f'/opt/jafflr/releases/{release}/VERSIONS.json')
@@ -282,8 +353,24 @@ def test_1_deploy_release_a_serves_through_socket_activation(host, tmp_path):
     assert json.loads(_http(CHILLYBIN, '/')[1])['cheese'] == 9
     check, check_took = host.deploy('B', '--check')
     assert check.returncode == 0, check.stdout[-4000:]
+    # The controller's extraction on Debian 12's own Python (3.11.2: no tarfile filter=):
+    # build_release.safe_extract, run by the host's python3, on a release-like archive.
+    inbox = c.path('/root/build-check')
+    os.makedirs(inbox, exist_ok=True)
+    for name in ('build_release.py', 'service_version.py'):
+        shutil.copy(os.path.join(ROOT, 'deploy', name), inbox)
+    extracted = c.run(['python3', '-c', (
+        "import io, sys, tarfile; sys.path.insert(0, '/root/build-check');"
+        "import build_release as b; print(sys.version.split()[0], hasattr(tarfile, 'data_filter'));"
+        "data = io.BytesIO(); t = tarfile.open(fileobj=data, mode='w');"
+        "i = tarfile.TarInfo('api/x.py'); i.size = 2; t.addfile(i, io.BytesIO(b'x\\n')); t.close();"
+        "data.seek(0); b.safe_extract(tarfile.open(fileobj=data), '/root/build-check/out');"
+        "print(open('/root/build-check/out/api/x.py').read().strip())")]).stdout.split()
+    assert extracted[0].startswith('3.11') and extracted[-1] == 'x', extracted
     REPORT['1 deploy A'] = {'ip_filter_probe': _ip_filter_in_effect(c),
                             'deploy_s': round(took, 1), 'v1_toastie_s': round(toastie, 1),
+                            'safe_extract_on_python': extracted[0],
+                            'that_python_has_tarfile_data_filter': extracted[1],
                             'sim_speed': SIM_SPEED, 'check_mode_s': round(check_took, 1),
                             'check_mode_fresh_host_s': round(fresh_took, 1)}
 
@@ -579,3 +666,139 @@ def _clear_at_machine(host):
         sim.close()
     code, reset = _post('/v2/reset', headers=_admin())
     assert code == 200 and reset['fault'] is None, reset
+
+
+def _clear_fault(host):
+    """Reset what is latched, as a person would: the reset button first when it needs one."""
+    st = _status()
+    if not st.get('fault'):
+        return
+    if st['reset']['cleared_by'] == 'at-machine':
+        _clear_at_machine(host)
+    else:
+        code, reset = _post('/v2/reset', headers=_admin())
+        assert code == 200 and reset['fault'] is None, reset
+
+
+def _toastie_in_thread(doneness):
+    answer = {}
+
+    def order():
+        try:
+            answer['result'] = _http(JAFFLR, f'/toastie?i=cheese&doneness={doneness}', timeout=900)
+        except (OSError, urllib.error.URLError) as exc:
+            answer['error'] = repr(exc)
+    thread = threading.Thread(target=order, daemon=True)
+    thread.start()
+    return thread, answer
+
+
+def test_8_the_journal_has_priorities_and_fields(host):
+    # Test 5's stall latched control-loop-stalled (logged at error) before the watchdog.
+    out = host.container.run(['journalctl', '-u', 'jafflr.service', '-p', 'err', '-o', 'json',
+                              '--no-pager', '-q']).stdout
+    records = [json.loads(line) for line in out.splitlines() if line.strip()]
+    faults = [r for r in records if r.get('FAULT_REASON')]
+    assert faults, f'no record with FAULT_REASON at priority err or above: {out[-2000:]}'
+    assert all(int(r['PRIORITY']) <= 3 for r in records)
+    assert faults[-1]['RELEASE'] in ('B', 'C') and faults[-1]['SYSLOG_IDENTIFIER'] == 'jafflr'
+    failed = host.container.run(['journalctl', '-u', 'jafflr.service', '-o', 'json', '--no-pager',
+                                 '-q', 'FAULT_REASON=restarted']).stdout
+    assert '"ORDER_ID"' in failed, 'the order test 4 failed is not in the journal by its id'
+    REPORT['8 journal'] = {'records_at_err': len(records),
+                           'fault_reasons': sorted({r['FAULT_REASON'] for r in faults})}
+
+
+def test_9_a_limited_panel_only_deploy_restarts_jafflr_only(host):
+    _clear_fault(host)
+    chillybin_pid, jafflr_pid = host.main_pid('chillybin'), host.main_pid('jafflr')
+    out, took = host.deploy('P', '-l', 'shop_test')
+    assert out.returncode == 0, out.stdout[-4000:]
+    p, b = host.versions('P'), host.versions('B')
+    assert p['chillybin'] == b['chillybin'] and p['jafflr'] != b['jafflr']
+    assert 'restart: jafflr;' in out.stdout and 'chillybin' not in out.stdout.split('restart:')[1].split(';')[0]
+    assert host.main_pid('chillybin') == chillybin_pid and host.main_pid('jafflr') != jafflr_pid
+    assert PANEL_MARK in _http(JAFFLR, '/panel/panel.css')[1]
+    REPORT['9 -l shop_test, panel only'] = {'deploy_s': round(took, 1), 'restarted': 'jafflr'}
+
+
+def test_10_an_interrupted_deploy_leaves_the_pi_unpaused(host):
+    assert _http(CHILLYBIN, '/restock')[0] == 200
+    # well-done: long enough for the deploy to stage Q (its venv) and pause while toasting
+    thread, answer = _toastie_in_thread('well-done')
+    assert _wait(lambda: _status()['state'] == 'toasting', 300, 0.5), 'no toastie in the press'
+    deploy = host.start_deploy('Q')
+    paused = _wait(lambda: (lambda s: s if s['paused'] else None)(_status()), 300, 0.5)
+    assert paused and paused['pause_expires'], f'the deploy did not pause the queue: {paused}'
+    os.killpg(deploy.pid, signal.SIGKILL)      # the controller is gone: no always:, no rescue
+    deploy.wait()
+    killed = time.monotonic()
+    assert host.current() == 'P', 'the deploy switched before the press was empty'
+    lease_real_s = PAUSE_LEASE_S / SIM_SPEED
+    resumed = _wait(lambda: not _status()['paused'], lease_real_s + 30, 0.5)
+    took = time.monotonic() - killed
+    assert resumed, f'still paused {took:.0f} s after the deploy died (lease {lease_real_s:.0f} s)'
+    thread.join(300)
+    assert answer.get('result', (0, ''))[1].strip() == 'done', answer
+    events = json.loads(_http(JAFFLR, '/v2/events?kind=queue&limit=5')[1])['events']
+    assert any('the pause expired' in e.get('detail', '') for e in events), events
+    REPORT['10 deploy killed mid-drain'] = {'unpaused_after_s': round(took, 1),
+                                           'lease_sim_s': PAUSE_LEASE_S, 'sim_speed': SIM_SPEED}
+
+
+def test_11_a_deploy_during_a_well_done_toastie_waits_and_finishes_it(host):
+    assert _http(CHILLYBIN, '/restock')[0] == 200
+    thread, answer = _toastie_in_thread('well-done')
+    assert _wait(lambda: _status()['state'] == 'toasting', 300, 0.5), 'no toastie in the press'
+    pid = host.main_pid('jafflr')
+    out, took = host.deploy('Q')
+    assert out.returncode == 0, out.stdout[-4000:]
+    thread.join(60)
+    assert answer.get('result', (0, ''))[1].strip() == 'done', answer
+    assert host.main_pid('jafflr') != pid and host.current() == 'Q'
+    assert not _status()['paused']
+    drain = host.versions('Q')['drain_s']
+    assert drain >= 2 * 300, drain
+    REPORT['11 deploy during a well-done toastie'] = {
+        'deploy_s': round(took, 1), 'well_done_sim_s': 300, 'sim_speed': SIM_SPEED,
+        'drain_bound_sim_s': drain}
+
+
+def test_12_a_rollback_across_an_unreadable_migration_restores_the_snapshot(host):
+    orders_before = _orders()
+    assert orders_before, 'the earlier tests made toasties'
+    out, took = host.deploy('M')
+    assert out.returncode != 0
+    assert 'rolled back to Q' in out.stdout and 'restored the snapshot taken before M' in \
+        out.stdout, out.stdout[-4000:]
+    assert host.current() == 'Q'
+    assert _wait(lambda: _http(JAFFLR, '/health')[0] == 200, 60, 0.5)
+    assert _http(JAFFLR, '/health')[1] == host.versions('Q')['jafflr']
+    assert [o['id'] for o in _orders()] == [o['id'] for o in orders_before]
+    store = json.load(open(host.container.path('/var/lib/jafflr/jafflr.json')))
+    assert sorted(int(n) for n in store['_migrations']) == [1, 2], store['_migrations']
+    aside = [n for n in os.listdir(host.container.path('/var/lib')) if 'unreadable' in n]
+    assert aside, 'the data the new release migrated was not kept aside'
+    REPORT['12 rollback across an unreadable migration'] = {
+        'deploy_and_rollback_s': round(took, 1), 'kept_aside': aside[0]}
+
+
+def test_13_a_canary_that_fails_its_smoke_test_stops_the_rollout(host):
+    # A second Pi that is switched off is reported and skipped; the canary's smoke test
+    # orders a real toastie and gives it 3 s, which fails: the canary goes back to Q.
+    pid = host.main_pid('jafflr')
+    out, took = host.deploy('R', '-e', 'jafflr_smoke_toastie=true', '-e',
+                            'jafflr_smoke_toastie_timeout=3', str(host.fleet_inventory()))
+    assert out.returncode != 0, out.stdout[-4000:]
+    assert 'left out: jafflr-off' in out.stdout, out.stdout[-4000:]
+    assert 'Order a light cheese toastie for the smoke test' in out.stdout
+    assert 'rolled back to Q' in out.stdout and 'the rollout stops here' in out.stdout, \
+        out.stdout[-4000:]
+    assert host.current() == 'Q' and host.main_pid('jafflr') != pid
+    assert _http(JAFFLR, '/health')[1] == host.versions('Q')['jafflr']
+    assert not _status()['paused']
+    smoke = [o for o in _orders() if o.get('name') == 'deploy smoke test']
+    assert smoke and smoke[0]['state'] == 'done', smoke   # drained before the rollback
+    REPORT['13 canary fails its smoke test'] = {'deploy_and_rollback_s': round(took, 1),
+                                                'unreachable': 'jafflr-off'}
+

@@ -150,7 +150,12 @@ def test_units_services_have_users_and_state_of_their_own():
 def test_units_jafflr_has_a_watchdog_and_time_to_finish_a_toastie():
     s = unit('jafflr.service')['Service']
     assert s['WatchdogSec'] == ['5']
-    assert int(s['TimeoutStopSec'][0]) > 60
+    # Derived from the service's own bound: systemd must not SIGKILL a jafflr that is still
+    # finishing a toastie (DRAIN_BOUND_S) and closing; and not wait far longer than that.
+    from api.jafflr.stopping import DRAIN_BOUND_S, STOP_BOUND_S
+    stop = int(s['TimeoutStopSec'][0])
+    assert STOP_BOUND_S > DRAIN_BOUND_S and STOP_BOUND_S <= stop <= STOP_BOUND_S + 30, \
+        f'TimeoutStopSec={stop} must be from {STOP_BOUND_S:.0f} to {STOP_BOUND_S + 30:.0f} s'
 
 
 @pytest.mark.parametrize('name, watchdog_s', [('jafflr', 5), ('chillybin', 10)])
