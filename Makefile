@@ -33,8 +33,9 @@ test: $(VENV)/.deploy
 	$(PY) -m pytest -q
 
 # The long parts of the reliability campaign (tests/campaign, marked slow): every fault
-# at every step, many kill -9s, 50 clients, long fuzzing. About 30 minutes;
-# CAMPAIGN_SCALE=2 doubles the counts. Figures: test-artifacts/campaign/*.json.
+# at every step, many kill -9s, 50 clients, long fuzzing. About 15 minutes on a quiet
+# two-core machine; CAMPAIGN_SCALE=2 doubles the counts. .ci/run runs it after make test.
+# Figures: test-artifacts/campaign/*.json.
 campaign: $(VENV)/.deploy
 	$(PY) -m pytest -q -m slow tests/campaign
 

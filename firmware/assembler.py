@@ -9,6 +9,12 @@ Every step has a deadline. A unit that does not drop is a jam: the order fails, 
 reservation is cancelled so what was not taken goes back, and the fault latches (the
 tray holds a part-made sandwich a person must see to). `tick(now, wall)` does one small
 step; the network calls it makes are bounded by the stock client's timeouts.
+
+A unit counts as on the tray only once chillybin's load cell has seen it leave its bay.
+So a unit in flight (its dispenser switched on, its drop not yet seen) whose load cell
+fails is never assumed delivered: the order fails with loadcell-error and the machine
+latches with "check the tray", even when the unit did fall. docs/architecture.md,
+"Faults in the middle of a drop", lists this boundary for every fault.
 """
 import logging
 import threading
@@ -187,6 +193,13 @@ class Assembler:
         name = self.plan[0]
         try:
             seen = self._dropped(name)
+        except SensorFault as exc:
+            # The dispenser ran: the unit may lie on the tray or still be in the bay, and
+            # with the cell unread nothing here can tell which. Fail safe, for a person.
+            self._fail(LOADCELL_ERROR, f'the bay {self.bays[name]["slot"]} dispenser ran but '
+                       f'{exc.message}, so no drop could be seen; check the tray', wall, now,
+                       latch=True)
+            return
         except Unavailable:
             seen = False
         if seen:

@@ -203,3 +203,29 @@ def test_press_station_that_looks_seldom_still_sees_every_index_mark(kitchen):
         assert now < 400
     assert order.state == 'done', order.failure
     assert delivered(k)[-1]['units'] == {'bread': 2, 'cheese': 1}
+
+
+@pytest.mark.parametrize('step, after_s', [('opening', 3.5), ('ejecting', 0.0)])
+def test_press_boundary_jam_found_in_this_order_until_the_press_made_its_last_move(
+        kitchen, step, after_s):
+    """The press jams 0.5 s before it is open (opening takes 4 s): this toastie fails with
+    press-jam; once it is open (ejecting) the toastie is out and done, and the next
+    toastie's closing finds the jam. Nothing tells a jammed press that is not moving."""
+    k = kitchen
+    order, _ = k.submit(['cheese'], 'light')
+    run_to_step(k, order, step)
+    k.run(after_s)
+    assert order.step == step
+    k.world.set_fault('press-jam', True)
+    k.run_until(lambda: order.finished, 60)
+    if step == 'opening':
+        assert order.failure['reason'] == 'press-jam' and 'did not open' in order.failure['detail']
+        assert k.shutdown.fault.reason == 'press-jam' and delivered(k) == []
+    else:
+        assert order.state == 'done' and not k.shutdown.latched, order.failure
+        assert [d['units'] for d in delivered(k)] == [{'bread': 2, 'cheese': 1}]
+        following, _ = k.submit(['cheese'], 'light')
+        k.run_until(lambda: following.finished, 120)
+        assert following.failure['reason'] == 'press-jam', following.failure
+        assert 'did not close' in following.failure['detail']
+    assert outputs_safe(k) == {'heater_pin': False, 'relay_closed': False, 'moving': []}
