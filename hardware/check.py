@@ -11,9 +11,9 @@ import argparse
 import sys
 import time
 
-from .board import BOARD
+from .board import BOARD, element_amps
 from .errors import HardwareError
-from .i2c import MCP9600, MCP9808, NAU7802, TCA9548A
+from .i2c import ADS1115, MCP9600, MCP9808, NAU7802, TCA9548A
 from .platform import open_platform
 
 
@@ -31,6 +31,10 @@ def _i2c_rows(platform, board):
             elif part.chip == 'MCP9808':
                 dev = MCP9808(platform.bus, part.address, name=part.name, sleep=sleep)
                 reading = f'{dev.temperature_c:.2f} C'
+            elif part.chip == 'ADS1115':
+                dev = ADS1115(platform.bus, part.address, name=part.name, sleep=sleep)
+                volts = dev.volts
+                reading = f'{volts:.4f} V = {element_amps(volts):.2f} A in the element'
             elif part.chip == 'TCA9548A':
                 dev = mux = TCA9548A(platform.bus, part.address, name=part.name, sleep=sleep)
                 reading = 'all channels off'

@@ -6,6 +6,8 @@
     python -m hardware.sim fault NAME on|off
     python -m hardware.sim nack PART RATE
     python -m hardware.sim fill BAY UNITS [INGREDIENT]
+    python -m hardware.sim hand INPUT active|inactive|release
+    python -m hardware.sim reset-thermostat
 """
 import argparse
 import json
@@ -24,6 +26,10 @@ def _format_status(s):
         f"relay {'CLOSED' if s['relay_closed'] else 'open'}   heater pin "
         f"{'high' if s['heater_pin'] else 'low'}   heartbeat age {s['heartbeat_age_s']} s   "
         f"chiller {'on' if s['chiller_on'] else 'off'}",
+        f"SSR drive feedback {'high' if s['feedback'] else 'low'}   contactor "
+        f"{'closed' if s['contactor_closed'] else 'OPEN'}   motor enable "
+        f"{'on' if s['motor_enable'] else 'off'}   element {s['element_a']:.2f} A"
+        f"{'   THERMOSTAT OPEN' if s['thermostat_open'] else ''}",
         f"press position {s['press_position']:.2f} (0 open, 1 closed), holds {s['press_sandwich']}",
         f"tray {s['tray']}{'  BLOCKED' if s['tray_blocked'] else ''}   delivered {s['delivered']}",
     ]
@@ -60,6 +66,10 @@ def main(argv=None):
     fill.add_argument('bay')
     fill.add_argument('units', type=int)
     fill.add_argument('ingredient', nargs='?', default=None, help='put this ingredient in the bay')
+    hand = sub.add_parser('hand', help='hold an input (button, switch) by hand, or let go')
+    hand.add_argument('input')
+    hand.add_argument('state', choices=('active', 'inactive', 'release'))
+    sub.add_parser('reset-thermostat', help="press the manual-reset thermostat's button")
     args = parser.parse_args(argv)
     path = args.socket or default_socket_path()
 
@@ -90,6 +100,12 @@ def main(argv=None):
         elif args.command == 'nack':
             link.set_nack_rate(args.part, args.rate)
             print(f'{args.part} drops {args.rate:.1%} of transfers')
+        elif args.command == 'hand':
+            link.hand(args.input, {'active': True, 'inactive': False}.get(args.state))
+            print(f'{args.input} {args.state}')
+        elif args.command == 'reset-thermostat':
+            print('thermostat closed' if link.reset_thermostat() else
+                  'thermostat still open: the plate is too hot to reset it')
         elif args.command == 'fill':
             link.fill(args.bay, args.units, args.ingredient)
             print(f'bay {args.bay} filled with {args.units} {args.ingredient or ""}'.rstrip())

@@ -124,6 +124,13 @@ class SimLink:
     def set_nack_rate(self, part, rate):
         return self.call('nack', part=part, rate=rate)
 
+    def hand(self, name, active):
+        """Hold an input active (True) or inactive (False) by hand; None lets go."""
+        return self.call('hand', name=name, active=active)
+
+    def reset_thermostat(self):
+        return self.call('reset-thermostat')
+
     def fill(self, bay, units, ingredient=None):
         return self.call('fill', bay=bay, units=units, ingredient=ingredient)
 

@@ -81,6 +81,11 @@ class SimServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             return world.set_fault(request['name'], bool(request['on']))
         if op == 'nack':
             return world.set_nack_rate(request['part'], float(request['rate']))
+        if op == 'hand':
+            active = request.get('active')
+            return world.hand(request['name'], None if active is None else bool(active))
+        if op == 'reset-thermostat':
+            return world.reset_thermostat()
         if op == 'fill':
             return world.fill(request['bay'], int(request['units']), request.get('ingredient'))
         raise ValueError(f'unknown op {op!r}')
