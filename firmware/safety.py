@@ -33,6 +33,14 @@ ASSEMBLY_INTERRUPTED = 'assembly-interrupted'
 LOADCELL_ERROR = 'loadcell-error'
 PRESS_JAM = 'press-jam'
 CONVEYOR_JAM = 'conveyor-jam'
+# The safety chain's read-backs (firmware/chain.py). Every one needs a person at the
+# machine: each means a part of the chain is not doing what it is told.
+HEATER_FEEDBACK_MISMATCH = 'heater-feedback-mismatch'
+HEATER_CURRENT_WHILE_OFF = 'heater-current-while-off'
+HEATER_NO_CURRENT = 'heater-no-current'
+CURRENT_SENSE_ERROR = 'current-sense-error'
+SAFETY_CHAIN_OPEN = 'safety-chain-open'
+CONTACTOR_WELDED = 'contactor-welded'
 
 # Reason -> what a person should do about it (shown on the kitchen panel).
 FAULT_HELP = {
@@ -68,6 +76,18 @@ FAULT_HELP = {
                'press and check its motor, then reset.',
     CONVEYOR_JAM: 'The conveyor did not reach its next index mark: switch off, clear the '
                   'tray and the conveyor, then reset.',
+    HEATER_FEEDBACK_MISMATCH: 'The relay is not told what the software commands: switch off '
+                              'at the wall, check the heartbeat gate and GPIO12, then reset.',
+    HEATER_CURRENT_WHILE_OFF: 'The element draws current with the heater off (relay welded): '
+                              'switch off at the wall now and have the relay replaced.',
+    HEATER_NO_CURRENT: 'The element draws no current when on: check the thermal fuse, the '
+                       'thermostat (press its reset), the element and relay, then reset.',
+    CURRENT_SENSE_ERROR: 'The element current cannot be read: check the ADS1115, its I2C '
+                         'wiring and the current transformer plug, then reset.',
+    SAFETY_CHAIN_OPEN: 'The safety contactor dropped out without the e-stop: check the '
+                       'safety relay, its 24 V supply and the e-stop wiring, then reset.',
+    CONTACTOR_WELDED: 'The safety contactor stayed in with the e-stop pressed: switch off at '
+                      'the wall and have the contactor replaced before use.',
 }
 
 

@@ -18,6 +18,7 @@ from hardware.platform import Sensors, open_platform
 from firmware.assembler import Assembler
 from firmware.deadman import DeadMan
 from firmware.flags import Flags
+from firmware.chain import ChainMonitor
 from firmware.heater.control import PlateController
 from firmware.heater.history import PlateHistory
 from firmware.kitchen import Kitchen
@@ -77,7 +78,9 @@ class JafflrService:
         self.controller = PlateController(
             machine.heater, lambda: self.sensors.plate.hot_junction_c, self.shutdown,
             interlocks=Interlocks(machine, self.shutdown, clock.monotonic),
-            on_tick=self._on_control_tick, open_errors=(SensorOpen,))
+            on_tick=self._on_control_tick, open_errors=(SensorOpen,),
+            chain=ChainMonitor(lambda: machine.heater.driven, self.sensors.element_current_a,
+                               lambda: machine.chain_closed, lambda: machine.estop_pressed))
         self.deadman_s = deadman_seconds(env, clock)
         self.deadman = DeadMan(clock, self.deadman_s, self._on_stall)
         meta = self.store.meta()

@@ -334,8 +334,11 @@ def test_kitchen_drain_that_stopped_a_toastie_half_way_is_not_clean(restartable)
 MACHINE_FAULTS = [
     ('plate-sensor-open', 'toasting', 'plate-sensor-open'),
     ('plate-sensor-nack', 'toasting', 'plate-sensor-error'),
-    ('heater-dead', 'toasting', 'heater-not-heating'),
-    ('heater-welded', 'toasting', 'heater-runaway'),
+    ('heater-dead', 'toasting', 'heater-no-current'),
+    ('heater-welded', 'toasting', 'heater-current-while-off'),
+    ('thermal-fuse-open', 'toasting', 'heater-no-current'),
+    ('feedback-stuck', 'toasting', 'heater-feedback-mismatch'),
+    ('current-sense-failed', 'toasting', 'current-sense-error'),
     ('dispenser-jam:vegemite', 'dispensing', 'dispenser-jam'),
     ('press-jam', 'toasting', 'press-jam'),
     ('lid-open', 'toasting', 'lid-open'),
