@@ -66,7 +66,7 @@ def test_check_safety_refuses_an_input_that_never_changes(platform, world):
     assert 'GPIO7' in failed['lid_closed']
 
 
-def test_check_safety_handles_the_reset_button_by_name(platform, world, monkeypatch):
+def test_check_safety_handles_the_reset_button_by_name(platform, world):
     """A board with a reset button (branch safe adds it): pressed and released, checked."""
     from dataclasses import replace
     from hardware.board import GpioPart
