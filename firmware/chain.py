@@ -30,12 +30,18 @@ class ChainMonitor:
       last `feedback_window` checks (stuck feedback, a broken gate, a dead monostable
       while beating, a bypassed gate whose line follows nothing): at 10 Hz within 0.3 s
       at full or zero power, within about 1 s at any duty from 0.3 to 0.7;
-    - no current: commanded on, driven, chain closed, and the element draws less than
-      on_min_a (open element, thermal fuse, thermostat): on the second tick of a run of
-      "on" (0.2 s), or on two one-tick pulses in a row at low duty;
-    - current while off: off_settle_s after "off" the element still draws more than
-      off_max_a, on two such checks in a row (a welded SSR): 0.3 s after "off", or within
-      about 0.6 s while time-proportioning;
+    - no current (open element, thermal fuse, thermostat): commanded on, driven, chain
+      closed, and the element draws less than off_max_a after a tick of "on", or less
+      than on_min_a once on for on_settle_s; on `confirm_checks` ticks in a row: 0.2 s
+      after "on" at full power, within about 0.6 s of one-tick pulses;
+    - current while off (a welded SSR): more than on_min_a after a tick of "off", or more
+      than off_max_a once off for off_settle_s; on `confirm_checks` ticks in a row: 0.2 s
+      after "off", within about 0.6 s while time-proportioning.
+
+    A tick shorter than min_tick_s (a late loop catching up) is no evidence either way:
+    the filter has not settled. The thresholds are far apart for one tick (a full element
+    draws 7.8 A; 1.0 A is what is left 75 ms after switching, and 88 % is reached by then)
+    so neither a pulse's tail nor its rise is mistaken for a fault.
     - chain open: the contactor is out with the e-stop not pressed, for chain_open_s;
     - contactor welded: the e-stop pressed and the contactor still in after
       contactor_drop_s (a contactor drops out in about 20 ms).
@@ -45,7 +51,9 @@ class ChainMonitor:
         'hold_s': (1.0, 0.1, 10.0),             # the heartbeat monostable's hold
         'on_min_a': (3.9, 0.1, 50.0),           # half of the 1.8 kW element's 7.8 A
         'off_max_a': (1.0, 0.05, 50.0),
-        'off_settle_s': (0.2, 0.05, 1.5),       # the CT filter (47 ms) is at 1.5 % by then
+        'off_settle_s': (0.3, 0.05, 1.5),       # the CT filter (47 ms) is at 0.2 % by then
+        'on_settle_s': (0.2, 0.05, 1.5),
+        'min_tick_s': (0.075, 0.01, 1.0),
         'confirm_checks': (2, 1, 10),
         'feedback_window': (10, 2, 50),
         'feedback_window_bad': (3, 1, 50),
@@ -68,7 +76,7 @@ class ChainMonitor:
     def reset(self):
         self._last_now = None
         self._last_cmd = None
-        self._off_since = None
+        self._off_since = self._on_since = None
         self._feedback = deque(maxlen=int(self.cfg.feedback_window))
         self._dead_bad = 0
         self._welded_bad = 0
@@ -85,21 +93,26 @@ class ChainMonitor:
         commanded_on = bool(commanded_on)
         gap = None if self._last_now is None else now - self._last_now
         in_time = gap is not None and gap < self.cfg.hold_s   # the monostable held throughout
-        held_on = commanded_on and self._last_cmd is True
-        if not commanded_on and self._last_cmd is not False:
-            self._off_since = self._last_now if self._last_now is not None else now
+        if commanded_on != self._last_cmd:
+            since = self._last_now if self._last_now is not None else now
+            if commanded_on:
+                self._on_since = since
+            else:
+                self._off_since = since
+        full_tick = in_time and gap >= self.cfg.min_tick_s
         self._last_now, self._last_cmd = now, commanded_on
         found = self._check_contactor(now)
         chain_closed = not found and self._chain_closed()
         driven = self._driven()
-        if in_time:
+        if full_tick:
             found += self._check_feedback(commanded_on, driven)
         amps = self._read_current()
         if amps is None:
             return found + [(CURRENT_SENSE_ERROR, self._read_error)]
         if commanded_on and in_time and driven is not False and chain_closed:
-            found += self._check_drawing(amps, held_on)
-        found += self._check_welded(now, commanded_on, amps)
+            found += self._check_drawing(now, amps, full_tick)
+        if not commanded_on:
+            found += self._check_welded(now, amps, full_tick)
         return found
 
     def _check_feedback(self, commanded_on, driven):
@@ -114,16 +127,20 @@ class ChainMonitor:
                  f'{"on" if commanded_on else "off"}, and disagreed in {bad} of the last '
                  f'{len(self._feedback)} ticks (limit {self.cfg.feedback_window_bad:.0f})')]
 
-    def _check_drawing(self, amps, held_on):
-        if amps >= self.cfg.on_min_a:
+    def _check_drawing(self, now, amps, full_tick):
+        c = self.cfg
+        on_for = now - self._on_since
+        if amps >= c.on_min_a:
             self._dead_bad = 0
             return []
+        if not ((full_tick and amps < c.off_max_a) or on_for >= c.on_settle_s - 1e-9):
+            return []
         self._dead_bad += 1
-        if not held_on and self._dead_bad < self.cfg.confirm_checks:
+        if self._dead_bad < c.confirm_checks:
             return []
         return [(HEATER_NO_CURRENT,
-                 f'element drew {amps:.2f} A with the heater on and the relay driven '
-                 f'(at least {self.cfg.on_min_a:.2f} A expected)')]
+                 f'element drew {amps:.2f} A with the heater on {on_for:.1f} s and the relay '
+                 f'driven (at least {c.on_min_a:.2f} A expected)')]
 
     def _read_current(self):
         for _ in range(int(self.cfg.read_attempts)):
@@ -139,14 +156,16 @@ class ChainMonitor:
         self._read_error = f'element current unreadable: {type(last).__name__}: {last}'
         return None
 
-    def _check_welded(self, now, commanded_on, amps):
-        if commanded_on or now - self._off_since < self.cfg.off_settle_s - 1e-9:
-            return []
-        if amps <= self.cfg.off_max_a:
+    def _check_welded(self, now, amps, full_tick):
+        c = self.cfg
+        off_for = now - self._off_since
+        if amps <= c.off_max_a:
             self._welded_bad = 0
             return []
+        if not ((full_tick and amps > c.on_min_a) or off_for >= c.off_settle_s - 1e-9):
+            return []
         self._welded_bad += 1
-        if self._welded_bad < self.cfg.confirm_checks:
+        if self._welded_bad < c.confirm_checks:
             return []
         return [(HEATER_CURRENT_WHILE_OFF,
                  f'element drew {amps:.2f} A {now - self._off_since:.1f} s after the heater '

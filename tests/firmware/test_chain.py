@@ -59,6 +59,23 @@ def test_chain_monitor_quiet_when_everything_agrees():
         assert mon.check(k * 0.1, on) == []
 
 
+@pytest.mark.parametrize('stuck', [False, True])
+@pytest.mark.parametrize('period', [1, 2, 3])
+def test_chain_monitor_feedback_stuck_high_or_low_is_seen_at_any_duty(stuck, period):
+    """On one tick in `period` (duty 1/period), or off one tick in `period`: a feedback
+    stuck at either level disagrees often enough to latch within about a second. (Below
+    a duty of 0.3, one tick in ten, it waits for the duty to rise: see docs/fmea.md.)"""
+    lines = Lines()
+    mon = lines.monitor()
+    for k in range(20):
+        on = (k % period == 0) != stuck            # stuck low meets "on" pulses, and high "off"
+        lines.driven, lines.amps = stuck, 7.8 if on else 0.0
+        found = [r for r, _ in mon.check(k * 0.1, on) if r == 'heater-feedback-mismatch']
+        if found:
+            break
+    assert found and k * 0.1 <= 1.0, (stuck, period, k)
+
+
 def test_chain_monitor_a_late_tick_is_not_a_feedback_fault():
     lines = Lines()
     mon = lines.monitor()
