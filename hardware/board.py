@@ -200,7 +200,7 @@ SAFETY_CHAIN = (
               note='fails closed (welded) more often than open: hence K1 and the current sense'),
     ChainPart('element', 'R1', 'heating element', '1.8 kW 230 V cartridge pair in the plate',
               f'{ELEMENT_W:.0f} W, {ELEMENT_A:.1f} A at {MAINS_V:.0f} V', '',
-              read_by='element_current'),
+              read_by='element_current', note='heats the plate'),
     ChainPart('current_transformer', 'T1', 'current transformer', 'YHDC SCT-013-010',
               '10 A RMS to 1 V RMS, built-in burden', '', read_by='element_current',
               note='clipped round the element\'s live lead after the SSR; into an MCP6002 '
