@@ -49,6 +49,7 @@ DEADMAN_MIN_REAL_S = 1.0    # by default never less than this in real seconds: a
                             # simulated seconds are 200 ms, within a loaded laptop's hiccup.
                             # The heartbeat monostable still opens the relay after 1
                             # simulated second, so the heater stays bounded either way.
+CHAIN_MIN_REAL_S = 0.02    # real seconds of slack in the chain read-backs' timings (see chain_timing)
 HISTORY_PERIOD_S = 1.0      # the panel's plate chart: one sample a second
 DRAIN_BOUND_S = 120.0        # clock seconds a toastie in the press may take to finish a stop
 
@@ -80,7 +81,8 @@ class JafflrService:
             interlocks=Interlocks(machine, self.shutdown, clock.monotonic),
             on_tick=self._on_control_tick, open_errors=(SensorOpen,),
             chain=ChainMonitor(lambda: machine.heater.driven, self.sensors.element_current_a,
-                               lambda: machine.chain_closed, lambda: machine.estop_pressed))
+                               lambda: machine.chain_closed, lambda: machine.estop_pressed,
+                               chain_timing(clock)))
         self.deadman_s = deadman_seconds(env, clock)
         self.deadman = DeadMan(clock, self.deadman_s, self._on_stall)
         meta = self.store.meta()
@@ -278,6 +280,19 @@ def deadman_seconds(env, clock):
         raise SettingsError(f'JAFFLR_DEADMAN_S={raw!r}: use a number of seconds from {lo:g} '
                             f'to {hi:g} (default {DEADMAN_S:g})')
     return value
+
+
+def chain_timing(clock):
+    """ChainMonitor's timings. On the machine (speed 1) its defaults: a pulse of one
+    100 ms tick is evidence. Under a sped-up simulator a tick's own real milliseconds
+    (reading the plate, switching) are tenths of a simulated second on a loaded computer,
+    and a switching edge lands that much later than the tick's `now`: every timing gets
+    CHAIN_MIN_REAL_S real seconds of slack, so it judges only commands held that long."""
+    slack = CHAIN_MIN_REAL_S * clock.speed
+    if slack <= 0.05:
+        return None
+    return {'min_tick_s': min(1.5, 0.075 + slack), 'on_settle_s': min(1.5, 0.2 + slack),
+            'off_settle_s': min(1.5, 0.3 + slack)}
 
 
 def open_service(host, port, env=os.environ):

@@ -202,9 +202,13 @@ class World:
         self.plate.step(dt, power, self.ambient_c, self.press.sandwich, self.press.contact)
         chiller = self.is_active('chiller_relay') and 'chiller-dead' not in self.faults
         self.bin.step(dt, self.ambient_c, chiller, 'lid-open' in self.faults)
+        enabled = self.motor_enable()
         for bay in self.bays:
             jammed = f'dispenser-jam:{bay.index}' in self.faults
-            unit = bay.step(dt, self._motor_on(f'dispenser_{bay.index}'), jammed)
+            running = self.is_active(f'dispenser_{bay.index}')
+            if running and not enabled:
+                continue   # the driver is disabled: the cam stops where it is, mid-run
+            unit = bay.step(dt, running, jammed)
             if unit is not None:
                 if self.tray.on_tray is None:
                     self.tray.on_tray = Sandwich()

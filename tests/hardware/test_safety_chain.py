@@ -148,3 +148,18 @@ def test_chain_hand_holds_an_input_and_lets_go(machine, world):
     assert not machine.lid_open
     with pytest.raises(ValueError, match='no input named'):
         world.hand('heater_relay', True)
+
+
+def test_chain_dispenser_paused_by_the_enable_resumes_its_run(machine, world, clock):
+    """A disabled driver stops the cam where it is; when the heartbeat comes (back) the
+    same run goes on and drops its unit: the program never stopped the motor, so the
+    drop is late, not lost (no false jam from a loop that hiccuped)."""
+    cheese = world.bays[1]
+    before = len(cheese.items)
+    machine.dispensers[1].on()                     # no heartbeat yet: the enable is low
+    clock.advance(3.0)
+    assert len(cheese.items) == before and cheese.run_s == 0.0
+    beat(machine, clock, 0.5)
+    assert len(cheese.items) == before and cheese.run_s == pytest.approx(0.5, abs=0.05)
+    beat(machine, clock, 0.4)
+    assert len(cheese.items) == before - 1
