@@ -184,15 +184,18 @@ class SafetyCheck:
         return self.steps
 
     def _open_inputs(self):
+        """The inputs the check watches, as the board wires them (pull and polarity)."""
         from gpiozero import DigitalInputDevice
         inputs = {}
         for name in ('contactor_closed', *(a[0] for a in ACTIONS)):
-            if self.board.has_part(name):
-                part = self.board.gpio_part(name)
-                inputs[name] = DigitalInputDevice(
-                    part.pin, pull_up=True if part.pull == 'up' else False if part.pull == 'down'
-                    else None, active_state=None if part.pull in ('up', 'down') else part.active_high,
-                    pin_factory=self.platform.pin_factory)
+            if not self.board.has_part(name):
+                continue
+            part = self.board.gpio_part(name)
+            if part.pull in ('up', 'down'):
+                kw = {'pull_up': part.pull == 'up'}          # polarity follows the pull
+            else:
+                kw = {'pull_up': None, 'active_state': part.active_high}
+            inputs[name] = DigitalInputDevice(part.pin, pin_factory=self.platform.pin_factory, **kw)
         return inputs
 
     def _chain_ready(self, inputs):
