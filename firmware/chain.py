@@ -36,15 +36,18 @@ class ChainMonitor:
       after "on" at full power, within about 0.6 s of one-tick pulses;
     - current while off (a welded SSR): more than on_min_a after a tick of "off", or more
       than off_max_a once off for off_settle_s; on `confirm_checks` ticks in a row: 0.2 s
-      after "off", within about 0.6 s while time-proportioning.
-
-    A tick shorter than min_tick_s (a late loop catching up) is no evidence either way:
-    the filter has not settled. The thresholds are far apart for one tick (a full element
-    draws 7.8 A; 1.0 A is what is left 75 ms after switching, and 88 % is reached by then)
-    so neither a pulse's tail nor its rise is mistaken for a fault.
+      after "off", within about 0.6 s while time-proportioning;
     - chain open: the contactor is out with the e-stop not pressed, for chain_open_s;
     - contactor welded: the e-stop pressed and the contactor still in after
       contactor_drop_s (a contactor drops out in about 20 ms).
+
+    A command held for less than min_tick_s (a late loop catching up) is no evidence
+    either way: the filter has not settled. Under a sped-up simulator the composition
+    root lengthens min_tick_s and the settle times (a loaded computer's milliseconds in
+    a tick are tenths of a simulated second), at the cost of seeing single pulses. The
+    thresholds are far apart for one tick (a full element draws 7.8 A; 1.0 A is what is
+    left 75 ms after switching, and 88 % is reached by then) so neither a pulse's tail
+    nor its rise is mistaken for a fault.
     """
 
     SPEC = {
@@ -53,7 +56,7 @@ class ChainMonitor:
         'off_max_a': (1.0, 0.05, 50.0),
         'off_settle_s': (0.3, 0.05, 1.5),       # the CT filter (47 ms) is at 0.2 % by then
         'on_settle_s': (0.2, 0.05, 1.5),
-        'min_tick_s': (0.075, 0.01, 1.0),
+        'min_tick_s': (0.075, 0.01, 1.5),
         'confirm_checks': (2, 1, 10),
         'feedback_window': (10, 2, 50),
         'feedback_window_bad': (3, 1, 50),
@@ -99,20 +102,24 @@ class ChainMonitor:
                 self._on_since = since
             else:
                 self._off_since = since
-        full_tick = in_time and gap >= self.cfg.min_tick_s
+        since = self._on_since if commanded_on else self._off_since
+        held_for = now - since
+        # A command held for less than min_tick_s (a late loop catching up; a switching
+        # edge still settling) is no evidence either way.
+        settled = in_time and held_for >= self.cfg.min_tick_s - 1e-9
         self._last_now, self._last_cmd = now, commanded_on
         found = self._check_contactor(now)
         chain_closed = not found and self._chain_closed()
         driven = self._driven()
-        if full_tick:
+        if settled:
             found += self._check_feedback(commanded_on, driven)
         amps = self._read_current()
         if amps is None:
             return found + [(CURRENT_SENSE_ERROR, self._read_error)]
         if commanded_on and in_time and driven is not False and chain_closed:
-            found += self._check_drawing(now, amps, full_tick)
+            found += self._check_drawing(amps, held_for, settled)
         if not commanded_on:
-            found += self._check_welded(now, amps, full_tick)
+            found += self._check_welded(amps, held_for, settled)
         return found
 
     def _check_feedback(self, commanded_on, driven):
@@ -127,13 +134,12 @@ class ChainMonitor:
                  f'{"on" if commanded_on else "off"}, and disagreed in {bad} of the last '
                  f'{len(self._feedback)} ticks (limit {self.cfg.feedback_window_bad:.0f})')]
 
-    def _check_drawing(self, now, amps, full_tick):
+    def _check_drawing(self, amps, on_for, settled):
         c = self.cfg
-        on_for = now - self._on_since
         if amps >= c.on_min_a:
             self._dead_bad = 0
             return []
-        if not ((full_tick and amps < c.off_max_a) or on_for >= c.on_settle_s - 1e-9):
+        if not ((settled and amps < c.off_max_a) or on_for >= c.on_settle_s - 1e-9):
             return []
         self._dead_bad += 1
         if self._dead_bad < c.confirm_checks:
@@ -156,19 +162,18 @@ class ChainMonitor:
         self._read_error = f'element current unreadable: {type(last).__name__}: {last}'
         return None
 
-    def _check_welded(self, now, amps, full_tick):
+    def _check_welded(self, amps, off_for, settled):
         c = self.cfg
-        off_for = now - self._off_since
         if amps <= c.off_max_a:
             self._welded_bad = 0
             return []
-        if not ((full_tick and amps > c.on_min_a) or off_for >= c.off_settle_s - 1e-9):
+        if not ((settled and amps > c.on_min_a) or off_for >= c.off_settle_s - 1e-9):
             return []
         self._welded_bad += 1
         if self._welded_bad < c.confirm_checks:
             return []
         return [(HEATER_CURRENT_WHILE_OFF,
-                 f'element drew {amps:.2f} A {now - self._off_since:.1f} s after the heater '
+                 f'element drew {amps:.2f} A {off_for:.1f} s after the heater '
                  f'was switched off (limit {self.cfg.off_max_a:.2f} A)')]
 
     def _check_contactor(self, now):
