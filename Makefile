@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SPEED ?= 1
 
-.PHONY: run test test-all campaign test-systemd test-aarch64 check sim clean bench
+.PHONY: run test test-all campaign test-systemd test-aarch64 check check-safety sim clean bench drawings
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -54,6 +54,15 @@ test-aarch64: $(VENV)/.deploy
 
 check: $(VENV)/.runtime
 	$(PY) -m hardware.check
+
+# Prove the safety chain on the machine (a person presses the e-stop, opens the lid...).
+check-safety: $(VENV)/.runtime
+	$(PY) -m hardware.check --safety
+
+# The harness and safety-chain drawings, from hardware/board.py (WireViz needs graphviz's
+# `dot`). Commit what changes: tests/hardware/test_drawings.py fails when they are stale.
+drawings: $(VENV)/.test
+	$(PY) -m hardware.drawings --out docs/drawings
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache

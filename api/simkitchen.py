@@ -20,6 +20,7 @@ from firmware.assembler import Assembler
 from firmware.binstore import BinStore
 from firmware.chillybin import ChillyBin
 from firmware.flags import Flags
+from firmware.chain import ChainMonitor
 from firmware.heater.control import PlateController
 from firmware.kitchen import Kitchen
 from firmware.orders import OrderBook
@@ -111,7 +112,9 @@ class SimKitchen:
         self.controller = PlateController(
             m.heater, lambda: self.sensors.plate.hot_junction_c, self.shutdown,
             interlocks=Interlocks(m, self.shutdown, clock.monotonic), open_errors=(SensorOpen,),
-            stale_errors=(NoNewConversion,))
+            stale_errors=(NoNewConversion,),
+            chain=ChainMonitor(lambda: m.heater.driven, self.sensors.element_current_a,
+                               lambda: m.chain_closed, lambda: m.estop_pressed))
         self.book = OrderBook(self.store, self.store.orders(), self.store.meta()['next_order'])
         self.assembler = Assembler(self.book, self.stock, m.dispensers, self.flags, self.shutdown,
                                    self.events)

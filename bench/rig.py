@@ -6,9 +6,11 @@ Used by bench/control_quality.py and by the firmware tests.
 """
 import contextlib
 
+from firmware.chain import ChainMonitor
 from firmware.heater.control import PlateController
 from firmware.safety import Shutdown, interlock_faults
-from hardware.board import BOARD
+from hardware.board import BOARD, element_amps
+from hardware.i2c.ads1115 import ADS1115
 from hardware.clock import FakeClock
 from hardware.errors import NoNewConversion, SensorOpen
 from hardware.i2c.mcp9600 import MCP9600
@@ -27,16 +29,25 @@ class PlateRig:
     """A PlateController on the simulated plate. `run()` ticks it and moves the clock."""
 
     def __init__(self, clock, world, bus, pin_factory, *, config=None, controller='pid',
-                 on_tick=None):
+                 on_tick=None, chain=False):
+        """`chain`: watch the safety chain's read-backs too (ChainMonitor), as the
+        service does; without it only the plate temperature checks the heater."""
         self.clock, self.world = clock, world
         self.machine = Machine(pin_factory=pin_factory, owner='jafflr')
         part = BOARD.i2c_part('plate_thermocouple')
         self.sensor = MCP9600(bus, part.address, name=part.name)
         self.shutdown = Shutdown()
+        self.chain = None
+        if chain:
+            adc = ADS1115(bus, BOARD.i2c_part('element_current').address, name='element_current')
+            self.chain = ChainMonitor(lambda: self.machine.heater.driven,
+                                      lambda: element_amps(adc.volts),
+                                      lambda: self.machine.chain_closed,
+                                      lambda: self.machine.estop_pressed)
         self.plate = PlateController(self.machine.heater, lambda: self.sensor.hot_junction_c,
                                      self.shutdown, config, controller=controller,
                                      interlocks=lambda: interlock_faults(self.machine),
-                                     on_tick=on_tick,
+                                     on_tick=on_tick, chain=self.chain,
                                      open_errors=(SensorOpen,),
                                      stale_errors=(NoNewConversion,))
 

@@ -39,6 +39,14 @@ PRESS_JAM = 'press-jam'
 CONVEYOR_JAM = 'conveyor-jam'
 # jafflr started without a finished drain behind it (crash, watchdog, power cut).
 UNCLEAN_START = 'unclean-start'
+# The safety chain's read-backs (firmware/chain.py). Every one needs a person at the
+# machine: each means a part of the chain is not doing what it is told.
+HEATER_FEEDBACK_MISMATCH = 'heater-feedback-mismatch'
+HEATER_CURRENT_WHILE_OFF = 'heater-current-while-off'
+HEATER_NO_CURRENT = 'heater-no-current'
+CURRENT_SENSE_ERROR = 'current-sense-error'
+SAFETY_CHAIN_OPEN = 'safety-chain-open'
+CONTACTOR_WELDED = 'contactor-welded'
 
 # Reason -> what a person should do about it (shown on the kitchen panel).
 FAULT_HELP = {
@@ -76,6 +84,18 @@ FAULT_HELP = {
                   'tray and the conveyor, then reset.',
     UNCLEAN_START: 'jafflr restarted mid-work (crash, watchdog, power cut): look at the '
                    'press and the tray, take out what is left in them, then reset.',
+    HEATER_FEEDBACK_MISMATCH: 'The relay is not told what the software commands: switch off '
+                              'at the wall, check the heartbeat gate and GPIO12, then reset.',
+    HEATER_CURRENT_WHILE_OFF: 'The element draws current with the heater off (relay welded): '
+                              'switch off at the wall now and have the relay replaced.',
+    HEATER_NO_CURRENT: 'The element draws no current when on: check the thermal fuse, the '
+                       'thermostat (press its reset), the element and relay, then reset.',
+    CURRENT_SENSE_ERROR: 'The element current cannot be read: check the ADS1115, its I2C '
+                         'wiring and the current transformer plug, then reset.',
+    SAFETY_CHAIN_OPEN: 'The safety contactor dropped out without the e-stop: check the '
+                       'safety relay, its 24 V supply and the e-stop wiring, then reset.',
+    CONTACTOR_WELDED: 'The safety contactor stayed in with the e-stop pressed: switch off at '
+                      'the wall and have the contactor replaced before use.',
 }
 
 # Who may clear a fault. AT_MACHINE: something may be wrong that only a look at the
@@ -96,6 +116,12 @@ CLEARED_BY = {
     CONTROL_LOOP_STALLED: AT_MACHINE,
     CONTROL_ERROR: AT_MACHINE,
     UNCLEAN_START: AT_MACHINE,
+    HEATER_FEEDBACK_MISMATCH: AT_MACHINE,
+    HEATER_CURRENT_WHILE_OFF: AT_MACHINE,
+    HEATER_NO_CURRENT: AT_MACHINE,
+    CURRENT_SENSE_ERROR: AT_MACHINE,
+    SAFETY_CHAIN_OPEN: AT_MACHINE,
+    CONTACTOR_WELDED: AT_MACHINE,
     LID_OPEN: PANEL,
     ESTOP: PANEL,
     STOPPED: PANEL,

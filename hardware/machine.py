@@ -33,17 +33,24 @@ class HeaterRelay(CompositeDevice):
     """The press heater's SSR. The relay input is the heater pin AND a retriggerable
     monostable fed by the heartbeat pin: the relay stays closed only while `beat()` is
     called at least every `hold_s`. A program that stops (killed, hung, stalled) opens
-    the relay within `hold_s` even if it left the heater pin high."""
+    the relay within `hold_s` even if it left the heater pin high.
 
-    def __init__(self, relay_pin, heartbeat_pin, hold_s, *, pin_factory=None):
+    `feedback_pin`, when wired, reads the SSR drive after the gate: `driven` is what the
+    relay is actually told, which the software compares with what it commanded."""
+
+    def __init__(self, relay_pin, heartbeat_pin, hold_s, *, feedback_pin=None, pin_factory=None):
         self.hold_s = hold_s
-        children = _build({
+        makers = {
             'relay': lambda: DigitalOutputDevice(relay_pin, initial_value=False,
                                                  pin_factory=pin_factory),
             'heartbeat': lambda: DigitalOutputDevice(heartbeat_pin, initial_value=False,
                                                      pin_factory=pin_factory),
-        })
-        super().__init__(_order=('relay', 'heartbeat'), pin_factory=pin_factory, **children)
+        }
+        if feedback_pin is not None:
+            makers['feedback'] = lambda: DigitalInputDevice(feedback_pin, pull_up=False,
+                                                            pin_factory=pin_factory)
+        children = _build(makers)
+        super().__init__(_order=tuple(makers), pin_factory=pin_factory, **children)
 
     def on(self):
         self.relay.on()
@@ -58,6 +65,12 @@ class HeaterRelay(CompositeDevice):
     @property
     def is_on(self):
         return self.relay.is_active
+
+    @property
+    def driven(self):
+        """True while the SSR's input (after the gate) is high; None with no feedback wired."""
+        feedback = self._named.get('feedback')
+        return None if feedback is None else feedback.is_active
 
     def close(self):
         if not _constructed(self):
@@ -160,6 +173,9 @@ class Conveyor(CompositeDevice):
 class Machine(CompositeDevice):
     """Every GPIO part a service owns (owner=None: all of them, for commissioning).
 
+    The safety chain's read-backs: `heater.driven` (the SSR drive after the gate) and
+    `chain_closed` (the contactor the e-stop's safety relay holds in).
+
     Parts another service owns are None here. Inputs are wired fail-safe: the lid and
     e-stop contacts are normally closed to ground, so a cut wire reads as open/pressed.
     """
@@ -177,9 +193,14 @@ class Machine(CompositeDevice):
             return board.gpio_part(name).pin
 
         makers = {}
+        def optional_pin(name):
+            return pin(name) if board.has_part(name) else None
+
         if mine('heater_relay'):
             makers['heater'] = lambda: HeaterRelay(pin('heater_relay'), pin('heater_heartbeat'),
-                                                   board.heartbeat_hold_s, pin_factory=pf)
+                                                   board.heartbeat_hold_s,
+                                                   feedback_pin=optional_pin('heater_feedback'),
+                                                   pin_factory=pf)
         if mine('chiller_relay'):
             makers['chiller'] = lambda: DigitalOutputDevice(pin('chiller_relay'), pin_factory=pf)
         for bay in board.bays:
@@ -199,6 +220,9 @@ class Machine(CompositeDevice):
         if mine('reset_button'):
             makers['reset_button'] = lambda: DigitalInputDevice(pin('reset_button'), pull_up=True,
                                                                 pin_factory=pf)
+        if board.has_part('contactor_closed') and mine('contactor_closed'):
+            makers['contactor'] = lambda: DigitalInputDevice(pin('contactor_closed'), pull_up=True,
+                                                             pin_factory=pf)
         if mine('buzzer'):
             makers['buzzer'] = lambda: DigitalOutputDevice(pin('buzzer'), pin_factory=pf)
         if mine('status_led'):
@@ -213,7 +237,7 @@ class Machine(CompositeDevice):
 
     def __getattr__(self, name):
         if name in ('heater', 'chiller', 'conveyor', 'press', 'lid', 'estop', 'reset_button',
-                    'buzzer', 'status_led'):
+                    'buzzer', 'status_led', 'contactor'):
             return self._named.get(name)
         return super().__getattr__(name)
 
@@ -235,6 +259,12 @@ class Machine(CompositeDevice):
     def reset_pressed(self):
         """The reset button is down (active low: a cut wire reads as not pressed)."""
         return self.reset_button.is_active
+
+    @property
+    def chain_closed(self):
+        """True while K1 is in (its auxiliary contact closed): the heater and the motors
+        have power. A dropped contactor and a cut wire both read False."""
+        return self.contactor.is_active
 
     def all_off(self):
         """Every output off, heater first. Safe to call from any state, any number of times."""

@@ -9,9 +9,9 @@ import logging
 import os
 import time
 
-from .board import BOARD
+from .board import BOARD, element_amps
 from .errors import BoardConfigError, PartMissing
-from .i2c import MCP9600, MCP9808, NAU7802, TCA9548A
+from .i2c import ADS1115, MCP9600, MCP9808, NAU7802, TCA9548A
 from .machine import Machine
 
 log = logging.getLogger('hardware')
@@ -115,7 +115,7 @@ class Sensors:
                  monotonic=time.monotonic):
         """`bays`: the bay numbers whose load cells to open (default: all on the board)."""
         self.board = board
-        self.plate = self.bin_air = self.mux = None
+        self.plate = self.bin_air = self.mux = self.current_adc = None
         self.loadcells = {}
         parts = [p for p in board.i2c if owner is None or p.owner == owner]
         by_chip = {p.chip: p for p in parts if p.mux_channel is None}
@@ -124,6 +124,9 @@ class Sensors:
                                  sleep=sleep)
         if 'MCP9808' in by_chip:
             self.bin_air = MCP9808(bus, by_chip['MCP9808'].address, name='bin_air', sleep=sleep)
+        if 'ADS1115' in by_chip:
+            self.current_adc = ADS1115(bus, by_chip['ADS1115'].address,
+                                       name=by_chip['ADS1115'].name, sleep=sleep)
         if 'TCA9548A' in by_chip:
             self.mux = TCA9548A(bus, by_chip['TCA9548A'].address, name='mux', sleep=sleep)
         for part in parts:
@@ -131,3 +134,7 @@ class Sensors:
             if index is not None and self.mux is not None and (bays is None or index in bays):
                 self.loadcells[index] = NAU7802(self.mux.channel(part.mux_channel), part.address,
                                                 name=part.name, sleep=sleep, monotonic=monotonic)
+
+    def element_current_a(self):
+        """The heater element's RMS current in amperes, from the current transformer."""
+        return element_amps(self.current_adc.volts)

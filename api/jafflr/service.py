@@ -18,6 +18,7 @@ from hardware.platform import Sensors, open_platform
 from firmware.assembler import Assembler
 from firmware.deadman import DeadMan
 from firmware.flags import Flags
+from firmware.chain import ChainMonitor
 from firmware.heater.control import PlateController
 from firmware.heater.history import PlateHistory
 from firmware.kitchen import Kitchen
@@ -54,6 +55,7 @@ DEADMAN_MIN_REAL_S = 1.0    # by default never less than this in real seconds: a
 # STOP first, then the machine's status and the panel's page and files.
 PRIORITY_PATHS = {('POST', '/v2/stop'): 0, ('POST', '/stop'): 0, ('GET', '/v2/status'): 1,
                   ('GET', '/status'): 1, ('GET', '/'): 1, ('GET', '/panel/'): 1}
+CHAIN_MIN_REAL_S = 0.02    # real seconds of slack in the chain read-backs' timings (see chain_timing)
 HISTORY_PERIOD_S = 1.0      # the panel's plate chart: one sample a second
 
 
@@ -87,7 +89,10 @@ class JafflrService:
             machine.heater, lambda: self.sensors.plate.hot_junction_c, self.shutdown,
             interlocks=Interlocks(machine, self.shutdown, clock.monotonic),
             on_tick=self._on_control_tick, open_errors=(SensorOpen,),
-            stale_errors=(NoNewConversion,))
+            stale_errors=(NoNewConversion,),
+            chain=ChainMonitor(lambda: machine.heater.driven, self.sensors.element_current_a,
+                               lambda: machine.chain_closed, lambda: machine.estop_pressed,
+                               chain_timing(clock)))
         self.deadman_s = deadman_seconds(env, clock)
         self.deadman = DeadMan(clock, self.deadman_s, self._on_stall)
         meta = self.store.meta()
@@ -295,6 +300,19 @@ def deadman_seconds(env, clock):
         raise SettingsError(f'JAFFLR_DEADMAN_S={raw!r}: use a number of seconds from {lo:g} '
                             f'to {hi:g} (default {DEADMAN_S:g})')
     return value
+
+
+def chain_timing(clock):
+    """ChainMonitor's timings. On the machine (speed 1) its defaults: a pulse of one
+    100 ms tick is evidence. Under a sped-up simulator a tick's own real milliseconds
+    (reading the plate, switching) are tenths of a simulated second on a loaded computer,
+    and a switching edge lands that much later than the tick's `now`: every timing gets
+    CHAIN_MIN_REAL_S real seconds of slack, so it judges only commands held that long."""
+    slack = CHAIN_MIN_REAL_S * clock.speed
+    if slack <= 0.05:
+        return None
+    return {'min_tick_s': min(1.5, 0.075 + slack), 'on_settle_s': min(1.5, 0.2 + slack),
+            'off_settle_s': min(1.5, 0.3 + slack)}
 
 
 def open_service(host, port, env=os.environ):

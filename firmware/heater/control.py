@@ -51,6 +51,9 @@ class PlateController:
     controller    the algorithm's name in pid.CONTROLLERS
     interlocks    () -> [(reason, detail), ...] active now (lid open, e-stop pressed)
     on_tick       on_tick(now) at the end of every tick (watchdog, dead-man)
+    chain         chain(now, commanded_on) -> [(reason, detail), ...]: the safety chain's
+                  read-backs against the heater command over the interval just ended
+                  (firmware.chain.ChainMonitor)
     open_errors   exception types from read_plate_c that mean an open probe
     stale_errors  exception types from read_plate_c that mean no new conversion yet
     """
@@ -70,7 +73,7 @@ class PlateController:
     }
 
     def __init__(self, heater, read_plate_c, shutdown, config=None, *, controller='pid',
-                 interlocks=None, on_tick=None, open_errors=(), stale_errors=()):
+                 interlocks=None, on_tick=None, open_errors=(), stale_errors=(), chain=None):
         flat, subs = sections(config, ('control', 'verify', 'output'), 'PlateController')
         self.cfg = checked(flat, self.SPEC, 'PlateController')
         self._controller = make_controller(controller, subs['control'])
@@ -82,6 +85,7 @@ class PlateController:
         self._shutdown = shutdown
         self._interlocks = interlocks or (lambda: ())
         self._on_tick = on_tick
+        self._chain = chain or (lambda now, commanded_on: ())
         self._open_errors = tuple(open_errors)
         self._stale_errors = tuple(stale_errors)
         self._fresh_at = None         # `now` of the last new conversion (or the first tick)
@@ -234,6 +238,9 @@ class PlateController:
         self._last_tick = now
         temp_c = self._read(now)
         for reason, detail in self._interlocks():
+            self._shutdown.trip(reason, detail, now)
+        # What the pin really was: a trip in another thread may have dropped it mid-interval.
+        for reason, detail in self._chain(now, was_on and self._heater.is_on):
             self._shutdown.trip(reason, detail, now)
         self._follow_shutdown()
         if temp_c is not None:

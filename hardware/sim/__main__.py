@@ -7,6 +7,8 @@
     python -m hardware.sim nack PART RATE
     python -m hardware.sim fill BAY UNITS [INGREDIENT]
     python -m hardware.sim button reset [--hold S]
+    python -m hardware.sim hand INPUT active|inactive|release
+    python -m hardware.sim reset-thermostat
 """
 import argparse
 import json
@@ -25,6 +27,10 @@ def _format_status(s):
         f"relay {'CLOSED' if s['relay_closed'] else 'open'}   heater pin "
         f"{'high' if s['heater_pin'] else 'low'}   heartbeat age {s['heartbeat_age_s']} s   "
         f"chiller {'on' if s['chiller_on'] else 'off'}",
+        f"SSR drive feedback {'high' if s['feedback'] else 'low'}   contactor "
+        f"{'closed' if s['contactor_closed'] else 'OPEN'}   motor enable "
+        f"{'on' if s['motor_enable'] else 'off'}   element {s['element_a']:.2f} A"
+        f"{'   THERMOSTAT OPEN' if s['thermostat_open'] else ''}",
         f"press position {s['press_position']:.2f} (0 open, 1 closed), holds {s['press_sandwich']}",
         f"tray {s['tray']}{'  BLOCKED' if s['tray_blocked'] else ''}   delivered {s['delivered']}",
     ]
@@ -67,6 +73,10 @@ def main(argv=None):
     button.add_argument('--hold', type=float, default=3.0,
                         help='seconds (simulated) before letting go; jafflr counts a reset '
                              'hold from 2 s (default 3)')
+    hand = sub.add_parser('hand', help='hold an input (button, switch) by hand, or let go')
+    hand.add_argument('input')
+    hand.add_argument('state', choices=('active', 'inactive', 'release'))
+    sub.add_parser('reset-thermostat', help="press the manual-reset thermostat's button")
     args = parser.parse_args(argv)
     path = args.socket or default_socket_path()
 
@@ -100,6 +110,12 @@ def main(argv=None):
         elif args.command == 'button':
             link.hold_button(args.name, args.hold)
             print(f'{args.name} button held for {args.hold:g} s (simulated)')
+        elif args.command == 'hand':
+            link.hand(args.input, {'active': True, 'inactive': False}.get(args.state))
+            print(f'{args.input} {args.state}')
+        elif args.command == 'reset-thermostat':
+            print('thermostat closed' if link.reset_thermostat() else
+                  'thermostat still open: the plate is too hot to reset it')
         elif args.command == 'fill':
             link.fill(args.bay, args.units, args.ingredient)
             print(f'bay {args.bay} filled with {args.units} {args.ingredient or ""}'.rstrip())

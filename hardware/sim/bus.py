@@ -8,7 +8,7 @@ import errno
 import random
 
 from ..board import BOARD
-from .chips import SimMCP9600, SimMCP9808, SimNAU7802, SimTCA9548A
+from .chips import SimADS1115, SimMCP9600, SimMCP9808, SimNAU7802, SimTCA9548A
 
 
 def _nack(address):
@@ -41,6 +41,8 @@ class SimBus:
             return SimMCP9600(self.world, part.name)
         if part.chip == 'TCA9548A':
             return SimTCA9548A(self.world, part.name)
+        if part.chip == 'ADS1115':
+            return SimADS1115(self.world, part.name)
         if part.chip == 'NAU7802':
             bay = self.world.bays[int(part.name.rsplit('_', 1)[1])]
             return SimNAU7802(self.world, part.name, bay)

@@ -7,6 +7,7 @@ time, and data-ready bits behave as the datasheets say.
 import math
 
 from ..i2c.mcp9600 import STATUS_BURST_COMPLETE, STATUS_INPUT_RANGE, STATUS_TH_UPDATE, encode_junction
+from ..i2c import ads1115 as ads
 from ..i2c.mcp9808 import encode_temperature
 from ..i2c import nau7802 as nau
 from ..i2c.nau7802 import encode_counts
@@ -243,3 +244,50 @@ class SimTCA9548A(SimChip):
 
     def write_byte(self, value):
         self.mask = value & 0xFF
+
+
+class SimADS1115(SimChip):
+    """The element current ADC: power-on registers as the datasheet gives them, and in
+    continuous mode a new conversion of the current transformer's filtered voltage every
+    1/data-rate seconds. `current-sense-stuck` freezes the conversion register."""
+    RATES = (8, 16, 32, 64, 128, 250, 475, 860)   # samples/s by DR code (bits 7:5)
+
+    def __init__(self, world, part_name):
+        super().__init__(world, part_name)
+        self.config = ads.CONFIG_RESET
+        self.thresholds = {ads._REG_LO_THRESH: ads.LO_THRESH_RESET,
+                           ads._REG_HI_THRESH: ads.HI_THRESH_RESET}
+        self._latched = (None, 0)
+
+    def _conversion(self):
+        if self.config & ads._MODE_SINGLE or 'current-sense-stuck' in self.world.faults:
+            return self._latched[1]
+        index = self._conversion_index(1.0 / self.RATES[(self.config >> 5) & 0x07])
+        if self._latched[0] != index:
+            volts = self.world.chain.ct_reading_v()
+            self._latched = (index, ads.encode_volts(volts, ads.full_scale_v(self.config)))
+        return self._latched[1]
+
+    def read(self, register, length):
+        if register == ads._REG_CONVERSION:
+            value = self._conversion()
+        elif register == ads._REG_CONFIG:
+            # Bit 15 reads 0 while converting (always, in continuous mode).
+            value = self.config & ~ads._CONFIG_OS if not self.config & ads._MODE_SINGLE \
+                else self.config | ads._CONFIG_OS
+        elif register in self.thresholds:
+            value = self.thresholds[register]
+        else:
+            return super().read(register, length)
+        return bytes(((value >> 8) & 0xFF, value & 0xFF))[:length]
+
+    def write(self, register, data):
+        if len(data) < 2:
+            raise OSError(121, f'SimADS1115: register 0x{register:02X} takes two bytes')
+        value = (data[0] << 8) | data[1]
+        if register == ads._REG_CONFIG:
+            self.config = value & ~ads._CONFIG_OS
+        elif register in self.thresholds:
+            self.thresholds[register] = value
+        else:
+            super().write(register, data)

@@ -127,6 +127,13 @@ class SimLink:
     def hold_button(self, name, hold_s):
         return self.call('button', name=name, hold_s=hold_s)
 
+    def hand(self, name, active):
+        """Hold an input active (True) or inactive (False) by hand; None lets go."""
+        return self.call('hand', name=name, active=active)
+
+    def reset_thermostat(self):
+        return self.call('reset-thermostat')
+
     def fill(self, bay, units, ingredient=None):
         return self.call('fill', bay=bay, units=units, ingredient=ingredient)
 

@@ -224,6 +224,9 @@ class HeaterCircuit:
         self.hold_s = hold_s
         self.last_beat = -math.inf
         self.heartbeat_level = False
+        # A signal generator clipped onto the heartbeat line, as on a bench where a
+        # motor is tried without the control program: the monostable never drops.
+        self.generator = False
 
     def heartbeat(self, level, now):
         if level != self.heartbeat_level:
@@ -231,7 +234,59 @@ class HeaterCircuit:
             self.last_beat = now
 
     def monostable_on(self, now):
-        return now - self.last_beat < self.hold_s
+        return self.generator or now - self.last_beat < self.hold_s
 
-    def relay_closed(self, heater_pin, now, welded):
-        return welded or (heater_pin and self.monostable_on(now))
+    def relay_closed(self, heater_pin, now, welded, bypassed=False):
+        return welded or self.ssr_drive(heater_pin, now, bypassed)
+
+    def ssr_drive(self, heater_pin, now, bypassed=False):
+        """The SSR's input, after the AND gate: what the feedback line reads. With the
+        monostable bypassed (the heater pin wired straight to the SSR) it is the pin."""
+        return bool(heater_pin) and (bypassed or self.monostable_on(now))
+
+    def motor_enable(self, now, chain_closed, bypassed=False):
+        """The motor drivers' enable: the monostable AND the e-stop chain."""
+        return chain_closed and (bypassed or self.monostable_on(now))
+
+
+class SafetyChain:
+    """The rest of the chain between the mains and the element: the contactor the
+    e-stop's safety relay holds in, the thermal fuse, the manual-reset thermostat, and
+    the current transformer's rectified, filtered output at the ADC."""
+
+    thermostat_trip_c = 280.0
+
+    def __init__(self, element_a, ct_v_per_a, ct_tau_s, rng):
+        self.element_a = element_a
+        self.ct_v_per_a = ct_v_per_a
+        self.ct_tau_s = ct_tau_s
+        self.rng = rng
+        self.thermostat_open = False
+        self.current_a = 0.0
+        self.ct_v = 0.0
+
+    @staticmethod
+    def contactor_closed(estop_pressed, welded):
+        """K1 is held in by the safety relay while the e-stop is released; welded, it
+        stays closed whatever the e-stop does."""
+        return welded or not estop_pressed
+
+    def step(self, dt, plate_c, relay_closed, contactor_closed, fuse_open, element_open):
+        """Advance the thermostat and the current sense; returns the element's current."""
+        if plate_c >= self.thermostat_trip_c:
+            self.thermostat_open = True
+        conducting = (relay_closed and contactor_closed and not fuse_open
+                      and not self.thermostat_open and not element_open)
+        self.current_a = self.element_a if conducting else 0.0
+        self.ct_v = relax(self.ct_v, self.current_a * self.ct_v_per_a, dt, self.ct_tau_s)
+        return self.current_a
+
+    def ct_reading_v(self):
+        """What the ADC sees: the filtered voltage and a little noise (about 0.02 A)."""
+        return max(0.0, self.ct_v + self.rng.gauss(0.0, 0.02 * self.ct_v_per_a))
+
+    def reset_thermostat(self, plate_c):
+        """A person presses the thermostat's reset: it recloses only once cool enough."""
+        if plate_c < self.thermostat_trip_c - 30.0:
+            self.thermostat_open = False
+        return not self.thermostat_open

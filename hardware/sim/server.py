@@ -83,6 +83,11 @@ class SimServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             return world.set_nack_rate(request['part'], float(request['rate']))
         if op == 'button':
             return world.hold_button(request['name'], float(request['hold_s']))
+        if op == 'hand':
+            active = request.get('active')
+            return world.hand(request['name'], None if active is None else bool(active))
+        if op == 'reset-thermostat':
+            return world.reset_thermostat()
         if op == 'fill':
             return world.fill(request['bay'], int(request['units']), request.get('ingredient'))
         raise ValueError(f'unknown op {op!r}')

@@ -9,8 +9,9 @@ import random
 import threading
 from collections import deque
 
-from ..board import BOARD, BAY_HOPPER_G, LOADCELL_COUNTS_PER_G
-from .physics import Bay, ChillyBin, HeaterCircuit, Plate, Press, Sandwich, Tray
+from ..board import (BOARD, BAY_HOPPER_G, CT_FILTER_TAU_S, CT_V_PER_A, ELEMENT_A,
+                     LOADCELL_COUNTS_PER_G)
+from .physics import Bay, ChillyBin, HeaterCircuit, Plate, Press, SafetyChain, Sandwich, Tray
 
 # Every fault the simulated machine knows, with what it does. `<bay>` is a bay number or
 # the ingredient in it.
@@ -21,20 +22,29 @@ FAULTS = {
                            'value and no new conversion is flagged',
     'bin-sensor-nack': 'the bin air sensor stops answering on I2C',
     'loadcell-nack:<bay>': "a bay's load-cell ADC stops answering on I2C",
-    'heater-dead': 'the relay closes but the element makes no heat',
+    'heater-dead': 'the relay closes but the element is open: no current, no heat',
     'heater-welded': 'the relay conducts whatever the pin and the heartbeat say',
     'dispenser-jam:<bay>': "a bay's dispenser runs but drops nothing",
     'press-jam': 'the press motor runs but the press does not move',
     'chiller-dead': 'the chiller relay closes but nothing cools',
     'lid-open': 'the lid is open (interlock opens; the bin warms six times faster)',
     'estop': 'the emergency stop is pressed',
+    # The safety chain's own faults (see board.SAFETY_CHAIN).
+    'feedback-stuck': 'the SSR drive feedback line stays at the level it had',
+    'deadman-bypassed': 'the heater pin drives the SSR and the motor enable without the '
+                        'heartbeat monostable (a wiring mistake)',
+    'current-sense-stuck': "the element current ADC's reading stops changing",
+    'current-sense-failed': 'the element current ADC stops answering on I2C',
+    'contactor-welded': 'the contactor stays closed when the e-stop opens the safety relay',
+    'thermal-fuse-open': 'the thermal fuse in series with the element has opened',
 }
 
 # Buttons a person can hold on the machine: name -> the board's GPIO part.
 BUTTONS = {'reset': 'reset_button'}
 
 # Fault -> the I2C part it silences.
-_NACK_FAULTS = {'plate-sensor-nack': 'plate_thermocouple', 'bin-sensor-nack': 'bin_air'}
+_NACK_FAULTS = {'plate-sensor-nack': 'plate_thermocouple', 'bin-sensor-nack': 'bin_air',
+                'current-sense-failed': 'element_current'}
 
 
 class UnknownFault(ValueError):
@@ -57,6 +67,10 @@ class World:
         self.plate = Plate(ambient_c, plate_params)
         self.bin = ChillyBin(bin_start_c, bin_params)
         self.heater = HeaterCircuit(board.heartbeat_hold_s)
+        self.chain = SafetyChain(ELEMENT_A, CT_V_PER_A, CT_FILTER_TAU_S,
+                                 random.Random(seed * 13 + 5))
+        self._feedback_stuck = False  # the level a stuck feedback line holds
+        self._hands = {}              # input name -> active, held there by a person
         self.press = Press()
         self.tray = Tray()
         self.bays = []
@@ -128,10 +142,15 @@ class World:
             'lid_closed': 'lid-open' not in self.faults,
             'estop_ok': 'estop' not in self.faults,
             **{part: name in self.buttons for name, part in BUTTONS.items()},
+            'heater_feedback': self.feedback(),
+            'contactor_closed': self.contactor_closed(),
         }
+        active.update(self._hands)
         changed = []
         for name, is_active in active.items():
-            part = self._by_name[name]
+            part = self._by_name.get(name)
+            if part is None:
+                continue      # a board without this part
             level = is_active == part.active_high
             if self._input_levels.get(part.pin) != level:
                 self._input_levels[part.pin] = level
@@ -161,31 +180,56 @@ class World:
 
     def relay_closed(self):
         return self.heater.relay_closed(self.is_active('heater_relay'), self.now,
-                                        'heater-welded' in self.faults)
+                                        'heater-welded' in self.faults,
+                                        'deadman-bypassed' in self.faults)
+
+    def feedback(self):
+        """The SSR drive after the AND gate, as the feedback line reports it."""
+        if 'feedback-stuck' in self.faults:
+            return self._feedback_stuck
+        return self.heater.ssr_drive(self.is_active('heater_relay'), self.now,
+                                     'deadman-bypassed' in self.faults)
+
+    def contactor_closed(self):
+        return self.chain.contactor_closed('estop' in self.faults,
+                                           'contactor-welded' in self.faults)
+
+    def motor_enable(self):
+        """The motor drivers' enable: the heartbeat monostable AND the e-stop chain."""
+        return self.heater.motor_enable(self.now, self.contactor_closed(),
+                                        'deadman-bypassed' in self.faults)
+
+    def _motor_on(self, name):
+        return self.is_active(name) and self.motor_enable()
 
     def _step(self, dt):
-        relay = self.relay_closed()
-        power = self.plate.p.heater_w if relay and 'heater-dead' not in self.faults else 0.0
+        amps = self.chain.step(dt, self.plate.temp_c, self.relay_closed(), self.contactor_closed(),
+                               'thermal-fuse-open' in self.faults, 'heater-dead' in self.faults)
+        power = self.plate.p.heater_w if amps > 0 else 0.0
         self.plate.step(dt, power, self.ambient_c, self.press.sandwich, self.press.contact)
         chiller = self.is_active('chiller_relay') and 'chiller-dead' not in self.faults
         self.bin.step(dt, self.ambient_c, chiller, 'lid-open' in self.faults)
+        enabled = self.motor_enable()
         for bay in self.bays:
             jammed = f'dispenser-jam:{bay.index}' in self.faults
-            unit = bay.step(dt, self.is_active(f'dispenser_{bay.index}'), jammed)
+            running = self.is_active(f'dispenser_{bay.index}')
+            if running and not enabled:
+                continue   # the driver is disabled: the cam stops where it is, mid-run
+            unit = bay.step(dt, running, jammed)
             if unit is not None:
                 if self.tray.on_tray is None:
                     self.tray.on_tray = Sandwich()
                 self.tray.on_tray.units.append(unit)
                 self._event(f'bay {bay.index} dropped {unit[0]} ({unit[1]:.1f} g)')
         was_open, was_closed = self.press.is_open, self.press.is_closed
-        self.press.step(dt, self.is_active('press_close'), self.is_active('press_open'),
+        self.press.step(dt, self._motor_on('press_close'), self._motor_on('press_open'),
                         'press-jam' in self.faults)
         if self.press.is_closed and not was_closed:
             self._event('press closed')
         if self.press.is_open and not was_open:
             self._event('press open')
         delivered = len(self.tray.delivered)
-        self.tray.step(dt, self.is_active('tray_motor'), self.press)
+        self.tray.step(dt, self._motor_on('tray_motor'), self.press)
         if len(self.tray.delivered) != delivered:
             self._event(f'sandwich delivered: {self.tray.delivered[-1].describe()}')
         for name, until in list(self.buttons.items()):
@@ -239,6 +283,8 @@ class World:
         with self.lock:
             self.sync()
             fault = self.canonical_fault(name)
+            if fault == 'feedback-stuck' and on and fault not in self.faults:
+                self._feedback_stuck = self.feedback()
             if on:
                 self.faults.add(fault)
             else:
@@ -258,6 +304,39 @@ class World:
             self.buttons[name] = self.now + hold_s
             self._event(f'{name} button pressed for {hold_s:g} s')
             self._update_inputs()
+
+    def hand(self, name, active):
+        """A person holds an input (a button, a switch) active or inactive; None lets go.
+        For the commissioning check's `--yes`, and for inputs no fault covers."""
+        with self.lock:
+            self.sync()
+            part = self._by_name.get(name)
+            if part is None or part.direction != 'in':
+                inputs = sorted(p.name for p in self.board.gpio if p.direction == 'in')
+                raise ValueError(f'no input named {name!r}; inputs: {", ".join(inputs)}')
+            if active is None:
+                self._hands.pop(name, None)   # back to what the world says
+            else:
+                self._hands[name] = bool(active)
+            self._event(f'hand on {name}: {"released" if active is None else active}')
+            self._update_inputs()
+
+    def heartbeat_generator(self, on=True):
+        """Clip a signal generator onto the heartbeat line (a bench, not a machine): the
+        monostable stays up, so motors run and the heater follows its pin without a
+        control loop beating. For tests of the mechanics alone."""
+        with self.lock:
+            self.sync()
+            self.heater.generator = bool(on)
+            self._event(f'heartbeat generator {"on" if on else "off"}')
+
+    def reset_thermostat(self):
+        """A person presses the manual-reset thermostat's button. True if it reclosed."""
+        with self.lock:
+            self.sync()
+            closed = self.chain.reset_thermostat(self.plate.temp_c)
+            self._event(f'thermostat reset: {"closed" if closed else "still open (too hot)"}')
+            return closed
 
     def fill(self, bay_ref, units, ingredient=None):
         """A person fills a bay with `units` fresh units (0 empties it), putting
@@ -284,6 +363,11 @@ class World:
                 'plate_probe_c': round(self.plate.probe_c, 2),
                 'bin_c': round(self.bin.temp_c, 2),
                 'relay_closed': self.relay_closed(),
+                'feedback': self.feedback(),
+                'contactor_closed': self.contactor_closed(),
+                'motor_enable': self.motor_enable(),
+                'element_a': round(self.chain.current_a, 2),
+                'thermostat_open': self.chain.thermostat_open,
                 'heater_pin': self.is_active('heater_relay'),
                 'heartbeat_age_s': round(self.now - self.heater.last_beat, 3)
                 if self.heater.last_beat > -1e300 else None,

@@ -7,11 +7,13 @@ from bench.rig import PlateRig
 
 @pytest.fixture
 def make_rig(clock, world, bus, pin_factory):
-    """make_rig(config=None, controller='pid') -> PlateRig; one per test (the pins are claimed)."""
+    """make_rig(config=None, controller='pid', chain=False) -> PlateRig; one per test (the
+    pins are claimed). chain=True watches the safety chain's read-backs, as the service does."""
     made = []
 
-    def make(config=None, controller='pid'):
-        made.append(PlateRig(clock, world, bus, pin_factory, config=config, controller=controller))
+    def make(config=None, controller='pid', chain=False):
+        made.append(PlateRig(clock, world, bus, pin_factory, config=config, controller=controller,
+                             chain=chain))
         return made[-1]
     try:
         yield make

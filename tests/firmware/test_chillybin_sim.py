@@ -15,6 +15,7 @@ from hardware.platform import Sensors
 class SimBinRig:
     def __init__(self, state_dir, clock, world, bus, pin_factory):
         self.state_dir, self.clock, self.world = state_dir, clock, world
+        world.heartbeat_generator()   # no control loop here beats for the dispensers' enable
         self.sensors = Sensors(bus, owner='chillybin', sleep=clock.sleep, monotonic=clock.monotonic)
         self.machine = Machine(owner='chillybin', pin_factory=pin_factory)
         self.jafflr = Machine(owner='jafflr', pin_factory=pin_factory)

@@ -497,8 +497,11 @@ def test_kitchen_a_panel_fault_with_a_later_at_machine_one_needs_the_button(kitc
 MACHINE_FAULTS = [
     ('plate-sensor-open', 'toasting', 'plate-sensor-open'),
     ('plate-sensor-nack', 'toasting', 'plate-sensor-error'),
-    ('heater-dead', 'toasting', 'heater-not-heating'),
-    ('heater-welded', 'toasting', 'heater-runaway'),
+    ('heater-dead', 'toasting', 'heater-no-current'),
+    ('heater-welded', 'toasting', 'heater-current-while-off'),
+    ('thermal-fuse-open', 'toasting', 'heater-no-current'),
+    ('feedback-stuck', 'toasting', 'heater-feedback-mismatch'),
+    ('current-sense-failed', 'toasting', 'current-sense-error'),
     ('dispenser-jam:vegemite', 'dispensing', 'dispenser-jam'),
     ('press-jam', 'toasting', 'press-jam'),
     ('lid-open', 'toasting', 'lid-open'),

@@ -61,6 +61,7 @@ def test_machine_interlocks_read_fail_safe(pin_factory, world):
 
 
 def test_machine_input_events_arrive_from_the_world(pin_factory, world, clock):
+    world.heartbeat_generator()      # the motors' enable needs the heartbeat
     with Machine(owner='jafflr', pin_factory=pin_factory) as m:
         seen = []
         m.press.closed_limit.when_activated = lambda: seen.append(clock.monotonic())
@@ -70,8 +71,9 @@ def test_machine_input_events_arrive_from_the_world(pin_factory, world, clock):
         assert len(seen) == 1 and seen[0] == pytest.approx(4.0, abs=0.05)
 
 
-def test_machine_conveyor_counts_each_index_mark_it_comes_to(pin_factory, clock):
+def test_machine_conveyor_counts_each_index_mark_it_comes_to(pin_factory, world, clock):
     """However briefly the eye sees a mark between two looks, the count has it."""
+    world.heartbeat_generator()
     with Machine(owner='jafflr', pin_factory=pin_factory) as m:
         assert m.conveyor.at_index and m.conveyor.marks_reached == 0
         m.conveyor.run()

@@ -81,6 +81,7 @@ def test_physics_open_lid_warms_bin_faster(machine, world, clock):
 
 
 def test_physics_dispense_drops_one_unit(machine, world, clock):
+    world.heartbeat_generator()   # motors run only while the monostable is up
     cheese = world.bays[1]
     before_units, before_g = len(cheese.items), cheese.contents_g
     machine.dispensers[1].on()
@@ -105,6 +106,7 @@ def test_physics_jammed_dispenser_drops_nothing(machine, world, clock):
 
 
 def test_physics_press_reaches_its_limits_after_its_travel_time(machine, world, clock):
+    world.heartbeat_generator()   # motors run only while the monostable is up
     assert machine.press.is_open and not machine.press.is_closed
     machine.press.start_closing()
     clock.advance(2.0)
@@ -124,6 +126,7 @@ def test_physics_jammed_press_never_reaches_a_limit(machine, world, clock):
 
 
 def test_physics_tray_carries_the_sandwich_into_the_press_then_out(machine, world, clock):
+    world.heartbeat_generator()   # motors run only while the monostable is up
     machine.dispensers[1].on()
     clock.advance(1.0)
     machine.dispensers[1].off()
@@ -142,6 +145,7 @@ def test_physics_tray_carries_the_sandwich_into_the_press_then_out(machine, worl
 
 
 def test_physics_tray_will_not_push_into_a_closed_press(machine, world, clock):
+    world.heartbeat_generator()   # motors run only while the monostable is up
     machine.dispensers[1].on()
     clock.advance(1.0)
     machine.dispensers[1].off()

@@ -30,7 +30,8 @@ def test_fault_list_is_complete():
         'plate-sensor-open', 'plate-sensor-nack', 'plate-sensor-frozen', 'bin-sensor-nack',
         'loadcell-nack:<bay>',
         'heater-dead', 'heater-welded', 'dispenser-jam:<bay>', 'press-jam', 'chiller-dead',
-        'lid-open', 'estop'}
+        'lid-open', 'estop', 'feedback-stuck', 'deadman-bypassed', 'current-sense-stuck',
+        'current-sense-failed', 'contactor-welded', 'thermal-fuse-open'}
 
 
 def test_fault_plate_sensor_open(parts, world):
