@@ -172,9 +172,9 @@ class Kitchen:
         def allowed(shutdown):      # under the shutdown's lock: nothing latches meanwhile
             if shutdown.clearance() != AT_MACHINE:
                 return
-            armed = self.reset_button.armed_at(now)
-            if armed is None or armed < shutdown.at_machine_since():
-                raise ResetRefused(self._refusal(now, armed))
+            hold = self.reset_button.armed_hold(now)
+            if hold is None or hold[0] < shutdown.at_machine_since():
+                raise ResetRefused(self._refusal(now, None if hold is None else hold[1]))
             self.reset_button.disarm()
         if needs == AT_MACHINE:
             by = f'{by}, after the reset button on the machine'
@@ -202,11 +202,11 @@ class Kitchen:
         """Who may clear what is latched, how, and whether a reset would be accepted now."""
         needs = self.shutdown.clearance()
         button = self.reset_button.describe(now)
-        armed = self.reset_button.armed_at(now)
+        hold = self.reset_button.armed_hold(now)
         since = self.shutdown.at_machine_since()
         return {'cleared_by': needs, 'how_to_clear': HOW_TO_CLEAR.get(needs),
                 'allowed': needs is not None and (
-                    needs != AT_MACHINE or (armed is not None and armed >= since)),
+                    needs != AT_MACHINE or (hold is not None and hold[0] >= since)),
                 'button': button}
 
     def why_waiting(self, order):
@@ -307,7 +307,10 @@ class Kitchen:
             self.shutdown.trip(UNCLEAN_START, f'needs attention: restarted while {doing}, '
                                f'without a finished drain (a crash, a watchdog restart or a '
                                f'power cut)', now, wall, by='the start-up check')
-        if cleared or not clean:
+        # Clearing moves the press and the conveyor: after a crash it waits behind the
+        # unclean-start latch; on the very first start (a new state directory) nothing
+        # moves until the first toastie asks for it.
+        if cleared or (not clean and not first_start):
             self.press.clear()
 
     def _what_was_happening(self):

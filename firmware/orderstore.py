@@ -53,8 +53,11 @@ class OrderStore:
         return dict(self.db.table('meta').all()[0])
 
     def set_meta(self, **values):
-        table = self.db.table('meta')
-        table.update(values, doc_ids=[table.all()[0].doc_id])
+        # Read, change and write under the storage's lock (a batch): two threads writing
+        # meta at once (a fault being saved, a pause) must not write each other's stale copy.
+        with transaction(self.db):
+            table = self.db.table('meta')
+            table.update(values, doc_ids=[table.all()[0].doc_id])
 
     def saved_fault(self):
         """The latched fault as the shutdown saved it (Shutdown.record()), or None."""
@@ -73,7 +76,8 @@ class OrderStore:
     def archive_order(self, order):
         """Move a finished order out of the live database into the archive journal."""
         self.archive.append({'kind': 'order', **order.to_dict()})
-        self.db.table('orders').remove(doc_ids=[int(order.id[1:])])
+        with transaction(self.db):
+            self.db.table('orders').remove(doc_ids=[int(order.id[1:])])
 
     def _archived(self, field, value):
         for record in self.archive.recent(ARCHIVE_MEMORY):
@@ -91,8 +95,9 @@ class OrderStore:
         return self.db.table('flags').all()[0]['stored']
 
     def save_flags(self, stored):
-        table = self.db.table('flags')
-        table.update({'stored': stored}, doc_ids=[table.all()[0].doc_id])
+        with transaction(self.db):
+            table = self.db.table('flags')
+            table.update({'stored': stored}, doc_ids=[table.all()[0].doc_id])
 
     def close(self):
         self.events.close()

@@ -201,6 +201,7 @@ class Shutdown:
         self._listeners = []
         self._fault = None
         self._later = {}
+        self._restored = None       # the fault restore() latched, once
 
     def add_listener(self, listener, first=False):
         """listener(fault) is called, in the tripping thread, whenever a fault latches. It
@@ -313,6 +314,14 @@ class Shutdown:
             return None
         fault = Fault.from_record(record['fault'], now)
         with self._lock:
+            again = self._restored is not None  # restored already (the service does it early)
+            if again:
+                first, latched, restored = list(self._first), self._fault, self._restored
+        if again:
+            if latched is not None:
+                self._notify(first, latched)
+            return restored
+        with self._lock:
             if self._fault is None:
                 self._fault = fault
             elif fault.reason != self._fault.reason:
@@ -321,6 +330,7 @@ class Shutdown:
                 if later['reason'] != self._fault.reason:
                     self._later.setdefault(later['reason'], Fault.from_record(later, now))
             first, latched = list(self._first), self._fault
+            self._restored = fault
         log.error('fault kept from before the restart: %s: %s', fault.reason, fault.detail)
         self._notify(first, latched)
         return latched
@@ -512,6 +522,7 @@ class ResetButton:
         self._lock = threading.Lock()
         self._down_at = None        # while held: since when
         self._armed_at = None       # the end of the last full hold
+        self._armed_from = None     # ... and when that hold began
 
     def pressed(self, now):
         with self._lock:
@@ -522,32 +533,40 @@ class ResetButton:
         with self._lock:
             if self._down_at is not None and now - self._down_at >= self.hold_s:
                 self._armed_at = self._down_at + self.hold_s
+                self._armed_from = self._down_at
             self._down_at = None
 
     def watch(self, device, monotonic):
-        """Follow a gpiozero input (active while pressed), stamping edges with monotonic()."""
+        """Follow a gpiozero input (active while pressed), stamping edges with monotonic().
+        A button already down when watching starts does not count: a stuck button or a
+        short to ground must be released and pressed again, or every restart would arm a
+        reset by itself."""
         device.when_activated = lambda: self.pressed(monotonic())
         device.when_deactivated = lambda: self.released(monotonic())
-        if device.is_active:
-            self.pressed(monotonic())
 
     def held(self):
         return self._down_at is not None
 
     def armed_at(self, now):
         """When the hold that arms a reset now completed, or None if nothing arms it."""
+        hold = self.armed_hold(now)
+        return None if hold is None else hold[1]
+
+    def armed_hold(self, now):
+        """(began, completed) of the hold that arms a reset now, or None. A fault counts a
+        hold only if it began after the fault latched (Kitchen.reset compares `began`)."""
         with self._lock:
-            at = self._armed_at
+            began, at = self._armed_from, self._armed_at
             if self._down_at is not None and now - self._down_at >= self.hold_s:
-                at = self._down_at + self.hold_s
+                began, at = self._down_at, self._down_at + self.hold_s
         if at is None or not at <= now <= at + self.armed_s:
             return None
-        return at
+        return began, at
 
     def disarm(self):
         """A reset used the hold: the next one needs the button again (released first)."""
         with self._lock:
-            self._armed_at = None
+            self._armed_at = self._armed_from = None
             self._down_at = None
 
     def describe(self, now):

@@ -270,9 +270,15 @@ class Machine(CompositeDevice):
         """Every output off, heater first. Safe to call from any state, any number of times."""
         names = ('heater', 'press', 'conveyor', 'chiller', 'buzzer', 'status_led')
         devices = [self._named.get(n) for n in names] + list(self.dispensers.values())
-        for device in devices:
-            if device is not None and not device.closed:
-                device.off()
+        failed = None
+        for device in devices:      # one that fails must not leave the others on
+            try:
+                if device is not None and not device.closed:
+                    device.off()
+            except Exception as exc:
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     def close(self):
         if not _constructed(self):

@@ -79,6 +79,10 @@ class JafflrService:
         # A latched fault is saved (after the outputs are off) and restored at start
         # (kitchen.recover, before any loop starts), so it survives kill -9 and power cuts.
         self.shutdown = Shutdown(wall_clock=clock.time, save=self.store.save_fault)
+        # The saved fault is latched again now, before the lid, e-stop and reset-button
+        # callbacks are wired: a trip from them during start-up must add to it, never
+        # replace it on disk. (kitchen.recover restores it too; the second time is a no-op.)
+        self.shutdown.restore(self.store.saved_fault(), clock.monotonic())
         self.reset_button = ResetButton()
         self.reset_button.watch(machine.reset_button, clock.monotonic)
         self.flags = Flags(self.store.flags(), env)
@@ -270,8 +274,9 @@ class JafflrService:
         self.released.set()
         for loop in (self.assembler_loop, self.press_loop):
             loop.stop()
-        self.kitchen.finish_drain()
+        # The heater off first: the clean-stop marker only ever follows a plate switched off.
         self.controller.off(self.clock.monotonic())
+        self.kitchen.finish_drain()
 
     def close(self):
         for loop in (self.history_loop, self.assembler_loop, self.press_loop):

@@ -644,3 +644,31 @@ def test_kitchen_drain_bound_covers_the_press_and_the_tray_at_the_longest_profil
     assert bound == pytest.approx(2 * (600 + 14) + (230 - 20) / 0.8)
     longer = dict(DONENESS, charcoal=Profile('charcoal', 230.0, 900.0))
     assert drain_bound_s(longer) == pytest.approx(bound + 2 * 300)
+
+
+def test_kitchen_a_hold_that_began_before_the_fault_does_not_clear_it(kitchen):
+    """A button held since before the fault latched (stuck, shorted, or held through the
+    trip) counts for nothing, even if the hold completes after it."""
+    from firmware.errors import ResetRefused
+    k = kitchen
+    k.world.hold_button('reset', 5.0)      # pressed now, let go 5 s later
+    k.run(1.0)
+    k.shutdown.trip('heater-runaway', 'a test', k.clock.monotonic())
+    k.run(4.5)                              # the hold completes 1 s after the trip
+    with pytest.raises(ResetRefused, match='hold the reset button'):
+        k.kitchen.reset(*now_wall(k), 'a test')
+    assert not k.kitchen.reset_status(k.clock.monotonic())['allowed']
+    k.hold_reset_button()
+    assert k.kitchen.reset(*now_wall(k), 'a test').reason == 'heater-runaway'
+
+
+def test_kitchen_first_start_on_a_new_state_dir_moves_nothing_by_itself(tmp_path):
+    k = SimKitchen(tmp_path)
+    try:
+        k.kitchen.recover(*now_wall(k))
+        assert not k.shutdown.latched and not k.press.clearing
+        for _ in range(30):
+            k.run(1.0)
+            assert outputs_safe(k)['moving'] == [], 'the press or the conveyor moved at start'
+    finally:
+        k.close()

@@ -73,3 +73,33 @@ def test_orderstore_archive_remembers_the_last_thousand_keys(open_store):
     assert store.order_for_key('k1') is None and store.order_for_key('k2') is None
     assert store.order_for_key('k3').id == 't3'
     assert store.order_for_key(f'k{ARCHIVE_MEMORY + 2}') is not None
+
+
+def test_orderstore_meta_writes_from_two_threads_lose_nothing(tmp_path, monkeypatch):
+    """A fault being saved and a pause written at the same moment: each read-change-write
+    holds the storage's lock, so neither writes back the other's stale copy."""
+    import threading
+    import time
+    store = OrderStore(str(tmp_path), fsync=False)
+    storage = store.db.storage
+    real_read = type(storage).read
+
+    def slow_read(self):        # widen the window between TinyDB's read and its write
+        data = real_read(self)
+        time.sleep(0.002)
+        return data
+    monkeypatch.setattr(type(storage), 'read', slow_read)
+    start = threading.Barrier(2)
+
+    def writer(key):
+        start.wait()
+        for i in range(40):
+            store.set_meta(**{key: i})
+    threads = [threading.Thread(target=writer, args=(key,)) for key in ('fault', 'paused')]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    meta = store.meta()
+    assert meta['fault'] == 39 and meta['paused'] == 39, meta
+    store.close()

@@ -378,3 +378,46 @@ def test_readme_publishes_who_may_clear_each_fault_as_the_table_says():
         for reason in re.findall(r'`([a-z-]+)`', cells):
             published[reason] = kinds[who]
     assert published == safety.CLEARED_BY
+
+
+def test_shutdown_restored_early_keeps_the_saved_fault_when_the_lid_trips_before_recover():
+    """The service restores the saved fault as soon as the shutdown exists, before the lid
+    and e-stop callbacks are wired; a lid opened during start-up then only adds a later
+    fault, and what is saved again still names the fault a person must look at."""
+    saved = []
+    record = {'fault': {'reason': 'heater-runaway', 'detail': 'rose 9 C', 'wall': 1.0e9,
+                        'by': 'control loop'}, 'later': []}
+    s = Shutdown(save=saved.append)
+    s.restore(record, 1.0)
+    s.trip('lid-open', 'the lid was opened', 1.5)
+    again = s.restore(record, 2.0)           # kitchen.recover, later: no second latch
+    assert s.fault.reason == 'heater-runaway' and again.reason == 'heater-runaway'
+    assert [f.reason for f in s.later] == ['lid-open']
+    assert saved[-1]['fault']['reason'] == 'heater-runaway'
+    assert [f['reason'] for f in saved[-1]['later']] == ['lid-open']
+    assert s.clearance() == safety.AT_MACHINE
+
+
+def test_reset_button_already_down_when_watched_arms_nothing():
+    """A stuck button or a short to ground at start must not arm a reset by itself on
+    every restart: it has to be let go and held again."""
+    class Input:
+        is_active = True
+        when_activated = when_deactivated = None
+    b, device = safety.ResetButton(), Input()
+    b.watch(device, lambda: 10.0)
+    assert not b.held() and b.armed_hold(20.0) is None
+    device.when_deactivated()
+    assert b.armed_hold(20.0) is None
+    b.pressed(30.0)
+    b.released(32.5)
+    assert b.armed_hold(33.0) == (30.0, 32.0)
+
+
+def test_reset_button_hold_reports_when_it_began_as_well_as_when_it_armed():
+    b = safety.ResetButton()
+    b.pressed(10.0)
+    assert b.armed_hold(12.5) == (10.0, 12.0), 'still held'
+    b.released(13.0)
+    assert b.armed_hold(20.0) == (10.0, 12.0)
+    assert b.armed_hold(140.0) is None

@@ -106,3 +106,18 @@ def test_machine_pins_are_each_used_once():
     pins = [p.pin for p in BOARD.gpio]
     assert len(pins) == len(set(pins)), sorted(pins)
     assert not {2, 3} & set(pins), 'GPIO2/3 are the I2C bus'
+
+
+def test_machine_all_off_switches_the_rest_off_when_one_output_fails(pin_factory, world):
+    with Machine(pin_factory=pin_factory) as m:
+        m.press.start_closing()
+        m.conveyor.run()
+        m.chiller.on()
+
+        def fails():
+            raise OSError('the heater line cannot be written')
+        m.heater.off = fails
+        with pytest.raises(OSError, match='heater line'):
+            m.all_off()
+        assert not m.press.is_moving and not m.conveyor.is_running and not m.chiller.is_active
+        del m.heater.off
