@@ -107,9 +107,13 @@ def configure(identifier, release=None, env=os.environ, path=JOURNAL_SOCKET, lev
         handler = _stderr_handler(SyslogPrefixFormatter(_PLAIN))
     else:
         handler = _stderr_handler(logging.Formatter(_PLAIN))
+    handler.jafflr_journal = True
     root = logging.getLogger()
+    # Replace only what an earlier configure() installed: a handler someone else added
+    # (pytest's log capture, an embedding program) stays.
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if getattr(old, 'jafflr_journal', False):
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
     return handler

@@ -67,8 +67,8 @@ def test_journal_a_latched_fault_is_priority_err_with_its_reason(logged):
     Shutdown().trip('plate-over-temperature', 'plate at 262 C (limit 260 C)', 1.0)
     fields = receive()
     assert fields['PRIORITY'] == '3' and fields['FAULT_REASON'] == 'plate-over-temperature'
-    assert fields['MESSAGE'] == ('heater shutdown: plate-over-temperature: plate at 262 C '
-                                 '(limit 260 C)')
+    assert fields['MESSAGE'].startswith('heater shutdown: plate-over-temperature: plate at '
+                                        '262 C (limit 260 C) (')       # then what tripped it
     assert fields['SYSLOG_IDENTIFIER'] == 'jafflr' and fields['RELEASE'] == 'R7'
     assert fields['LOGGER'] == 'firmware.safety' and fields['CODE_FILE'].endswith('safety.py')
 
@@ -124,6 +124,8 @@ def test_journal_configure_picks_the_output_for_where_it_runs(tmp_path):
         prefixed = journal.configure('jafflr', env={'JOURNAL_STREAM': '8:1'},
                                      path=str(tmp_path / 'none'))
         assert isinstance(prefixed.formatter, journal.SyslogPrefixFormatter)
-        assert root.handlers == [prefixed]
+        ours = [h for h in root.handlers if getattr(h, 'jafflr_journal', False)]
+        assert ours == [prefixed], 'each configure replaces the one before'
+        assert all(h in root.handlers for h in saved[0]), "others' handlers stay"
     finally:
         root.handlers[:], root.level = saved[0], saved[1]

@@ -58,7 +58,7 @@ def test_check_safety_passes_a_healthy_machine_in_process(platform, world):
 
 
 def test_check_safety_refuses_an_input_that_never_changes(platform, world):
-    steps = SafetyCheck(platform, Hands(world, acts_on={'estop_ok'}),
+    steps = SafetyCheck(platform, Hands(world, acts_on={'estop_ok', 'reset_button'}),
                         out=lambda *a, **k: None).run()
     failed = {s.part: s.result for s in steps if s.failed}
     assert set(failed) == {'lid_closed'}
@@ -66,16 +66,8 @@ def test_check_safety_refuses_an_input_that_never_changes(platform, world):
     assert 'GPIO7' in failed['lid_closed']
 
 
-def test_check_safety_handles_the_reset_button_by_name(platform, world):
-    """A board with a reset button (branch safe adds it): pressed and released, checked."""
-    from dataclasses import replace
-    from hardware.board import GpioPart
-    button = GpioPart('reset_button', 10, 'in', active_high=False, pull='up',
-                      note='test: a push button to ground')
-    board = replace(BOARD, gpio=(*BOARD.gpio, button))
-    world._by_name['reset_button'] = button        # the world wires the new line
-    world.hand('reset_button', False)
-    steps = SafetyCheck(platform, Hands(world), board=board, out=lambda *a, **k: None).run()
+def test_check_safety_presses_and_releases_the_reset_button(platform, world):
+    steps = SafetyCheck(platform, Hands(world), out=lambda *a, **k: None).run()
     row = [s for s in steps if s.part == 'reset_button']
     assert row and row[0].result == 'OK', steps
 

@@ -50,15 +50,16 @@ def test_drawings_every_gpio_part_is_on_the_harness_with_its_header_pin():
 
 
 def test_drawings_a_part_added_to_the_board_changes_the_drawings():
-    """A new input (the reset button, say) lands on its connector; a changed pin shows."""
-    board = dataclasses.replace(BOARD, gpio=(*BOARD.gpio, GpioPart('reset_button', 10, 'in',
+    """A new input (a door switch, say) lands on its connector; a changed pin shows."""
+    board = dataclasses.replace(BOARD, gpio=(*BOARD.gpio, GpioPart('door_switch', 11, 'in',
                                                                   active_high=False, pull='up')))
-    assert 'GPIO10 reset_button' in drawings.harness_yaml(board)
+    assert 'GPIO11 door_switch' in drawings.harness_yaml(board)
+    assert 'GPIO10 reset_button' in drawings.harness_yaml()
     assert drawings.harness_yaml(board) != drawings.harness_yaml()
     moved = dataclasses.replace(BOARD, gpio=tuple(
-        dataclasses.replace(p, pin=11) if p.name == 'heater_feedback' else p for p in BOARD.gpio))
-    assert 'GPIO11 heater_feedback' in drawings.chain_source(moved)
-    assert 'GPIO11 heater_feedback' in ' '.join(svg_text(drawings.chain_schematic(moved)))
+        dataclasses.replace(p, pin=14) if p.name == 'heater_feedback' else p for p in BOARD.gpio))
+    assert 'GPIO14 heater_feedback' in drawings.chain_source(moved)
+    assert 'GPIO14 heater_feedback' in ' '.join(svg_text(drawings.chain_schematic(moved)))
 
 
 def test_drawings_an_unknown_part_is_drawn_not_dropped():
