@@ -223,3 +223,27 @@ def test_jafflr_release_soak_passes_while_ready_and_fails_on_a_restart(tool, tmp
         server.server_close()
     rc, out = _run(tool, tmp_path, 'soak', '--seconds', '5', '--url', url, capsys=capsys)
     assert rc == 1 and not out['soaked']
+
+
+def test_jafflr_release_restored_snapshot_keeps_the_drain_that_preceded_it(tool, tmp_path, capsys):
+    """The snapshot was taken while jafflr ran (no clean-stop marker in it); the stop before
+    the restore was a finished drain, so the restored data says so and jafflr is not held
+    as if it had crashed. A drain that did not finish is not carried."""
+    def store(meta):
+        return json.dumps({'meta': {'1': {'next_order': 4, **meta}}, 'orders': {}})
+    for drained, carried in ((True, {'tray': None}), (False, None)):
+        base, state = tmp_path / f'opt{drained}', tmp_path / f'state{drained}'
+        _release_that_refuses(base, 'OLD', 1000)
+        _fake_release(base, 'NEW', 1001)
+        state.mkdir()
+        (state / 'jafflr.json').write_text(store({'clean_stop': None}))
+        tool.stop_services = lambda: None
+        _run(tool, base, 'snapshot', 'NEW', '--state', str(state), capsys=capsys)
+        (state / 'jafflr.json').write_text(store({'clean_stop': {'tray': 't9'} if drained else None}))
+        (state / 'schema-3').write_text('')
+        rc, out = _run(tool, base, 'restore-if-unreadable', 'OLD', '--newer', 'NEW', '--state',
+                       str(state), capsys=capsys)
+        assert rc == 0 and out['restored'] is True
+        meta = json.loads((state / 'jafflr.json').read_text())['meta']['1']
+        assert meta['clean_stop'] == carried and meta['next_order'] == 4
+        assert ('starts held' in out['message']) is (not drained)
