@@ -185,6 +185,12 @@ def measure(profile, calibration, groups):
         result['control_timing'] = timing + [flat_out]
         result['stops'] = stops
         result['throttling'] = {name: cgroup.CpuGroups.stat(path) for name, path in paths.items()}
+        # Did the load trip anything (a stalled control loop latches control-loop-stalled)?
+        with urllib.request.urlopen(status, timeout=10) as answer:
+            final = json.loads(answer.read())
+        result['fault_after'] = final.get('fault') and {
+            k: final['fault'].get(k) for k in ('reason', 'detail')}
+        result['state_after'] = final.get('state')
     result['loadavg_1m_end'] = loadavg()
     result['loaded_machine'] = max(result['loadavg_1m_start'], result['loadavg_1m_end'],
                                    calibration['loadavg_1m']) >= QUIET_LOAD
@@ -218,6 +224,9 @@ def verdicts(r):
          http[('chillybin', 32)]['rps'] >= t['chillybin_rps'],
          f'{http[("chillybin", 32)]["rps"]:.0f} req/s, p99 {http[("chillybin", 32)]["p99_ms"]:.1f} ms'),
         ('no request failed', failed == 0, f'{failed} failed of about {requests}'),
+        ('no fault latched by the load', not r.get('fault_after'),
+         'none' if not r.get('fault_after') else
+         f"{r['fault_after']['reason']}: {r['fault_after']['detail']}"),
     ]
     out += [(f'{name} idle < 40 MB (counted strictly)', mb < t['service_idle_mb'], f'{mb:.1f} MB')
             for name, mb in mem['idle_mb'].items() if name != 'sim']

@@ -79,12 +79,14 @@ def pi_result(**changes):
 def test_pi_verdicts_pass_a_result_that_meets_every_target():
     found = pi.verdicts(pi_result())
     assert all(ok for _, ok, _ in found), [f for f in found if not f[1]]
-    assert len(found) == 9
+    assert len(found) == 10
 
 
 @pytest.mark.parametrize('change, missed', [
     ({'stops': [{'status': 200, 'ms': 300.0, 'reset_status': 200}]}, 'STOP answered'),
     ({'stops': []}, 'STOP answered'),
+    ({'fault_after': {'reason': 'control-loop-stalled', 'detail': 'no tick for 2.1 s'}},
+     'no fault latched'),
     ({'stops': [{'status': 503, 'ms': 10.0, 'reset_status': 200}]}, 'no request failed'),
     ({'http': [{'service': s, 'clients': c, 'rps': 900.0, 'p99_ms': 50.0,
                 'errors': 'connect 0, read 2, write 0, timeout 0'}
