@@ -274,6 +274,7 @@ def main(argv=None):
     for profile in args.profile or list(PROFILES):
         with cgroup.CpuGroups(profile) as groups:
             calibration = calibrate(groups, profile, PROFILES[profile])
+            print(f'-- {profile} calibration: ' + json.dumps(calibration), flush=True)
             result = measure(profile, calibration, groups)
         found = verdicts(result)
         all_ok &= all(ok for _, ok, _ in found)
