@@ -102,17 +102,19 @@ def calibrate(groups, name, speed_over_pi4, steps=CALIBRATION_STEPS):
             'period_us': runs[-1]['period_us']}
 
 
-def post(url, body=None, headers=None, timeout=10):
+def post(url, body=None, headers=None, timeout=10, with_body=False):
     req = urllib.request.Request(url, method='POST', data=json.dumps(body or {}).encode(),
                                  headers={'Content-Type': 'application/json', **(headers or {})})
     started = time.perf_counter()
+    body = None
     try:
         with urllib.request.urlopen(req, timeout=timeout) as answer:
             answer.read()
             status = answer.status
     except urllib.error.HTTPError as e:
-        status = e.code
-    return status, round((time.perf_counter() - started) * 1000, 1)
+        status, body = e.code, e.read().decode(errors='replace')[:500]
+    took = round((time.perf_counter() - started) * 1000, 1)
+    return (status, took, body) if with_body else (status, took)
 
 
 def wrk_failures(result):
@@ -139,9 +141,11 @@ def stops_under_load(stack, presses=3, seconds=15):
             time.sleep(seconds / (presses + 1))
             status, ms = post(stack.url('jafflr', '/v2/stop'), {'by': 'bench.pi'})
             time.sleep(0.3)
-            reset_status, reset_ms = post(stack.url('jafflr', '/v2/reset'), headers=headers)
+            reset_status, reset_ms, refused = post(stack.url('jafflr', '/v2/reset'),
+                                                   headers=headers, with_body=True)
             stopped.append({'status': status, 'ms': ms, 'reset_status': reset_status,
-                            'reset_ms': reset_ms, 'order_status': order(stack)})
+                            'reset_ms': reset_ms, 'reset_refused': refused,
+                            'order_status': order(stack)})
 
     def load():
         thread = threading.Thread(target=presser)
@@ -192,7 +196,11 @@ def measure(profile, calibration, groups):
         with urllib.request.urlopen(status, timeout=10) as answer:
             final = json.loads(answer.read())
         result['fault_after'] = final.get('fault') and {
-            k: final['fault'].get(k) for k in ('reason', 'detail')}
+            k: final['fault'].get(k) for k in ('reason', 'detail', 'by')}
+        result['later_faults_after'] = final.get('later_faults')
+        with urllib.request.urlopen(stack.url('jafflr', '/v2/events?limit=30'),
+                                    timeout=10) as answer:
+            result['events_after'] = json.loads(answer.read()).get('events', [])
         result['state_after'] = final.get('state')
     result['loadavg_1m_end'] = loadavg()
     result['loaded_machine'] = max(result['loadavg_1m_start'], result['loadavg_1m_end'],
