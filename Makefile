@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SPEED ?= 1
 
-.PHONY: run test test-all campaign test-systemd test-aarch64 check check-safety sim clean bench drawings
+.PHONY: run test test-all campaign test-systemd test-aarch64 check check-safety sim clean bench bench-pi drawings
 
 $(VENV)/.runtime: requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -17,7 +17,7 @@ $(VENV)/.runtime: requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-$(VENV)/.test: $(VENV)/.runtime requirements-test.txt
+$(VENV)/.test: $(VENV)/.runtime requirements-test.txt bench/requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
 	touch $@
 
@@ -67,6 +67,13 @@ drawings: $(VENV)/.test
 clean:
 	rm -rf $(VENV) .run .pytest_cache
 
-# Every benchmark; prints a table and writes bench/results/all.json. Needs a quiet machine.
+# Every benchmark; prints a table and writes bench/results/all.json and PNG plots beside it
+# (matplotlib, from bench/requirements.txt via requirements-test.txt). Needs a quiet machine.
 bench: $(VENV)/.deploy
 	$(PY) -m bench
+
+# The figures on a Raspberry Pi's CPU budget (root: cgroup v1 CPU quotas), Pi 4 and Pi 5
+# profiles calibrated first; bench/results/pi-*.json and plots. PROFILE=pi4 runs one.
+PROFILE ?= pi4 pi5
+bench-pi: $(VENV)/.deploy
+	$(PY) -m bench.pi $(foreach p,$(PROFILE),--profile $(p))

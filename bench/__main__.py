@@ -1,6 +1,7 @@
 """Every benchmark, one command: `python -m bench` (or `make bench`).
 
-Prints a table of figures and targets and writes bench/results/all.json. Run it on a
+Prints a table of figures and targets and writes bench/results/all.json and PNG plots
+beside it (bench/plots.py: control quality, control-loop lateness, HTTP). Run it on a
 quiet machine: the HTTP and timing figures are only as good as the CPU they get.
 Exit status 1 when a target is missed.
 """
@@ -49,7 +50,8 @@ def main(argv=None):
             print(f'\n{name}:')
             rows = value if isinstance(value, list) else [value]
             for row in rows:
-                print('  ' + json.dumps(row))
+                print('  ' + json.dumps({k: v for k, v in row.items() if k != 'series'}
+                                        if isinstance(row, dict) else row))
     print('\ntargets:')
     for what, ok, figure in verdicts:
         print(f'  [{"ok" if ok else "MISSED"}] {what}: {figure}')
@@ -57,6 +59,9 @@ def main(argv=None):
     with open(os.path.join(RESULTS, 'all.json'), 'w') as f:
         json.dump({'results': results, 'targets': [
             {'target': w, 'met': ok, 'figure': fig} for w, ok, fig in verdicts]}, f, indent=2)
+    from . import plots
+    for png in plots.write_all(results, RESULTS):
+        print(f'wrote {png}')
     return 0 if all(ok for _, ok, _ in verdicts) else 1
 
 

@@ -48,9 +48,16 @@ class Trace:
         self.reached_at = None
         self.overshoot_c = 0.0
         self.toast = []                  # (time, plate - target) while toasting
+        self.started = rig.now
+        self.series = {'t': [], 'plate_c': [], 'target_c': []}   # once a second, for plots
 
     def sample(self, toasting=False):
         now, error = self.rig.now, self.rig.world.plate.temp_c - self.target_c
+        t = round(now - self.started, 1)
+        if not self.series['t'] or t - self.series['t'][-1] >= 1.0:
+            self.series['t'].append(t)
+            self.series['plate_c'].append(round(self.rig.world.plate.temp_c, 2))
+            self.series['target_c'].append(self.target_c)
         if self.reached_at is None and abs(error) <= BAND_C:
             self.reached_at = now
         if self.reached_at is not None:
@@ -98,6 +105,8 @@ def figures(profile, load_hint, trace, asked, ready, loaded, on_s, sandwich, fau
         'sandwich_c': round(sandwich.temp_c, 1),
         'browning': round(sandwich.browning),
         'fault': None if fault is None else f'{fault.reason}: {fault.detail}',
+        # Plate and target once a second from asking for heat (bench/plots.py draws it).
+        'series': dict(trace.series, loaded_at=round(loaded - trace.started, 1)),
     }
 
 

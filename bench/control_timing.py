@@ -49,6 +49,17 @@ def fraction_within(before, after, edge):
     return (after[edge] - before.get(edge, 0.0)) / total if total else None
 
 
+def histogram(before, after):
+    """[[upper edge in ms (None: +Inf), ticks in that bucket alone], ...] for plotting."""
+    out, previous = [], 0.0
+    for edge in sorted(after):
+        cumulative = after[edge] - before.get(edge, 0.0)
+        out.append([None if edge == float('inf') else round(edge * 1000, 3),
+                    int(cumulative - previous)])
+        previous = cumulative
+    return out
+
+
 def phase(metrics_url, name, load):
     before = scrape(metrics_url)
     extra = load() if load else time.sleep(15)
@@ -56,7 +67,8 @@ def phase(metrics_url, name, load):
     p50, n = quantile(before, after, 0.5)
     p99, _ = quantile(before, after, 0.99)
     return {'phase': name, 'ticks': n, 'p50_ms': round(p50, 2), 'p99_ms': round(p99, 2),
-            'within_10ms': round(fraction_within(before, after, 0.01), 4), 'load': extra}
+            'within_10ms': round(fraction_within(before, after, 0.01), 4), 'load': extra,
+            'histogram': histogram(before, after)}
 
 
 def measure():

@@ -38,10 +38,30 @@ def rss_kb(pid):
     return 0
 
 
+def _join(group, pid=0):
+    """Put pid (0: this process) into a cgroup; run in the child before exec."""
+    with open(os.path.join(group, 'cgroup.procs'), 'w') as f:
+        f.write(str(pid or os.getpid()))
+
+
+def _descendants(pid):
+    try:
+        with open(f'/proc/{pid}/task/{pid}/children') as f:
+            kids = [int(p) for p in f.read().split()]
+    except FileNotFoundError:
+        return []
+    return [p for kid in kids for p in [kid] + _descendants(kid)]
+
+
 class Stack:
     """sim + chillybin + jafflr, each its own process, on free loopback ports."""
 
-    def __init__(self, speed=1.0, state_dir=None, env=None, services=('chillybin', 'jafflr')):
+    def __init__(self, speed=1.0, state_dir=None, env=None, services=('chillybin', 'jafflr'),
+                 cpu_group=None):
+        """`cpu_group(name)`: a cgroup directory (bench/cgroup.py) for the process called
+        name ('chillybin', 'jafflr', 'chillybin-replica'), or None to leave it unconfined.
+        A service is in its group from before it runs (its replica, forked at start,
+        follows, and is then moved to a group of its own); the simulator never is."""
         self.dir = state_dir or tempfile.mkdtemp(prefix='jafflr-bench-')
         self.sock = os.path.join(self.dir, 'sim.sock')
         self.ports = {'chillybin': free_port(), 'jafflr': free_port()}
@@ -51,6 +71,8 @@ class Stack:
         self.procs = {}
         self.speed = speed
         self.services = services
+        self.cpu_group = cpu_group or (lambda name: None)
+        self.groups = {}
 
     def start(self):
         log = open(os.path.join(self.dir, 'stack.log'), 'ab')
@@ -63,10 +85,21 @@ class Stack:
                 raise TimeoutError('the simulator did not start')
             time.sleep(0.02)
         for name in self.services:
+            group = self.cpu_group(name)
             self.procs[name] = subprocess.Popen(
                 [sys.executable, '-m', f'api.{name}', '--port', str(self.ports[name])],
-                cwd=ROOT, env=self.env, stdout=log, stderr=log)
+                cwd=ROOT, env=self.env, stdout=log, stderr=log,
+                preexec_fn=(lambda g=group: _join(g)) if group else None)
+            if group:
+                self.groups[name] = group
             wait_http(self.ports[name])
+            if group:
+                for i, pid in enumerate(_descendants(self.procs[name].pid)):
+                    label = f'{name}-replica' if i == 0 else f'{name}-{i + 1}'
+                    own = self.cpu_group(label)
+                    if own:
+                        _join(own, pid)
+                        self.groups[label] = own
         return self
 
     def url(self, service, path='/'):

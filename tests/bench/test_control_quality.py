@@ -12,6 +12,11 @@ def test_control_quality_light_profile_meets_the_targets():
     assert result['overshoot_c'] <= 5.0 and result['in_band_pct'] >= 95.0
     assert 150 <= result['cold_to_band_s'] <= 240          # 21 C to 177 C at ~1 C/s
     assert result['dip_c'] > -3.0 and result['browning'] > 0
+    series = result['series']                              # for bench/plots.py
+    assert series['t'][0] <= 0.2 and series['plate_c'][0] < 25
+    assert len(series['t']) == len(series['plate_c']) == len(series['target_c'])
+    assert max(series['plate_c']) > 170 and set(series['target_c']) == {result['target_c']}
+    assert series['t'][-1] >= series['loaded_at'] + result['toast_s'] - 1
 
 
 def test_control_quality_a_missed_target_fails_the_run(monkeypatch, tmp_path, capsys):
