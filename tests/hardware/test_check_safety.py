@@ -2,10 +2,8 @@
 machine and fails each wiring fault with a message that says what to look at. In process
 (fake clock) for a person who does not act; as processes, as a builder would run it."""
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -80,20 +78,6 @@ def test_check_safety_yes_is_refused_on_a_machine():
 
 
 # -- as processes, against a simulator process ---------------------------------------------
-@pytest.fixture
-def sim(tmp_path):
-    sock = str(tmp_path / 'sim.sock')
-    proc = subprocess.Popen([sys.executable, '-m', 'hardware.sim', '--socket', sock, 'serve',
-                             '--speed', '10'], cwd=ROOT, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while not os.path.exists(sock):
-        assert proc.poll() is None and time.monotonic() < deadline, 'simulator did not start'
-        time.sleep(0.02)
-    yield sock
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=10) == 0
-
-
 def check_safety(sock, fault=None):
     if fault is not None:
         subprocess.run([sys.executable, '-m', 'hardware.sim', '--socket', sock, 'fault', fault,

@@ -14,7 +14,7 @@ from hardware.errors import SimulatorUnavailable
 from hardware.platform import open_platform
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SPEED = 10
+from .conftest import SIM_SPEED as SPEED      # the speed the `sim` fixture runs at
 
 
 def _cli(sock, *args):
@@ -29,20 +29,6 @@ def beat_for(machine, clock, seconds):
     while clock.monotonic() < end:
         machine.heater.beat()
         clock.sleep(0.1)
-
-
-@pytest.fixture
-def sim(tmp_path):
-    sock = str(tmp_path / 'sim.sock')
-    proc = subprocess.Popen([sys.executable, '-m', 'hardware.sim', '--socket', sock, 'serve',
-                             '--speed', str(SPEED)], cwd=ROOT, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while not os.path.exists(sock):
-        assert proc.poll() is None and time.monotonic() < deadline, 'simulator did not start'
-        time.sleep(0.02)
-    yield sock
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=10) == 0
 
 
 def test_sim_process_status_and_fault_from_a_shell(sim):
