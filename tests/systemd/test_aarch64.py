@@ -36,13 +36,19 @@ def _emulation():
     return None
 
 
-@pytest.fixture(scope='module')
-def arm_host(tmp_path_factory):
+def _only_when_asked_and_able():
+    """Skip unless `make test-aarch64` asked for the proof; when it did and this host
+    cannot run it, skip and say why (fail under CI)."""
     if os.environ.get('JAFFLR_AARCH64') != '1':
         pytest.skip('the aarch64 proof runs with `make test-aarch64` (JAFFLR_AARCH64=1)')
     why = _why_not() or _emulation()
     if why:
         pytest.fail(why) if os.environ.get('CI') else pytest.skip(why)
+
+
+@pytest.fixture(scope='module')
+def arm_host(tmp_path_factory):
+    _only_when_asked_and_able()
     started = time.monotonic()
     h = Host(tmp_path_factory.mktemp('aarch64'), log=print, arch='arm64', extra_vars="""\
         jafflr_sim_speed: 1
@@ -102,11 +108,7 @@ def test_aarch64_release_installs_offline_from_the_wheelhouse_and_serves(tmp_pat
     """No boot, no fixed port: the arm64 tree run with systemd-nspawn --pipe on a throwaway
     overlay; the on-Pi tool installs the release from the aarch64 wheelhouse (no index,
     hashes required) on bookworm's own Python 3.11.2, and the services answer."""
-    if os.environ.get('JAFFLR_AARCH64') != '1':
-        pytest.skip('the aarch64 proof runs with `make test-aarch64` (JAFFLR_AARCH64=1)')
-    why = _why_not() or _emulation()
-    if why:
-        pytest.fail(why) if os.environ.get('CI') else pytest.skip(why)
+    _only_when_asked_and_able()
     from deploy.build_release import build
     from deploy.build_wheelhouse import build as build_wheels
     from .container import rootfs
