@@ -88,16 +88,20 @@ class ChainMonitor:
         self._read_error = None
         self.amps = None
 
-    def __call__(self, now, commanded_on):
-        return self.check(now, commanded_on)
+    def __call__(self, now, commanded_on, edge_at=None):
+        return self.check(now, commanded_on, edge_at)
 
-    def check(self, now, commanded_on):
-        """One tick. `commanded_on`: the heater pin over the interval ending `now`."""
+    def check(self, now, commanded_on, edge_at=None):
+        """One tick. `commanded_on`: the heater pin over the interval ending `now`.
+        `edge_at`: when the pin changed, if not at the last tick (a trip in another thread
+        dropped it mid-interval, at a moment the loop cannot know: pass `now`, so the
+        current still decaying from that edge is not taken for a welded relay)."""
         commanded_on = bool(commanded_on)
         gap = None if self._last_now is None else now - self._last_now
         in_time = gap is not None and gap < self.cfg.hold_s   # the monostable held throughout
         if commanded_on != self._last_cmd:
-            since = self._last_now if self._last_now is not None else now
+            since = edge_at if edge_at is not None else \
+                self._last_now if self._last_now is not None else now
             if commanded_on:
                 self._on_since = since
             else:

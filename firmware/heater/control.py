@@ -51,8 +51,9 @@ class PlateController:
     controller    the algorithm's name in pid.CONTROLLERS
     interlocks    () -> [(reason, detail), ...] active now (lid open, e-stop pressed)
     on_tick       on_tick(now) at the end of every tick (watchdog, dead-man)
-    chain         chain(now, commanded_on) -> [(reason, detail), ...]: the safety chain's
-                  read-backs against the heater command over the interval just ended
+    chain         chain(now, commanded_on, edge_at) -> [(reason, detail), ...]: the safety
+                  chain's read-backs against the heater command over the interval just ended
+                  (edge_at: `now` when another thread dropped the pin mid-interval, else None)
                   (firmware.chain.ChainMonitor)
     open_errors   exception types from read_plate_c that mean an open probe
     stale_errors  exception types from read_plate_c that mean no new conversion yet
@@ -85,7 +86,7 @@ class PlateController:
         self._shutdown = shutdown
         self._interlocks = interlocks or (lambda: ())
         self._on_tick = on_tick
-        self._chain = chain or (lambda now, commanded_on: ())
+        self._chain = chain or (lambda now, commanded_on, edge_at=None: ())
         self._open_errors = tuple(open_errors)
         self._stale_errors = tuple(stale_errors)
         self._fresh_at = None         # `now` of the last new conversion (or the first tick)
@@ -239,8 +240,10 @@ class PlateController:
         temp_c = self._read(now)
         for reason, detail in self._interlocks():
             self._shutdown.trip(reason, detail, now)
-        # What the pin really was: a trip in another thread may have dropped it mid-interval.
-        for reason, detail in self._chain(now, was_on and self._heater.is_on):
+        # What the pin really was: a trip in another thread may have dropped it mid-interval,
+        # at a moment this loop cannot know; the chain then counts the "off" from now.
+        dropped = was_on and not self._heater.is_on
+        for reason, detail in self._chain(now, was_on and not dropped, now if dropped else None):
             self._shutdown.trip(reason, detail, now)
         self._follow_shutdown()
         if temp_c is not None:

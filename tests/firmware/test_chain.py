@@ -86,6 +86,40 @@ def test_chain_monitor_a_late_tick_is_not_a_feedback_fault():
         assert mon.check(t, True) == []
 
 
+def test_chain_monitor_a_stop_mid_interval_is_not_a_welded_relay():
+    """STOP (another thread) drops the pin just before a late tick: the current is still
+    decaying from that edge. Counted from the last tick it looked welded (CI, under load);
+    counted from the tick that first sees the pin off (edge_at), it is not."""
+    def run(edge_at_drop):
+        lines = Lines()
+        mon = lines.monitor()
+        lines.driven, lines.amps = True, 7.8
+        for k in range(5):
+            assert mon.check(k * 0.1, True) == []
+        lines.driven = False                      # dropped just before the late tick at 0.85
+        found = mon.check(0.85, False, 0.85 if edge_at_drop else None)
+        lines.amps = 1.4                          # 0.08 s on, still decaying (tau 47 ms)
+        found += mon.check(0.93, False)
+        lines.amps = 0.3
+        return found + mon.check(1.03, False)
+    assert [r for r, _ in run(False)] == ['heater-current-while-off']   # the old, false fault
+    assert run(True) == []
+
+
+def test_chain_monitor_a_relay_welded_after_a_stop_is_still_seen():
+    lines = Lines()
+    mon = lines.monitor()
+    lines.driven, lines.amps = True, 7.8
+    mon.check(0.0, True)
+    lines.driven = False                          # dropped, but the element keeps drawing
+    found = mon.check(0.1, False, 0.1)
+    t = 0.1
+    while not found:
+        t += 0.1
+        found = mon.check(t, False)
+    assert found[0][0] == 'heater-current-while-off' and t - 0.1 <= 0.5, t
+
+
 def test_chain_monitor_unreadable_current_is_a_fault_not_zero():
     lines = Lines()
     mon = lines.monitor()
@@ -134,6 +168,23 @@ def test_chain_no_false_faults_from_cold_to_hold_and_off(rig):
     rig.plate.off(rig.now)
     rig.run(60)
     assert not rig.shutdown.latched and rig.shutdown.later == []
+
+
+def test_chain_a_stop_between_late_ticks_is_not_taken_for_a_welded_relay(rig):
+    """The heater at full power, the loop a third of a second late, and STOP from an HTTP
+    thread drops the pin just before the late tick (as the service's first shutdown
+    listener does): only "stopped" latches, not the current still decaying from the edge."""
+    rig.plate.set_target(200.0, rig.now)
+    rig.run(1.0)
+    assert rig.machine.heater.is_on
+    rig.clock.advance(0.33)
+    rig.shutdown.trip('stopped', 'stop pressed (the test)', rig.now)
+    rig.machine.heater.off()
+    rig.clock.advance(0.002)
+    rig.plate.tick(rig.now)                       # the late tick sees the pin off ...
+    rig.clock.advance(0.05)                       # ... and the loop catches up
+    rig.run(0.5)
+    assert rig.shutdown.fault.reason == 'stopped' and rig.shutdown.later == []
 
 
 def test_chain_welded_ssr_seen_within_2_s_of_off(rig, world):
