@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 
-from api.simkitchen import SimKitchen
+from inprocess import InProcessMachine
 from firmware.heater.profiles import profile
 
 OPEN_S = CLOSE_S = 4.0     # press travel (hardware/sim/physics.Press.travel_s)
@@ -23,7 +23,7 @@ TARGET = 0.90
 
 def measure(doneness='medium', toasties=12, seed=1):
     with tempfile.TemporaryDirectory() as state:
-        k = SimKitchen(state, seed=seed, units=60)
+        k = InProcessMachine(state, seed=seed, units=60)
         k.run(1.0)
         deliveries = []
         orders = []

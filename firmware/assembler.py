@@ -17,7 +17,6 @@ latches with "check the tray", even when the unit did fall. docs/architecture.md
 "Faults in the middle of a drop", lists this boundary for every fault.
 """
 import logging
-import threading
 
 from .config import checked
 from .errors import RefusedError, SensorFault, Unavailable, Unsupported
@@ -44,9 +43,10 @@ class Assembler:
         'confirm_timeout_s': (10.0, 1.0, 60.0),
     }
 
-    def __init__(self, book, stock, dispensers, flags, shutdown, events, config=None):
+    def __init__(self, book, stock, dispensers, flags, shutdown, events, tray, config=None):
         """`stock`: the chillybin client; `dispensers`: slot -> device with on()/off();
-        `events(kind, **fields)` records what happened."""
+        `events(kind, **fields)` records what happened; `tray`: the Tray it hands the
+        assembled toastie to the press on."""
         self.cfg = checked(config or {}, self.SPEC, 'Assembler')
         self.book = book
         self.stock = stock
@@ -54,15 +54,11 @@ class Assembler:
         self.flags = flags
         self.shutdown = shutdown
         self.events = events
+        self.tray = tray
         self.order = None          # being assembled
-        self.tray = None           # assembled, waiting for the press
-        self.paused = False
+        self._paused = False
         self.halted = False        # after a fault, until reset
         self.to_cancel = []        # (order, reservation, not before): held, to give back
-        # False while the tray is being cleared (the Kitchen asks the press station): a
-        # unit dropped then would land on what is being cleared away.
-        self.tray_ready = lambda: True
-        self.tray_lock = threading.RLock()     # the press station's (see Kitchen)
         self._reset_work()
 
     def _reset_work(self):
@@ -80,6 +76,20 @@ class Assembler:
     def busy(self):
         return self.order is not None
 
+    @property
+    def paused(self):
+        """No new toastie starts (what is on the tray or being built finishes)."""
+        return self._paused
+
+    def set_paused(self, paused):
+        self._paused = bool(paused)
+
+    def snapshot(self):
+        """(being assembled, waiting on the tray), read together under the tray's lock:
+        a toastie moves from one to the other, and to the press, only under it."""
+        with self.tray.lock:
+            return self.order, self.tray.waiting
+
     # -- the loop --------------------------------------------------------------------------
     def tick(self, now, wall):
         self._cancel_leftovers(now)
@@ -91,9 +101,9 @@ class Assembler:
             return
         if self.order is None:
             # A reservation not yet given back would be booked the next toastie's drops.
-            if self.tray is None and not self.paused and not self.to_cancel:
-                with self.tray_lock:    # the press cannot start the conveyor meanwhile
-                    if self.tray_ready():
+            if not self._paused and not self.to_cancel:
+                with self.tray.lock:    # the press cannot start the conveyor meanwhile
+                    if self.tray.free_to_build():
                         self._start(now, wall)
             return
         try:
@@ -249,7 +259,9 @@ class Assembler:
         self.book.note_stock(order, taken=order.needs())
         self.book.move(order, 'assembled', 'waiting for the press', wall)
         self.events('order', order=order.id, detail='assembled; waiting for the press')
-        self.tray, self.order = order, None
+        with self.tray.lock:
+            self.tray.put(order)
+            self.order = None
         self._reset_work()
 
     # -- when things go wrong ------------------------------------------------------------------
@@ -265,7 +277,8 @@ class Assembler:
         self.book.note_stock(order, dropped=on_tray, **self._give_back(now, in_flight))
         self.book.fail(order, kind, detail, wall, kind=kind)
         self.events('order-failed', order=order.id, reason=kind, detail=detail)
-        self.order = None
+        with self.tray.lock:
+            self.order = None
         self._reset_work()
         if latch:
             self.shutdown.trip(kind, detail, now, wall)
@@ -337,10 +350,10 @@ class Assembler:
             self._fail(reason, detail, wall, now,
                        in_flight=self.phase in ('running', 'await-drop'))
         self._stop_dispenser()
-        if self.tray is not None:
-            self.book.fail(self.tray, reason, f'waiting on the tray when the machine stopped: '
+        waiting = self.tray.discard()
+        if waiting is not None:
+            self.book.fail(waiting, reason, f'waiting on the tray when the machine stopped: '
                            f'{detail}', wall)
-            self.tray = None
         self.halted = True
 
     def resume(self):

@@ -68,10 +68,13 @@ class DeadMan:
 
     def _watch(self):
         while not self._stop.is_set():
-            self._check(self._clock.monotonic())
+            self.check(self._clock.monotonic())
             self._clock.wait(self._stop, self.poll_s)
 
-    def _check(self, now):
+    def check(self, now):
+        """Call on_stall() if the loop has not refreshed for timeout_s at `now`. The
+        thread does this every poll_s; a caller that runs the loop itself, in turn with
+        everything else on one thread (the in-process machine), calls it instead."""
         with self._lock:
             stalled = not self._fired and now - self._last >= self.timeout_s
             if stalled:

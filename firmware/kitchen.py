@@ -11,6 +11,7 @@ latches too, so nothing heats or moves until a person has looked (see CLEARED_BY
 """
 import logging
 import threading
+from collections import namedtuple
 
 from .errors import (BayLocked, InvalidRequest, NotEnoughStock, ResetRefused, SensorFault,
                      Unavailable)
@@ -27,6 +28,10 @@ COLD_PLATE_C = 20.0
 # A paused machine still finishes what it holds: the toastie in the press and the one on
 # the tray (assembled, or being assembled; a new assembly starts only on an empty tray).
 TOASTIES_HELD = 2
+
+
+# One consistent reading of the line, taken under the tray's lock (Kitchen._line).
+_Line = namedtuple('_Line', 'in_press loading toast_ends waiting assembling busy')
 
 
 def drain_bound_s(profiles=None):
@@ -59,14 +64,15 @@ def check_toastie(ingredients, doneness):
 
 
 class Kitchen:
-    def __init__(self, book, store, controller, shutdown, assembler, press, stock, events, all_off,
-                 reset_button=None):
+    def __init__(self, book, store, controller, shutdown, assembler, press, tray, stock, events,
+                 all_off, reset_button=None):
         self.book = book
         self.store = store
         self.controller = controller
         self.shutdown = shutdown
         self.assembler = assembler
         self.press = press
+        self.tray = tray
         self.stock = stock
         self.events = events
         self.all_off = all_off
@@ -76,10 +82,8 @@ class Kitchen:
         # both be promised the last two slices.
         self._taking = threading.Lock()
         meta = store.meta()
-        self.assembler.paused = bool(meta.get('paused'))
+        self.assembler.set_paused(bool(meta.get('paused')))
         self.pause_expires = meta.get('pause_expires') if self.assembler.paused else None
-        self.assembler.tray_ready = lambda: not press.tray_busy
-        self.assembler.tray_lock = press.tray_lock
         self._resetting = threading.Lock()
         # In the tripping thread: outputs off at once, before the fault is saved; the
         # stations fail their orders on their own next tick (network calls stay on the
@@ -228,7 +232,7 @@ class Kitchen:
         """Pause (no new toastie starts; what the machine holds finishes) or resume.
         `expires` (wall seconds) ends a pause by itself, so a deploy that dies half way
         cannot leave the machine paused for good; it is stored, and honoured after a restart."""
-        self.assembler.paused = paused
+        self.assembler.set_paused(paused)
         self.pause_expires = expires if paused else None
         self.store.set_meta(paused=paused, pause_expires=self.pause_expires)
         until = f' until wall {expires:.0f}' if self.pause_expires is not None else ''
@@ -240,7 +244,7 @@ class Kitchen:
                 and wall >= self.pause_expires):
             return False
         expired = self.pause_expires
-        self.assembler.paused = False
+        self.assembler.set_paused(False)
         self.pause_expires = None
         self.store.set_meta(paused=False, pause_expires=None)
         self.events('queue', detail=f'resumed: the pause expired at wall {expired:.0f} '
@@ -252,12 +256,13 @@ class Kitchen:
     def begin_drain(self):
         """SIGTERM: take no new orders, start no new assembly, load nothing new."""
         self.draining = True
-        self.assembler.paused = True
+        self.assembler.set_paused(True)
         self.press.accepting = False
 
     def drained(self):
         """True when no toastie is being assembled or is in the press."""
-        return self.assembler.order is None and not self.press.busy
+        assembling, _ = self.assembler.snapshot()
+        return assembling is None and not self.press.busy
 
     def fail_unfinished_press(self, now, wall, waited_s):
         if not self.drained():
@@ -269,7 +274,7 @@ class Kitchen:
         It records what is on the tray so that start can carry on with it; with a fault
         latched (a drain that had to stop a toastie half way, or a machine that was
         stopped already) the fault is saved and comes back, and the tray is not kept."""
-        tray = None if self.shutdown.latched else self.assembler.tray
+        tray = None if self.shutdown.latched else self.tray.waiting
         self.store.set_meta(clean_stop={'tray': tray.id if tray else None})
 
     def recover(self, now, wall):
@@ -291,7 +296,7 @@ class Kitchen:
             if order.state == QUEUED:
                 continue
             if order.state == ASSEMBLED and (clean or {}).get('tray') == order.id:
-                self.assembler.tray = order
+                self.tray.put(order)
                 continue
             where = {ASSEMBLING: 'being assembled', ASSEMBLED: 'on the tray',
                      TOASTING: 'in the press'}.get(order.state, order.state)
@@ -325,24 +330,32 @@ class Kitchen:
             else 'idle'
 
     # -- what the machine is doing -----------------------------------------------------------------
-    def state(self, now):
+    def _line(self):
+        """Where each toastie in the machine is, read in one go under the tray's lock."""
+        with self.tray.lock:
+            in_press, loading, toast_ends = self.press.snapshot()
+            assembling, waiting = self.assembler.snapshot()
+            return _Line(in_press, loading, toast_ends, waiting, assembling, self.press.busy)
+
+    def state(self, now, line=None):
+        line = line or self._line()
         if self.shutdown.latched:
             return 'faulted'
         if self.draining:
             return 'stopping'
-        if self.press.in_press is not None or self.press.loading is not None:
+        if line.in_press is not None or line.loading is not None:
             return 'toasting'
-        if self.assembler.order is not None:
+        if line.assembling is not None:
             return 'assembling'
         plate = self.controller.status()
-        if self.assembler.tray is not None or (plate['target_c'] and not plate['at_target']
-                                               and plate['phase'] == 'heating'):
+        if line.waiting is not None or (plate['target_c'] and not plate['at_target']
+                                        and plate['phase'] == 'heating'):
             return 'preheating'
         return 'paused' if self.assembler.paused else 'available'
 
     @property
     def busy(self):
-        return self.assembler.order is not None or self.assembler.tray is not None or self.press.busy
+        return self._line().busy
 
     def queue_wait_s(self):
         """Roughly how long until the queue has room again: one toastie's cycle."""
@@ -355,14 +368,15 @@ class Kitchen:
         plate = self.controller.status()
         temp = plate['temp_c'] or 20.0
         free_at = wall
-        in_press = self.press.in_press
-        if in_press is not None and self.press.toast_ends is not None:
-            free_at = wall + max(0.0, self.press.toast_ends - now) + OPEN_S
+        line = self._line()
+        in_press = line.in_press
+        if in_press is not None and line.toast_ends is not None:
+            free_at = wall + max(0.0, line.toast_ends - now) + OPEN_S
         ready = {}
         if in_press is not None:
             ready[in_press.id] = free_at + EJECT_S
-        line = [o for o in (self.press.loading, self.assembler.tray, self.assembler.order) if o]
-        for order in line + self.book.queued():
+        ahead = [o for o in (line.loading, line.waiting, line.assembling) if o]
+        for order in ahead + self.book.queued():
             p = profile(order.doneness)
             gap = p.plate_c - temp
             preheat = gap / HEAT_RATE_C_S if gap > 3 else (-gap / COOL_RATE_C_S if gap < -3 else 0)
@@ -376,9 +390,10 @@ class Kitchen:
         plate = self.controller.status()
         fault = self.shutdown.fault
         queued = self.book.queued()
+        line = self._line()
         return {
-            'state': self.state(now),
-            'busy': self.busy,
+            'state': self.state(now, line),
+            'busy': line.busy,
             'paused': self.assembler.paused,
             'pause_expires': self.pause_expires,
             'plate': plate,
@@ -387,9 +402,9 @@ class Kitchen:
             'reset': self.reset_status(now),
             'queue': {'length': len(queued), 'max': self.book.max_queue,
                       'orders': [o.id for o in queued]},
-            'press': self.press.in_press.id if self.press.in_press else None,
-            'tray': self.assembler.tray.id if self.assembler.tray else None,
-            'assembling': self.assembler.order.id if self.assembler.order else None,
+            'press': line.in_press.id if line.in_press else None,
+            'tray': line.waiting.id if line.waiting else None,
+            'assembling': line.assembling.id if line.assembling else None,
         }
 
     def active_orders(self):

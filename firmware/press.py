@@ -7,8 +7,8 @@ and the press is closed again 11 s after it opened (open 4 s, index 3 s, close 4
 
 Because every index moves everything on the belt, the conveyor never runs while the
 assembler is building a toastie on the tray (the toasted one waits in the open press a
-few seconds), and the assembler starts nothing while the conveyor may run (see
-`tray_busy`). A loaded toastie whose plate temperature differs from the last one's waits
+few seconds), and the assembler starts nothing while the conveyor may run (the press `claim`s the Tray,
+firmware/tray.py). A loaded toastie whose plate temperature differs from the last one's waits
 in the open press for the plate before the press closes.
 
 It also decides the plate's target: the profile of the next toastie to go in, standby
@@ -18,7 +18,6 @@ Every motion has a deadline; a motion that does not finish is a machine fault an
 latches through the one shutdown. No network I/O happens here.
 """
 import logging
-import threading
 
 from .config import checked
 from .errors import HeaterFaulted
@@ -40,10 +39,10 @@ class PressStation:
         'heater_margin_s': (120.0, 0.0, 3600.0),  # heater-on budget beyond the toasting time
     }
 
-    def __init__(self, press, conveyor, controller, book, shutdown, events, config=None):
+    def __init__(self, press, conveyor, controller, book, shutdown, events, tray, config=None):
         """`press`: start_closing/start_opening/stop/is_open/is_closed; `conveyor`:
         run/stop/marks_reached (index marks come to, counted on the eye's edge);
-        `controller`: the PlateController."""
+        `controller`: the PlateController; `tray`: the Tray the assembler leaves toasties on."""
         self.cfg = checked(config or {}, self.SPEC, 'PressStation')
         self.press = press
         self.conveyor = conveyor
@@ -61,10 +60,11 @@ class PressStation:
         self.halted = False
         self.toast_ends = None
         self.accepting = True       # False while the service drains: finish, load nothing new
-        # Held while deciding to move the tray, and by the assembler while deciding to drop
-        # onto it: the two stations run on their own threads, and a toastie started while
-        # the conveyor starts would be dropped onto a moving tray, half of it into the press.
-        self.tray_lock = threading.RLock()
+        # The tray's lock is held while deciding to move the belt, and by the assembler while
+        # deciding to drop onto it: a toastie started while the conveyor starts would be
+        # dropped onto a moving tray, half of it into the press. The belt is claimed on the
+        # tray from that decision until it has stopped (indexing, or clearing the machine).
+        self.tray = tray
 
     # -- what the rest of the machine sees -------------------------------------------------------
     @property
@@ -72,13 +72,14 @@ class PressStation:
         return self.phase in ('clearing', 'clearing-open')
 
     @property
-    def tray_busy(self):
-        """The conveyor is running or about to: nothing may be dropped on the tray."""
-        return self.clearing or self.phase == 'indexing'
-
-    @property
     def busy(self):
         return self.in_press is not None or self.loading is not None or self.clearing
+
+    def snapshot(self):
+        """(in the press, being loaded, when the toasting ends), read together under the
+        tray's lock: a toastie moves between them only under it."""
+        with self.tray.lock:
+            return self.in_press, self.loading, self.toast_ends
 
     def next_target(self, tray, assembling, queued):
         """The plate temperature the next toastie needs, or None for standby."""
@@ -99,7 +100,8 @@ class PressStation:
         getattr(self, f'_{self.phase.replace("-", "_")}')(now, wall, assembler)
 
     def _steer_plate(self, now, assembler, queued):
-        target = self.next_target(assembler.tray, assembler.order, queued)
+        assembling, waiting = assembler.snapshot()
+        target = self.next_target(waiting, assembling, queued)
         try:
             if target is None:
                 if self.controller.status()['phase'] in ('heating', 'holding'):
@@ -123,16 +125,17 @@ class PressStation:
         if not self.press.is_open:
             self._move_press(now, closing=False)    # an idle press waits open
             return
-        tray = assembler.tray
+        tray = self.tray.waiting
         if tray is not None and tray.step != 'waiting for the plate' and not self._ready_to_load(now, tray):
             self.book.move(tray, tray.state, 'waiting for the plate', wall)
         if self._ready_to_load(now, tray):
-            with self.tray_lock:
-                self._begin_index(now, wall, assembler)
+            with self.tray.lock:
+                self._begin_index(now, wall)
 
-    def _begin_index(self, now, wall, assembler):
-        """Called holding `tray_lock`."""
-        self.loading, assembler.tray = assembler.tray, None
+    def _begin_index(self, now, wall):
+        """Called holding the tray's lock: claims the belt, takes the waiting toastie."""
+        self.tray.claim()
+        self.loading = self.tray.take()
         if self.loading is not None:
             self.book.move(self.loading, 'toasting', 'loading', wall, expected_s=3.0)
         if self.in_press is not None:
@@ -167,7 +170,9 @@ class PressStation:
             return
         if self.in_press is not None:
             self._deliver(now, wall)
-        self.in_press, self.loading = self.loading, None
+        with self.tray.lock:
+            self.in_press, self.loading = self.loading, None
+            self.tray.release()
         if self.in_press is None:
             self.phase = 'idle'
             return
@@ -222,21 +227,23 @@ class PressStation:
     def _delivering(self, now, wall, assembler):
         """The toasted one leaves by the next index, which also loads whatever is on the
         tray: so not while a toastie is half built there."""
-        with self.tray_lock:
+        with self.tray.lock:
             if assembler.busy:
                 return
-            self._begin_index(now, wall, assembler)
+            self._begin_index(now, wall)
 
     def _deliver(self, now, wall):
         order = self.in_press
-        self.in_press = None
+        with self.tray.lock:
+            self.in_press = None
         self.book.finish(order, 'done', wall)
         self.events('order', order=order.id, detail='delivered to the chute')
 
     # -- clearing the machine: after a reset, or a start with unknown contents ---------------------
     def clear(self):
         """Open the press and index twice, so the tray and the press end up empty."""
-        with self.tray_lock:
+        with self.tray.lock:
+            self.tray.claim()
             self.halted = False
             self.clears_left = 2
             self.phase = 'clearing'
@@ -256,6 +263,7 @@ class PressStation:
             if self.clears_left <= 0:
                 self.events('machine', detail='tray and press cleared')
                 self.phase = 'idle'
+                self.tray.release()
 
     def _clearing_open(self, now, wall, assembler):
         if self._press_arrived(now, closed=False):
@@ -272,7 +280,9 @@ class PressStation:
             if order is not None and not order.finished:
                 self.book.fail(order, fault.reason, f'in the press when the machine stopped: '
                                f'{fault.detail}', wall)
-        self.in_press = self.loading = None
+        with self.tray.lock:
+            self.in_press = self.loading = None
+            self.tray.release()
         self.phase = 'idle'
         self.toast_ends = None
         self.controller.end_order(self.shutdown.fault.at)

@@ -1,4 +1,6 @@
-"""Choosing and opening the machine a service runs on: a Raspberry Pi or the simulator.
+"""Choosing and opening the machine a service runs on: a Raspberry Pi or the simulator;
+and `open_in_process`, the simulated machine inside this process on a clock it is given
+(what the tests, the bench and inprocess/ run on).
 
 The mode comes from JAFFLR_MACHINE: `pi`, `sim`, or `auto` (the default: `pi` when the
 device tree says Raspberry Pi, else `sim`). There is no fallback: when the mode is `pi`
@@ -10,7 +12,7 @@ import os
 import time
 
 from .board import BOARD, element_amps
-from .errors import BoardConfigError, PartMissing
+from .errors import BoardConfigError, NoNewConversion, PartMissing, SensorOpen
 from .i2c import ADS1115, MCP9600, MCP9808, NAU7802, TCA9548A
 from .machine import Machine
 
@@ -42,12 +44,13 @@ class Platform:
     """What a service is handed: a clock, a pin factory, an I2C bus, and in simulation
     the simulator link (a person's hands: faults, refills). Close it to let go of all."""
 
-    def __init__(self, mode, clock, pin_factory, bus, link=None, closers=()):
+    def __init__(self, mode, clock, pin_factory, bus, link=None, closers=(), world=None):
         self.mode = mode
         self.clock = clock
         self.pin_factory = pin_factory
         self.bus = bus
         self.link = link
+        self.world = world          # in process only: the simulated world itself
         self._closers = list(closers)
 
     @property
@@ -59,6 +62,11 @@ class Platform:
         machine = Machine(board, owner=owner, pin_factory=self.pin_factory)
         self._closers.append(machine.close)
         return machine
+
+    def sensors(self, owner, bays=None):
+        """The I2C parts `owner` claims, opened on this platform's bus and clock."""
+        return Sensors(self.bus, owner=owner, bays=bays, sleep=self.clock.sleep,
+                       monotonic=self.clock.monotonic)
 
     def close(self):
         for close in reversed(self._closers):
@@ -83,6 +91,25 @@ def open_platform(mode=None, sim_socket=None, *, i2c=True):
     factory = SimPinFactory(link)
     return Platform('sim', link.clock, factory, link.bus(1) if i2c else None, link=link,
                     closers=(link.close, factory.close))
+
+
+def open_in_process(clock=None, *, seed=1, units=10, world=None):
+    """The simulated machine in this process, no simulator process: a World on `clock`
+    (a new FakeClock by default: it moves only when advanced) behind the same pin factory
+    and I2C bus a service is handed. `platform.world` is the world, for a test's hands.
+    Given a `world` (and its clock), a second program's pins and bus on that same world:
+    another process attached to one simulator."""
+    from .clock import FakeClock
+    from .sim.bus import SimBus
+    from .sim.pins import LocalWire, SimPinFactory
+    from .sim.world import World
+    clock = clock if clock is not None else FakeClock()
+    if world is None:
+        world = World(clock, seed=seed, units=units)
+    wire = LocalWire(world)
+    factory = SimPinFactory(wire)
+    return Platform('in-process', clock, factory, SimBus(world), closers=(wire.close, factory.close),
+                    world=world)
 
 
 def _open_pi(i2c=True):
@@ -111,6 +138,11 @@ def _open_pi(i2c=True):
 class Sensors:
     """The I2C parts a service owns, opened and identity-checked."""
 
+    # What a failed read raises, for the logic handed these sensors: the plate's
+    # thermocouple is open, or a converter has no new conversion since the last read.
+    open_errors = (SensorOpen,)
+    stale_errors = (NoNewConversion,)
+
     def __init__(self, bus, board=BOARD, owner=None, bays=None, sleep=time.sleep,
                  monotonic=time.monotonic):
         """`bays`: the bay numbers whose load cells to open (default: all on the board)."""
@@ -134,6 +166,10 @@ class Sensors:
             if index is not None and self.mux is not None and (bays is None or index in bays):
                 self.loadcells[index] = NAU7802(self.mux.channel(part.mux_channel), part.address,
                                                 name=part.name, sleep=sleep, monotonic=monotonic)
+
+    def plate_c(self):
+        """The press plate's temperature in C (the thermocouple's hot junction)."""
+        return self.plate.hot_junction_c
 
     def element_current_a(self):
         """The heater element's RMS current in amperes, from the current transformer."""

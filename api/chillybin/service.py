@@ -5,7 +5,7 @@ import os
 import threading
 import time
 
-from hardware.board import BOARD, LOADCELL_COUNTS_PER_G, BAY_HOPPER_G
+from hardware.board import BOARD, default_bays, nominal_calibration
 from hardware.platform import open_platform
 from firmware.binstore import BinStore, DB_NAME
 from firmware.chillybin import ChillyBin
@@ -43,22 +43,6 @@ def tick_period(env=os.environ):
     if not lo <= value <= hi:
         raise SettingsError(f'CHILLYBIN_TICK_S={value:g} is out of range ({lo:g}:{hi:g} s)')
     return value
-
-
-def nominal_calibration(slot):
-    """A load cell's factory calibration: the empty hopper's counts, and counts per gram."""
-    return (BAY_HOPPER_G * LOADCELL_COUNTS_PER_G, LOADCELL_COUNTS_PER_G)
-
-
-def default_bays(board=BOARD):
-    bays = []
-    for slot in board.bays:
-        if slot.default_ingredient:
-            tare, per_g = nominal_calibration(slot.index)
-            bays.append({'name': slot.default_ingredient, 'slot': slot.index,
-                         'unit_g': board.ingredients[slot.default_ingredient].unit_g,
-                         'tare_counts': tare, 'counts_per_g': per_g})
-    return bays
 
 
 class BinCollector:

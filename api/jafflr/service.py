@@ -13,19 +13,10 @@ import threading
 import time
 
 from hardware.board import BOARD
-from hardware.errors import NoNewConversion, SensorOpen
-from hardware.platform import Sensors, open_platform
-from firmware.assembler import Assembler
-from firmware.deadman import DeadMan
-from firmware.flags import Flags
-from firmware.chain import ChainMonitor
-from firmware.heater.control import PlateController
+from hardware.platform import open_platform
+from firmware.build import DEADMAN_S, Jafflr
 from firmware.heater.history import PlateHistory
-from firmware.kitchen import Kitchen
-from firmware.orders import OrderBook
 from firmware.orderstore import DB_NAME, OrderStore
-from firmware.press import PressStation
-from firmware.safety import CONTROL_ERROR, CONTROL_LOOP_STALLED, Interlocks, ResetButton, Shutdown
 
 from ..common.health import Readiness, storage_writable
 from ..common.loop import PeriodicLoop
@@ -45,7 +36,6 @@ log = logging.getLogger('jafflr')
 
 CONTROL_PERIOD_S = 0.1
 STATION_PERIOD_S = 0.05
-DEADMAN_S = 2.0             # clock seconds without a control tick before the dead-man trips
 DEADMAN_RANGE_S = (0.5, 10.0)
 DEADMAN_MIN_REAL_S = 1.0    # by default never less than this in real seconds: at speed 10 two
                             # simulated seconds are 200 ms, within a loaded laptop's hiccup.
@@ -72,52 +62,32 @@ class JafflrService:
         self._unstall = threading.Event()      # ... until this is set (never, in practice)
         self._raise_in = set()                 # debug hook: stations whose next tick raises
         self._last_watchdog = 0.0
-        self.sensors = Sensors(platform.bus, owner='jafflr', sleep=clock.sleep,
-                               monotonic=clock.monotonic)
         self.machine = machine = platform.machine('jafflr')
         self.store = OrderStore(settings.state_dir, now_wall=clock.time())
-        # A latched fault is saved (after the outputs are off) and restored at start
-        # (kitchen.recover, before any loop starts), so it survives kill -9 and power cuts.
-        self.shutdown = Shutdown(wall_clock=clock.time, save=self.store.save_fault)
-        # The saved fault is latched again now, before the lid, e-stop and reset-button
-        # callbacks are wired: a trip from them during start-up must add to it, never
-        # replace it on disk. (kitchen.recover restores it too; the second time is a no-op.)
-        self.shutdown.restore(self.store.saved_fault(), clock.monotonic())
-        self.reset_button = ResetButton()
-        self.reset_button.watch(machine.reset_button, clock.monotonic)
-        self.flags = Flags(self.store.flags(), env)
         self.stock = ChillybinClient(chillybin_url, {b.default_ingredient: b.index for b in BOARD.bays
                                                      if b.default_ingredient},
                                      {n: i.unit_g for n, i in BOARD.ingredients.items()})
-        self.controller = PlateController(
-            machine.heater, lambda: self.sensors.plate.hot_junction_c, self.shutdown,
-            interlocks=Interlocks(machine, self.shutdown, clock.monotonic),
-            on_tick=self._on_control_tick, open_errors=(SensorOpen,),
-            stale_errors=(NoNewConversion,),
-            chain=ChainMonitor(lambda: machine.heater.driven, self.sensors.element_current_a,
-                               lambda: machine.chain_closed, lambda: machine.estop_pressed,
-                               chain_timing(clock)))
         self.deadman_s = deadman_seconds(env, clock)
-        self.deadman = DeadMan(clock, self.deadman_s, self._on_stall)
-        meta = self.store.meta()
-        self.book = OrderBook(self.store, self.store.orders(), meta['next_order'])
-        self.assembler = Assembler(self.book, self.stock, machine.dispensers, self.flags,
-                                   self.shutdown, self.events)
-        self.press = PressStation(machine.press, machine.conveyor, self.controller, self.book,
-                                  self.shutdown, self.events)
-        self.kitchen = Kitchen(self.book, self.store, self.controller, self.shutdown,
-                               self.assembler, self.press, self.stock, self.events, machine.all_off,
-                               reset_button=self.reset_button)
+        # Every part of the machine's logic and its safety wiring: firmware/build.py, the
+        # one builder the in-process machine and the bench use too.
+        self.jafflr = parts = Jafflr(machine, platform.sensors('jafflr'), clock, self.store,
+                                     self.stock, env=env, deadman_s=self.deadman_s,
+                                     chain_timing=chain_timing(clock),
+                                     on_control_tick=self._on_control_tick)
+        self.shutdown, self.reset_button, self.flags = parts.shutdown, parts.reset_button, parts.flags
+        self.controller, self.deadman, self.book = parts.controller, parts.deadman, parts.book
+        self.assembler, self.press, self.kitchen = parts.assembler, parts.press, parts.kitchen
+        self.events = parts.events
         self.metrics = ServiceMetrics('jafflr', settings.version)
         lateness = self.metrics.histogram(
             'control_loop_lateness_seconds', 'How late each control tick started (real seconds)',
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0))
-        self.control_loop = PeriodicLoop('control', clock, CONTROL_PERIOD_S, self.controller.tick,
+        self.control_loop = PeriodicLoop('control', clock, CONTROL_PERIOD_S, parts.control_tick,
                                          observe=lateness.observe)
         self.press_loop = PeriodicLoop('press', clock, STATION_PERIOD_S, self._press_tick,
-                                       on_error=self._station_failed)
+                                       on_error=self.jafflr.station_failed)
         self.assembler_loop = PeriodicLoop('assembler', clock, STATION_PERIOD_S,
-                                           self._assembler_tick, on_error=self._station_failed)
+                                           self._assembler_tick, on_error=self.jafflr.station_failed)
         self.plate_history = PlateHistory({'period_s': HISTORY_PERIOD_S})
         self.history_loop = PeriodicLoop('plate-history', clock, HISTORY_PERIOD_S,
                                          self._record_plate)
@@ -137,23 +107,15 @@ class JafflrService:
                              state_changing_gets={'/toastie'}, v1_successors=V1_SUCCESSORS,
                              metrics=self.metrics, draining=self.http.draining)
 
-    # -- safety wiring ----------------------------------------------------------------------
+    # -- safety wiring (the rest is firmware/build.py) ------------------------------------------
     def _on_control_tick(self, now):
+        """Each control tick, before the dead-man is refreshed: systemd's watchdog."""
         if self._stalled.is_set():
             self._unstall.wait()      # a test hook: the control loop hangs here, for real
-        self.deadman.refresh(now)
         real = time.monotonic()
         if self.notifier.watchdog_s and real - self._last_watchdog >= self.notifier.watchdog_s / 4:
             self._last_watchdog = real
             self.notifier.watchdog()
-
-    def _on_stall(self):
-        """The dead-man: the control loop has not ticked for 2 s. Heater pin off directly."""
-        try:
-            self.machine.heater.off()
-        finally:
-            self.shutdown.trip(CONTROL_LOOP_STALLED, f'the control loop did not tick for '
-                               f'{self.deadman_s:g} s', self.clock.monotonic(), by='the dead-man')
 
     def stall_control_loop(self):
         self._stalled.set()
@@ -172,23 +134,6 @@ class JafflrService:
     def _raise(where):
         raise RuntimeError(f'raised in the {where} by the debug hook (POST /v2/debug/raise)')
 
-    def _station_failed(self, name, exc):
-        """A station's tick raised: its state is unknown now, so stop the machine."""
-        self.machine.all_off()
-        self.shutdown.trip(CONTROL_ERROR, f'{type(exc).__name__} in the {name} station: {exc}',
-                           self.clock.monotonic())
-
-    def _thread_died(self, args):
-        log.critical('unhandled exception in thread %s', getattr(args.thread, 'name', '?'),
-                     exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
-        self.machine.all_off()
-        self.shutdown.trip(CONTROL_ERROR, f'{args.exc_type.__name__} in thread '
-                           f'{getattr(args.thread, "name", "?")}: {args.exc_value}',
-                           self.clock.monotonic())
-
-    def events(self, kind, **fields):
-        return self.store.events.append({'wall': self.clock.time(), 'kind': kind, **fields})
-
     def _record_plate(self, now):
         plate = self.controller.status()
         self.plate_history.sample(now, self.clock.time(), plate['temp_c'], plate['target_c'])
@@ -197,15 +142,13 @@ class JafflrService:
         if 'press' in self._raise_in:
             self._raise_in.discard('press')
             self._raise('press station')
-        self.press.tick(now, self.clock.time(), self.assembler, self.book.queued())
+        self.jafflr.press_tick(now, self.clock.time())
 
     def _assembler_tick(self, now):
         if 'assembler' in self._raise_in:
             self._raise_in.discard('assembler')
             self._raise('assembler station')
-        wall = self.clock.time()
-        self.kitchen.expire_pause(wall)
-        self.assembler.tick(now, wall)
+        self.jafflr.assembler_tick(now, self.clock.time())
 
     # -- what is reported ---------------------------------------------------------------------
     def status(self):
@@ -242,7 +185,7 @@ class JafflrService:
 
     # -- running and stopping -------------------------------------------------------------------
     def run(self):
-        threading.excepthook = self._thread_died
+        threading.excepthook = self.jafflr.thread_died
         atexit.register(self._off_at_exit)
         # Before any loop starts: the fault kept from before, or unclean-start, latches
         # first, so nothing heats or moves after a crash until a person has looked.

@@ -13,24 +13,9 @@ from urllib.parse import quote, urlsplit
 from firmware.errors import (BayLocked, Conflict, InvalidRequest, NotEnoughStock, NotFound,
                              RefusedError, SensorFault, Unavailable, UnknownIngredient,
                              Unsupported)
+from firmware.bays import bays_from_stock, grams_of
 
 BY_STATUS = {400: InvalidRequest, 409: NotEnoughStock, 423: BayLocked, 503: SensorFault}
-
-
-def bays_from_stock(stock):
-    """chillybin's v2 stock -> what the assembler needs of each bay."""
-    return {b['name']: {'slot': b['slot'], 'unit_g': b['unit_g'], 'available': b['available'],
-                        'locked': b['food_safety']['locked'], 'sensor_ok': b['sensor']['ok'],
-                        'grams': b['grams']} for b in stock['bays']}
-
-
-def grams_of(name, bay):
-    """A bay's weight from chillybin's answer for it, refused by name when its cell failed."""
-    sensor = bay.get('sensor') or {}
-    if sensor.get('ok') is False:
-        raise SensorFault(f'the {name} load cell cannot be read ({sensor.get("error")})',
-                          field=name)
-    return bay.get('grams')
 
 
 class ChillybinClient:

@@ -1,5 +1,5 @@
 """Part 1: every named fault of the simulated machine (hardware/sim/world.py FAULTS),
-switched on at a random step of an order, on the whole machine in process (SimKitchen,
+switched on at a random step of an order, on the whole machine in process (InProcessMachine,
 fake clock).
 
 For each case it checks that the machine ends safe (heater pin low and the relay open
@@ -37,7 +37,7 @@ import zlib
 
 import pytest
 
-from api.simkitchen import SimKitchen
+from inprocess import InProcessMachine
 from firmware.chillybin import FAILED_AFTER_READS
 from firmware.errors import SensorFault
 from firmware.safety import FAULT_HELP
@@ -141,7 +141,7 @@ class Case:
     def __init__(self, tmp_path, fault, step, seed, rng):
         self.fault, self.step, self.seed = fault, step, seed
         self.bay = fault.partition(':')[2] or None
-        self.k = k = SimKitchen(tmp_path, seed=seed)
+        self.k = k = InProcessMachine(tmp_path, seed=seed)
         hot_plate(k, START_PLATE_C)
         k.run(0.5)
         self.rng = rng

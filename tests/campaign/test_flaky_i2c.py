@@ -37,7 +37,7 @@ from hardware.platform import Sensors
 from hardware.sim.bus import SimBus
 from hardware.sim.pins import LocalWire, SimPinFactory
 from hardware.sim.world import World
-from api.chillybin.service import default_bays, nominal_calibration
+from hardware.board import default_bays, nominal_calibration
 
 from .report import report, sizes
 

@@ -29,13 +29,13 @@ def rig(make_rig):
 
 @pytest.fixture
 def make_kitchen(tmp_path):
-    """make_kitchen(state_dir=None, **SimKitchen options) -> SimKitchen, closed afterwards.
-    The whole machine in process on a fake clock: see api/simkitchen.py."""
-    from api.simkitchen import SimKitchen
+    """make_kitchen(state_dir=None, **InProcessMachine options) -> InProcessMachine, closed afterwards.
+    The whole machine in process on a fake clock: see inprocess/machine.py."""
+    from inprocess import InProcessMachine
     made = []
 
     def make(state_dir=None, **options):
-        made.append(SimKitchen(state_dir or tmp_path, **options))
+        made.append(InProcessMachine(state_dir or tmp_path, **options))
         return made[-1]
     try:
         yield make
@@ -46,7 +46,7 @@ def make_kitchen(tmp_path):
 
 @pytest.fixture
 def kitchen(make_kitchen):
-    """A SimKitchen whose plate starts hot (see tests.support.kitchen.hot_plate)."""
+    """An InProcessMachine whose plate starts hot (see tests.support.kitchen.hot_plate)."""
     from tests.support.kitchen import hot_plate
     k = make_kitchen()
     hot_plate(k)

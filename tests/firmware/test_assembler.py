@@ -1,4 +1,4 @@
-"""The assembly station on the whole simulated machine (SimKitchen, fake clock): what
+"""The assembly station on the whole simulated machine (InProcessMachine, fake clock): what
 it takes from chillybin, what the dispensers drop, and how every unit is accounted for
 when something goes wrong."""
 import pytest
@@ -82,7 +82,7 @@ def test_assembler_bad_toastie_is_refused_before_anything_is_taken(kitchen, ingr
 
 def test_assembler_out_of_stock_counts_the_toasties_ahead(kitchen):
     k = kitchen
-    k.assembler.paused = True
+    k.assembler.set_paused(True)
     for _ in range(5):                          # all 10 slices of bread
         k.submit(['cheese'], 'light')
     with pytest.raises(NotEnoughStock, match='not enough bread: 0 left after the toasties ahead, '
@@ -135,11 +135,11 @@ def test_assembler_after_a_jam_is_cleared_and_reset_the_next_toastie_is_made(kit
 
 def test_assembler_bay_emptied_while_queued_fails_the_order_and_takes_nothing(kitchen):
     k = kitchen
-    k.assembler.paused = True
+    k.assembler.set_paused(True)
     order, _ = k.submit(['cheese', 'vegemite'], 'light')
     k.world.fill('vegemite', 0)                 # someone empties the bay
     k.run(1.0)
-    k.assembler.paused = False
+    k.assembler.set_paused(False)
     k.run_until(lambda: order.finished, 30)
     assert order.state == 'failed' and order.failure['reason'] == 'insufficient'
     assert 'vegemite' in order.failure['detail']
@@ -327,11 +327,11 @@ def test_assembler_v1_pick_failing_half_way_records_what_was_picked(make_kitchen
     picked before the failure stays taken, and the order says so."""
     k = make_kitchen(env={'JAFFLR_FLAG_PICK_V2': 'off'})
     k.run(0.5)
-    k.assembler.paused = True
+    k.assembler.set_paused(True)
     order, _ = k.submit(['cheese', 'vegemite'], 'light')
     k.world.fill('vegemite', 0)
     k.run(1.0)
-    k.assembler.paused = False
+    k.assembler.set_paused(False)
     k.run_until(lambda: order.finished, 30)
     assert order.failure['reason'] == 'insufficient'
     assert order.stock['picked'] == {'bread': 2, 'cheese': 1}

@@ -2,7 +2,7 @@
 faults, and a FakeClock that runs hours of bin time in a second or two."""
 import pytest
 
-from api.chillybin.service import default_bays, nominal_calibration
+from hardware.board import default_bays, nominal_calibration
 from firmware.binstore import BinStore
 from firmware.chillybin import ChillyBin
 from firmware.errors import BayLocked, SensorFault

@@ -1,12 +1,11 @@
-"""The kitchen on the whole simulated machine (SimKitchen, fake clock): taking orders,
+"""The kitchen on the whole simulated machine (InProcessMachine, fake clock): taking orders,
 the machine's state, stop and reset, the drain and the recovery after a restart, and
 every simulated fault switched on during an order."""
 import threading
 
 import pytest
 
-from api.simkitchen import SimKitchen
-from hardware.sim.pins import SimPinFactory
+from inprocess import InProcessMachine
 
 from firmware.errors import InvalidRequest, NotEnoughStock, QueueFull, Unavailable
 from firmware.kitchen import check_toastie
@@ -194,14 +193,7 @@ def restart(k, clean=False):
     lines as they were until the next start claims them (as ExecStopPost would)."""
     if clean:
         k.kitchen.finish_drain()
-    k.machine.close()
-    k.store.close()
-    # A new process has new pins. (One pin factory hands a closed pin back when the line
-    # is claimed again, and a closed WiredPin no longer hears the world: fine for the
-    # services, which open the platform once per process.)
-    k.old_pin_factories.append(k.pins)
-    k.pins = SimPinFactory(k.wire)
-    k._build_jafflr(k.store_dir, False, k.env)
+    k.restart_jafflr()
     k.kitchen.recover(*now_wall(k))
     return k
 
@@ -223,9 +215,8 @@ def assert_held_after_a_crash(k, doing, queued=()):
 
 @pytest.fixture
 def restartable(tmp_path):
-    k = SimKitchen(tmp_path)
+    k = InProcessMachine(tmp_path)
     hot_plate(k)
-    k.store_dir, k.env, k.old_pin_factories = str(tmp_path), {}, []
     k.kitchen.recover(*now_wall(k))     # as the service does at every start
     assert not k.shutdown.latched, 'a new state dir is a clean start'
     k.run_until(lambda: not k.press.clearing, 60)   # a first start empties the machine
@@ -234,8 +225,6 @@ def restartable(tmp_path):
         yield k
     finally:
         k.close()
-        for factory in k.old_pin_factories:
-            factory.close()
 
 
 def test_kitchen_crash_with_a_toastie_in_the_press_fails_it_restarted_and_resumes_the_queue(
@@ -314,7 +303,7 @@ def test_kitchen_clean_drain_keeps_the_tray_toastie_for_the_next_start(restartab
     assert not k.press.clearing and not k.shutdown.latched, 'a clean restart resumes'
     tray = k.book.get(waiting.id)
     if tray.state == 'assembled':
-        assert k.assembler.tray is tray
+        assert k.tray.waiting is tray
     resumed = k.book.get(queued.id)
     k.run_until(lambda: resumed.finished and k.book.get(waiting.id).finished, 500)
     assert resumed.state == k.book.get(waiting.id).state == 'done'
@@ -329,8 +318,8 @@ def test_kitchen_clean_drain_with_a_toastie_waiting_on_the_tray_carries_on_after
     k.run_until(k.kitchen.drained, 10)
     assert waiting.state == 'assembled'
     restart(k, clean=True)
-    assert k.assembler.tray is not None and k.assembler.tray.id == waiting.id
-    resumed = k.assembler.tray
+    assert k.tray.waiting is not None and k.tray.waiting.id == waiting.id
+    resumed = k.tray.waiting
     k.run_until(lambda: resumed.finished, 300)
     assert resumed.state == 'done', resumed.failure
     assert delivered(k)[-1]['units'] == {'bread': 2, 'cheese': 1}
@@ -372,7 +361,7 @@ def test_kitchen_fault_is_on_disk_as_soon_as_it_latches_and_back_after_a_crash(r
     k.run(0.2)
     tripped = k.shutdown.fault
     assert tripped.reason == 'plate-sensor-open' and outputs_safe(k) == SAFE
-    on_disk = OrderStore(k.store_dir, fsync=False).saved_fault()     # another reader, now
+    on_disk = OrderStore(k.state_dir, fsync=False).saved_fault()     # another reader, now
     assert on_disk['fault'] == {'reason': 'plate-sensor-open', 'detail': tripped.detail,
                                 'wall': tripped.wall, 'by': tripped.by}
     assert tripped.by == 'thread MainThread'    # the control tick that read the probe
@@ -562,20 +551,20 @@ def test_kitchen_no_toastie_starts_on_the_tray_while_the_press_starts_the_convey
     for 5 toasties. Here the assembler's tick is forced into that moment."""
     k = kitchen
     first, _ = k.submit(['cheese'], 'light')
-    k.run_until(lambda: first.state == 'toasting' and k.assembler.tray is None, 900)
-    k.assembler.paused = True
+    k.run_until(lambda: first.state == 'toasting' and k.tray.waiting is None, 900)
+    k.assembler.set_paused(True)
     k.run_until(lambda: k.press.phase == 'delivering', 900)
     second, _ = k.submit(['cheese'], 'light')
-    k.assembler.paused = False
+    k.assembler.set_paused(False)
     begin_index = k.press._begin_index
     raced = {}
 
-    def begin_index_with_the_assembler_ticking(now, wall, assembler):
+    def begin_index_with_the_assembler_ticking(now, wall):
         other = threading.Thread(target=k.assembler.tick, args=(now, wall))
         other.start()
         other.join(0.5)
         raced['started'] = k.assembler.order is not None
-        begin_index(now, wall, assembler)
+        begin_index(now, wall)
         raced['thread'] = other
 
     k.press._begin_index = begin_index_with_the_assembler_ticking
@@ -663,7 +652,7 @@ def test_kitchen_a_hold_that_began_before_the_fault_does_not_clear_it(kitchen):
 
 
 def test_kitchen_first_start_on_a_new_state_dir_moves_nothing_by_itself(tmp_path):
-    k = SimKitchen(tmp_path)
+    k = InProcessMachine(tmp_path)
     try:
         k.kitchen.recover(*now_wall(k))
         assert not k.shutdown.latched and not k.press.clearing

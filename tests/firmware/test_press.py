@@ -1,4 +1,4 @@
-"""The press station on the whole simulated machine (SimKitchen, fake clock): loading,
+"""The press station on the whole simulated machine (InProcessMachine, fake clock): loading,
 toasting for the profile's time, delivering, its deadlines, and what it does on a fault."""
 import pytest
 

@@ -1,4 +1,4 @@
-"""Helpers for tests that run the whole machine in process (api.simkitchen.SimKitchen).
+"""Helpers for tests that run the whole machine in process (inprocess.InProcessMachine).
 
 They read the simulated world directly, as a person looking at the machine would: what
 is in each bay, what is on the tray and in the press, whether the relay conducts.

@@ -1,0 +1,2 @@
+"""The whole machine in one process on a fake clock (see machine.py)."""
+from .machine import InProcessMachine, LocalStock  # noqa: F401
