@@ -1,24 +1,18 @@
 """The press plate in process: the simulated machine (World, SimBus, wired gpiozero pins),
-the real MCP9600 driver and HeaterRelay, and a PlateController composed as the service
-composes it. Runs on a FakeClock, so ten minutes of toasting take about a second.
+the real MCP9600 driver and HeaterRelay, and the plate's logic built by the service's own
+builder (firmware.build.Plate: the PlateController, its interlocks, optionally the chain
+monitor, and the dead-man, wired but not started). Runs on a FakeClock, so ten minutes of
+toasting take about a second.
 
 Used by bench/control_quality.py and by the firmware tests.
 """
 import contextlib
 
-from firmware.chain import ChainMonitor
-from firmware.heater.control import PlateController
-from firmware.safety import Shutdown, interlock_faults
-from hardware.board import BOARD, element_amps
-from hardware.i2c.ads1115 import ADS1115
-from hardware.clock import FakeClock
-from hardware.errors import NoNewConversion, SensorOpen
-from hardware.i2c.mcp9600 import MCP9600
+from firmware.build import Plate
+from firmware.safety import Shutdown
 from hardware.machine import Machine
-from hardware.sim.bus import SimBus
+from hardware.platform import Sensors, open_in_process
 from hardware.sim.physics import Sandwich
-from hardware.sim.pins import LocalWire, SimPinFactory
-from hardware.sim.world import World
 
 TICK_S = 0.1
 # The brief's sandwich: two slices of bread, a slice of cheese, a scoop of vegemite.
@@ -31,25 +25,24 @@ class PlateRig:
     def __init__(self, clock, world, bus, pin_factory, *, config=None, controller='pid',
                  on_tick=None, chain=False):
         """`chain`: watch the safety chain's read-backs too (ChainMonitor), as the
-        service does; without it only the plate temperature checks the heater."""
+        service does; without it only the plate temperature checks the heater.
+        `on_tick(now)` is called every control tick, before the dead-man is refreshed."""
         self.clock, self.world = clock, world
         self.machine = Machine(pin_factory=pin_factory, owner='jafflr')
-        part = BOARD.i2c_part('plate_thermocouple')
-        self.sensor = MCP9600(bus, part.address, name=part.name)
+        self.sensors = Sensors(bus, owner='jafflr')
         self.shutdown = Shutdown()
-        self.chain = None
-        if chain:
-            adc = ADS1115(bus, BOARD.i2c_part('element_current').address, name='element_current')
-            self.chain = ChainMonitor(lambda: self.machine.heater.driven,
-                                      lambda: element_amps(adc.volts),
-                                      lambda: self.machine.chain_closed,
-                                      lambda: self.machine.estop_pressed)
-        self.plate = PlateController(self.machine.heater, lambda: self.sensor.hot_junction_c,
-                                     self.shutdown, config, controller=controller,
-                                     interlocks=lambda: interlock_faults(self.machine),
-                                     on_tick=on_tick, chain=self.chain,
-                                     open_errors=(SensorOpen,),
-                                     stale_errors=(NoNewConversion,))
+        self.parts = Plate(self.machine, self.sensors, self.shutdown, clock, chain=chain,
+                           on_tick=on_tick, config=config, controller=controller)
+        self.plate, self.chain, self.deadman = self.parts.controller, self.parts.chain, self.parts.deadman
+
+    @property
+    def sensor(self):
+        """The plate's thermocouple driver (a test may swap in one that counts reads)."""
+        return self.sensors.plate
+
+    @sensor.setter
+    def sensor(self, sensor):
+        self.sensors.plate = sensor
 
     @property
     def now(self):
@@ -97,16 +90,12 @@ class PlateRig:
 @contextlib.contextmanager
 def plate_rig(seed=1, **kw):
     """A rig with its own FakeClock and World (for the bench)."""
-    clock = FakeClock()
-    world = World(clock, seed=seed)
-    wire = LocalWire(world)
-    factory = SimPinFactory(wire)
+    platform = open_in_process(seed=seed)
     rig = None
     try:
-        rig = PlateRig(clock, world, SimBus(world), factory, **kw)
+        rig = PlateRig(platform.clock, platform.world, platform.bus, platform.pin_factory, **kw)
         yield rig
     finally:
         if rig is not None:
             rig.close()
-        factory.close()
-        wire.close()
+        platform.close()

@@ -17,7 +17,7 @@ from .errors import (BayLocked, InvalidRequest, NotEnoughStock, ResetRefused, Se
                      Unavailable)
 from .heater.profiles import DONENESS, profile
 from .orders import ACTIVE, ASSEMBLED, ASSEMBLING, QUEUED, TOASTING
-from .safety import AT_MACHINE, FAULT_HELP, HOW_TO_CLEAR, STOPPED, UNCLEAN_START, ResetButton
+from .safety import AT_MACHINE, FAULT_HELP, HOW_TO_CLEAR, STOPPED, UNCLEAN_START
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def check_toastie(ingredients, doneness):
 
 class Kitchen:
     def __init__(self, book, store, controller, shutdown, assembler, press, tray, stock, events,
-                 all_off, reset_button=None):
+                 all_off, reset_button):
         self.book = book
         self.store = store
         self.controller = controller
@@ -76,7 +76,7 @@ class Kitchen:
         self.stock = stock
         self.events = events
         self.all_off = all_off
-        self.reset_button = reset_button or ResetButton()
+        self.reset_button = reset_button
         self.draining = False
         # Checking the stock and queueing are one step: two customers at once must not
         # both be promised the last two slices.

@@ -78,6 +78,7 @@ class InProcessMachine:
         self._restarted = []        # the platforms of earlier jafflr "processes"
         self.ticks = 0
         self.control_stalled = False
+        self._closed = False
         self._build_chillybin()
         self._build_jafflr(self.platform)
         self._previous_excepthook = threading.excepthook
@@ -181,6 +182,9 @@ class InProcessMachine:
             self._previous_excepthook(args)
 
     def close(self):
+        if self._closed:
+            return
+        self._closed = True
         if threading.excepthook == self._thread_died:
             threading.excepthook = self._previous_excepthook
         self.store.close()

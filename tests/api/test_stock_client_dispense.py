@@ -10,6 +10,7 @@ import pytest
 from api.chillybin.schemas import RESERVATION_REQUEST
 from api.common.schema import SchemaError, validate
 from api.jafflr.stock_client import ChillybinClient
+from firmware.errors import SensorFault
 
 BEFORE_DISPENSE = {**RESERVATION_REQUEST, 'properties': {
     k: v for k, v in RESERVATION_REQUEST['properties'].items() if k != 'dispense'}}
@@ -61,3 +62,13 @@ def test_stock_client_reserves_for_the_dispensers_and_falls_back_without(chillyb
         assert bodies == [{'items': {'bread': 2}, 'dispense': True}]
     else:
         assert bodies == [{'items': {'bread': 2}, 'dispense': True}, {'items': {'bread': 2}}]
+
+
+def test_stock_client_grams_names_an_unreadable_load_cell():
+    client = ChillybinClient('http://127.0.0.1:9', {'bread': 0}, {'bread': 35.0})
+    client.request = lambda method, path, *a: (200, {'name': 'bread', 'grams': 350.0, 'sensor': {
+        'ok': False, 'error': 'TransferFailed: loadcell_0 (NAU7802 at 0x2A): read failed'}})
+    with pytest.raises(SensorFault, match=r'the bread load cell cannot be read \(TransferFailed'):
+        client.grams('bread')
+    client.request = lambda method, path, *a: (200, {'grams': 350.0, 'sensor': {'ok': True}})
+    assert client.grams('bread') == 350.0

@@ -406,18 +406,6 @@ def test_assembler_load_cell_failed_before_any_drop_fails_the_order_without_latc
     assert order.stock['returned'] == {'bread': 2, 'cheese': 1}
 
 
-def test_assembler_stock_client_grams_names_an_unreadable_load_cell():
-    from api.jafflr.stock_client import ChillybinClient
-    from firmware.errors import SensorFault
-    client = ChillybinClient('http://127.0.0.1:9', {'bread': 0}, {'bread': 35.0})
-    client.request = lambda method, path, *a: (200, {'name': 'bread', 'grams': 350.0, 'sensor': {
-        'ok': False, 'error': 'TransferFailed: loadcell_0 (NAU7802 at 0x2A): read failed'}})
-    with pytest.raises(SensorFault, match=r'the bread load cell cannot be read \(TransferFailed'):
-        client.grams('bread')
-    client.request = lambda method, path, *a: (200, {'grams': 350.0, 'sensor': {'ok': True}})
-    assert client.grams('bread') == 350.0
-
-
 def test_assembler_stopped_as_a_unit_falls_gives_back_only_once_the_load_cell_saw_it(kitchen):
     """Found by the crash campaign: the dead-man stopped the machine just as a vegemite
     fell; the reservation was cancelled before chillybin's load cell showed the fall, so

@@ -10,9 +10,7 @@ from firmware.deadman import DeadMan
 from firmware.errors import ConfigError
 from firmware.safety import CONTROL_LOOP_STALLED
 from hardware.clock import ScaledClock
-from hardware.sim.bus import SimBus
-from hardware.sim.pins import LocalWire, SimPinFactory
-from hardware.sim.world import World
+from hardware.platform import open_in_process
 
 SPEED = 10.0
 TIMEOUT_S = 2.0          # clock seconds, as in production
@@ -121,23 +119,16 @@ def test_deadman_rejects_a_timeout_that_is_not_positive(fast_clock):
         DeadMan(fast_clock, 0, lambda: None)
 
 
-def test_deadman_wired_as_the_service_wires_it_forces_a_hung_loop_off(fast_clock):
-    """The composition root's wiring: on_tick refreshes the dead-man, on_stall forces
-    the heater pin off and latches control-loop-stalled. The loop hangs with the pin on."""
-    world = World(fast_clock, seed=1)
-    wire = LocalWire(world)
-    factory = SimPinFactory(wire)
-    deadman = None
+def test_deadman_wired_by_the_builder_forces_a_hung_loop_off(fast_clock):
+    """The wiring every composition root gets from firmware.build.Plate: each control tick
+    refreshes the dead-man; a stall forces the heater pin off and latches
+    control-loop-stalled. The loop hangs with the pin on."""
+    platform = open_in_process(fast_clock)
+    world = platform.world
+    rig = PlateRig(fast_clock, world, platform.bus, platform.pin_factory)
     hang, hung = threading.Event(), threading.Event()
     try:
-        rig = PlateRig(fast_clock, world, SimBus(world), factory,
-                       on_tick=lambda now: deadman.refresh(now))
-
-        def on_stall():
-            rig.machine.heater.off()
-            rig.shutdown.trip(CONTROL_LOOP_STALLED, 'no control tick for 2 s',
-                              fast_clock.monotonic())
-        deadman = DeadMan(fast_clock, TIMEOUT_S, on_stall)
+        assert rig.deadman.timeout_s == TIMEOUT_S
 
         def control_loop():
             while not rig.shutdown.latched:
@@ -148,7 +139,7 @@ def test_deadman_wired_as_the_service_wires_it_forces_a_hung_loop_off(fast_clock
                 fast_clock.sleep(0.1)
         world.plate.temp_c = world.plate.probe_c = 190.0
         rig.plate.set_target(200.0, fast_clock.monotonic())
-        deadman.start()
+        rig.deadman.start()
         loop = threading.Thread(target=control_loop, daemon=True)
         loop.start()
         fast_clock.sleep(TIMEOUT_S)
@@ -161,12 +152,11 @@ def test_deadman_wired_as_the_service_wires_it_forces_a_hung_loop_off(fast_clock
         while not rig.shutdown.latched and time.monotonic() < deadline:
             time.sleep(0.005)
         assert rig.shutdown.fault.reason == CONTROL_LOOP_STALLED
+        assert rig.shutdown.fault.by == 'the dead-man'
         assert rig.shutdown.fault.at - hung_at <= TIMEOUT_S + POLL_S + 0.5
         assert not rig.machine.heater.is_on and not world.relay_closed()
         loop.join(1.0)
-        rig.close()
     finally:
-        if deadman is not None:
-            deadman.stop()
-        factory.close()
-        wire.close()
+        rig.deadman.stop()
+        rig.close()
+        platform.close()
