@@ -257,7 +257,7 @@ class Kitchen:
         """SIGTERM: take no new orders, start no new assembly, load nothing new."""
         self.draining = True
         self.assembler.set_paused(True)
-        self.press.accepting = False
+        self.press.stop_loading()
 
     def drained(self):
         """True when no toastie is being assembled or is in the press."""

@@ -7,9 +7,10 @@ and the press is closed again 11 s after it opened (open 4 s, index 3 s, close 4
 
 Because every index moves everything on the belt, the conveyor never runs while the
 assembler is building a toastie on the tray (the toasted one waits in the open press a
-few seconds), and the assembler starts nothing while the conveyor may run (the press `claim`s the Tray,
-firmware/tray.py). A loaded toastie whose plate temperature differs from the last one's waits
-in the open press for the plate before the press closes.
+few seconds), and the assembler starts nothing while the conveyor may run: the press
+claims the belt on the Tray (firmware/tray.py) under the tray's lock before it runs the
+conveyor. A loaded toastie whose plate temperature differs from the last one's waits in
+the open press for the plate before the press closes.
 
 It also decides the plate's target: the profile of the next toastie to go in, standby
 between orders (the controller turns the heater off after its standby time).
@@ -80,6 +81,10 @@ class PressStation:
         tray's lock: a toastie moves between them only under it."""
         with self.tray.lock:
             return self.in_press, self.loading, self.toast_ends
+
+    def stop_loading(self):
+        """The service drains: finish what is in the press, load nothing new."""
+        self.accepting = False
 
     def next_target(self, tray, assembling, queued):
         """The plate temperature the next toastie needs, or None for standby."""
