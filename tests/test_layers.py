@@ -18,6 +18,8 @@ PARTS = ('Shutdown', 'PlateController', 'ChainMonitor', 'DeadMan', 'OrderBook', 
 NOT_ALLOWED = {
     'hardware': ('firmware', 'api', 'inprocess', 'bench', 'tests'),
     'firmware': ('hardware', 'api', 'inprocess', 'bench', 'tests'),
+    # api/ ships (deploy/build_release.py SHIPPED); inprocess/, bench/ and tests/ do not.
+    'api': ('inprocess', 'bench', 'tests'),
     'inprocess': ('api', 'bench', 'tests'),
     os.path.join('tests', 'firmware'): ('api',),
     'bench': ('tests',),
