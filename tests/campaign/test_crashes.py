@@ -351,8 +351,8 @@ def test_kill_9_with_a_reservation_in_flight_books_every_unit(tmp_path):
                             'doneness': 'light', 'name': name}, {**JSON, 'Idempotency-Key': name})
     with machine:
         cutter.cut = lambda: machine.kill9('jafflr')
-        restocked = machine.http('chillybin', 'POST', '/v2/restock',
-                                 {'items': {'bread': 10, 'cheese': 10}}, {**JSON, **machine.admin()})
+        restocked = machine.http('chillybin', 'POST', '/v2/restock', {'items': {
+            'bread': 10, 'cheese': 10}}, {**JSON, **machine.admin()})
         assert restocked.status == 200, restocked
         before = machine.status()
         cutter.armed.set()
