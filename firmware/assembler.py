@@ -318,11 +318,39 @@ class Assembler:
             log.warning('could not cancel reservation %s: %s', self.reservation, exc)
             return {'returned': {'pending': f'chillybin refused the cancel: {exc.message}'}}
 
-    def reservation_to_cancel(self, order):
-        """After a crash: a reservation still held for an order that will not be made."""
+    def reservation_to_cancel(self, order, now=0.0):
+        """After a crash: a reservation still held for an order that will not be made is
+        given back, but only `drop_timeout_s` after the start. A unit the dispenser let go
+        as jafflr died (its motor turns until the heartbeat monostable drops) is seen by
+        the load cell a moment later; a cancel before that books its fall to nobody.
+
+        A reservation jafflr asked for but never recorded (it died between chillybin
+        making it and the answer arriving) is found by the order's idempotency key. Left
+        held, chillybin would book the next toastie's drops to it (the oldest held one),
+        and that toastie would fail as jammed with its unit on the tray, booked to nobody."""
+        if 'taken' in order.stock:
+            return
         rid = order.stock.get('reservation')
-        if rid and 'taken' not in order.stock:
-            self.to_cancel.append((order, rid, 0.0))
+        if rid is None and (order.stock.get('mode') == 'v1'
+                            or not self.flags.enabled('pick-v2', order.customer)):
+            return      # v1 picks are recorded one by one, before the next is asked
+        self.to_cancel.append((order, rid, now + self.cfg.drop_timeout_s))
+
+    def _reservation_made_for(self, order):
+        """The id of the reservation chillybin made under the order's key, or None. Asking
+        again with the same key answers the one it made; if it made none, the one made now
+        is given back just the same."""
+        try:
+            r = self.stock.reserve(order.needs(), key=reservation_key(order))
+        except Unsupported:
+            return None     # a v1-only chillybin: it never made one
+        except Unavailable:
+            raise
+        except RefusedError as exc:     # not enough stock, a locked bay: none was made
+            log.info('no reservation to give back for %s: %s', order.id, exc)
+            return None
+        self.book.note_stock(order, mode='v2', reservation=r['id'])
+        return r['id']
 
     def _cancel_leftovers(self, now):
         for entry in list(self.to_cancel):
@@ -330,7 +358,9 @@ class Assembler:
             if now < not_before:
                 continue
             try:
-                r = self.stock.cancel(rid)
+                if rid is None:
+                    rid = self._reservation_made_for(order)
+                r = None if rid is None else self.stock.cancel(rid)
             except Unavailable:
                 return      # try again next tick; chillybin expires it anyway
             except RefusedError as exc:

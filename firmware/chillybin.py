@@ -169,12 +169,15 @@ class ChillyBin:
             self.event(wall, 'sensor', bay=bay.name, detail='load cell recovered')
         was_counted = bay.units is not None
         change = bay.sample(counts)
-        if change > 0:
-            self._risen(wall, bay, change)
-        elif change < 0:
-            self._fallen(wall, bay, -change)
         if change or (bay.units is not None and not was_counted):
-            self.store.save_bay(self._bay_doc(bay))
+            # One write: a fall booked to a reservation but not to the count would be
+            # seen again after a kill -9 between the two, and booked twice.
+            with self.store.transaction():
+                if change > 0:
+                    self._risen(wall, bay, change)
+                elif change < 0:
+                    self._fallen(wall, bay, -change)
+                self.store.save_bay(self._bay_doc(bay))
         if bay.units == 0:
             self.clocks[bay.name].mark_empty()
 

@@ -303,7 +303,7 @@ class Kitchen:
             self.book.fail(order, 'restarted', f'jafflr restarted while the toastie was {where}; '
                            f'it was not finished (its ingredients: {order.stock or "none taken"})',
                            wall)
-            self.assembler.reservation_to_cancel(order)
+            self.assembler.reservation_to_cancel(order, now)
             cleared = True
         if kept is not None:
             self.events('fault', reason=kept.reason, detail=f'kept from before the restart: '

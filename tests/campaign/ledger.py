@@ -2,6 +2,9 @@
 the OpenAPI documents; a watch on chillybin's stock; every order read back; and the
 units that left the simulated bays set against what orders and reservations booked."""
 import collections
+import glob
+import json
+import os
 import re
 import threading
 import time
@@ -167,3 +170,20 @@ def world_drops(status):
 def difference(after, before):
     return {n: after.get(n, 0) - before.get(n, 0) for n in set(after) | set(before)
             if after.get(n, 0) - before.get(n, 0)}
+
+
+def chillybin_journal(state_dir, kind):
+    """Every record of `kind` in chillybin's event journal, oldest first, read from its
+    files (the API shows only the newest few hundred)."""
+    found = []
+    paths = glob.glob(os.path.join(state_dir, 'chillybin-history', 'events.jsonl*'))
+    for path in paths:
+        with open(path, encoding='utf-8') as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue        # a line torn by a kill
+                if record.get('kind') == kind:
+                    found.append(record)
+    return sorted(found, key=lambda r: r.get('seq', 0))

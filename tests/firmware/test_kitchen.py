@@ -7,6 +7,7 @@ import pytest
 
 from inprocess import InProcessMachine
 
+from firmware.assembler import reservation_key
 from firmware.errors import InvalidRequest, NotEnoughStock, QueueFull, Unavailable
 from firmware.kitchen import check_toastie
 from firmware.safety import FAULT_HELP
@@ -272,6 +273,81 @@ def test_kitchen_crash_while_assembling_gives_the_reservation_back(restartable):
     assert available(k) == {n: before[n] - (1 if n == 'bread' else 0) for n in before}
     k.run_until(lambda: not k.press.clearing, 30)
     assert on_tray(k) == {} and delivered(k)[-1]['units'] == {'bread': 1}
+
+
+def world_drops(k):
+    """ingredient -> units the dispensers dropped (the world's truth)."""
+    return {b.ingredient.name: b.drops for b in k.world.bays if b.ingredient and b.drops}
+
+
+def booked(orders):
+    """ingredient -> units the orders booked: all a made one took, else what reached the
+    tray or what chillybin saw leave the bays for it (as tests/campaign/ledger.py)."""
+    total = {}
+    for order in orders:
+        units = dict(order.stock.get('taken') or {}) if order.state == 'done' else {
+            n: max(order.stock.get('dropped', {}).get(n, 0),
+                   order.stock.get('left_bays', {}).get(n, 0))
+            for n in {*order.stock.get('dropped', {}), *order.stock.get('left_bays', {})}}
+        for name, count in units.items():
+            if count:
+                total[name] = total.get(name, 0) + count
+    return total
+
+
+class DiedMeanwhile(Exception):
+    """jafflr was killed here (the test restarts it)."""
+
+
+def test_kitchen_crash_before_hearing_of_its_reservation_gives_that_reservation_back(restartable):
+    """jafflr dies after chillybin made the toastie's reservation and before the answer
+    reached it (kill -9 with the request in flight). The order never recorded it, so it
+    stayed held; chillybin booked the next toastie's first slice to it (the oldest held),
+    and that toastie failed as jammed with the slice on its tray, booked to nobody (the
+    kill -9 campaign's 2 of 118). The restart finds it by the order's key and gives it back."""
+    k = restartable
+    real_reserve = k.stock.reserve
+
+    def reserve_then_die(items, key):
+        real_reserve(items, key)
+        raise DiedMeanwhile()
+    k.stock.reserve = reserve_then_die
+    crashed, _ = k.submit(['cheese'], 'light')
+    following, _ = k.submit(['cheese'], 'light')
+    with pytest.raises(DiedMeanwhile):
+        k.run(2)
+    made = k.chilly.ledger.by_key[reservation_key(crashed)]
+    assert crashed.stock == {} and made.state == 'held', 'chillybin made it; jafflr never heard'
+    restart(k)
+    person_resets(k)
+    following = k.book.get(following.id)
+    k.run_until(lambda: following.finished, 300)
+    assert following.state == 'done', following.failure
+    assert made.state == 'cancelled' and not made.taken
+    crashed = k.book.get(crashed.id)
+    assert crashed.stock['reservation'] == made.id
+    assert crashed.stock['returned'] == {'bread': 2, 'cheese': 1}
+    assert world_drops(k) == booked(k.book.orders.values()) == {'bread': 2, 'cheese': 1}
+    assert not k.bin_store.events.recent(1000, kind='removal')
+
+
+def test_kitchen_crash_as_a_unit_falls_gives_back_only_once_the_load_cell_saw_it(restartable):
+    """jafflr dies just after the cam let a slice go, before chillybin's load cell has
+    seen it (its median filter needs a few readings). A give-back at once would return
+    the slice to stock while it lies on the tray; the restart waits the drop timeout, so
+    the cell's weight books it to the order."""
+    k = restartable
+    order, _ = k.submit(['cheese'], 'light')
+    k.run_until(lambda: world_drops(k).get('bread') == 1, 30)
+    assert not k.chilly.reservation(order.stock['reservation']).taken, 'not seen yet'
+    restart(k)
+    person_resets(k)
+    k.run(1.0)
+    crashed = k.book.get(order.id)
+    assert crashed.stock['left_bays'] == {'bread': 1, 'cheese': 0}
+    assert crashed.stock['returned'] == {'bread': 1, 'cheese': 1}
+    assert world_drops(k) == booked([crashed]) == {'bread': 1}
+    assert not k.bin_store.events.recent(1000, kind='removal')
 
 
 def test_kitchen_crash_with_a_toastie_on_the_tray_fails_it(restartable):
