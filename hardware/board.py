@@ -258,6 +258,29 @@ class Board:
 BOARD = Board()
 
 
+def nominal_calibration(slot):
+    """A bay's load cell as delivered: the empty hopper's counts, and counts per gram."""
+    return (BAY_HOPPER_G * LOADCELL_COUNTS_PER_G, LOADCELL_COUNTS_PER_G)
+
+
+def default_bays(board=BOARD):
+    """The bays filled as in the original project (chillybin's first bays): name, slot,
+    unit weight and the cell's nominal calibration."""
+    bays = []
+    for slot in board.bays:
+        if slot.default_ingredient:
+            tare, per_g = nominal_calibration(slot.index)
+            bays.append({'name': slot.default_ingredient, 'slot': slot.index,
+                         'unit_g': board.ingredients[slot.default_ingredient].unit_g,
+                         'tare_counts': tare, 'counts_per_g': per_g})
+    return bays
+
+
+def load_cell_slots(board=BOARD):
+    """The bay slots that have a load cell."""
+    return [slot.index for slot in board.bays]
+
+
 def wiring_table(board=BOARD):
     """The wiring as a Markdown table (hardware/README.md is generated from this)."""
     rows = ['| part | kind | pin / address | polarity | owner | note |',
