@@ -17,7 +17,6 @@ from ..common.web import ApiError, install_error_pages, json_answer, json_body, 
     query_int, query_one
 from . import schemas
 from .edge import V1_SUCCESSORS  # noqa: F401  (the v1 routes' successors)
-from .openapi import build_document
 
 log = logging.getLogger('chillybin')
 
@@ -38,7 +37,7 @@ def build_app(chilly, *, v1_answer, clock, auth: AdminAuth, metrics, readiness, 
     app = bottle.Bottle()
     app.uninstall(True)       # no JSON plugin or templates: handlers shape their own bytes
     install_error_pages(app, log)
-    openapi = json.dumps(build_document(version)).encode()
+    openapi = []          # built at its first request: nobody asks for it at idle
 
     def wall():
         return clock.time()
@@ -174,7 +173,10 @@ def build_app(chilly, *, v1_answer, clock, auth: AdminAuth, metrics, readiness, 
     @app.get('/v2/openapi.json')
     def v2_openapi():
         bottle.response.content_type = 'application/json'
-        return openapi
+        if not openapi:
+            from .openapi import build_document
+            openapi.append(json.dumps(build_document(version)).encode())
+        return openapi[0]
 
     @app.get('/metrics')
     def prometheus():

@@ -9,11 +9,10 @@ from hardware.board import default_bays, load_cell_slots, nominal_calibration
 from hardware.platform import open_platform
 from firmware.binstore import BinStore, DB_NAME
 from firmware.chillybin import build_chillybin
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ..common.health import Readiness, storage_writable
 from ..common.loop import PeriodicLoop
-from ..common.metrics import ServiceMetrics
+from ..common.lazymetrics import LazyServiceMetrics
 from ..common.replica import ReplicaCollector
 from ..common.sdnotify import Notifier
 from ..common.serve import HttpService, bind_socket, inherited_sockets
@@ -47,7 +46,8 @@ def tick_period(env=os.environ):
 
 
 class BinCollector:
-    """Prometheus gauges read from the bin at scrape time."""
+    """Prometheus gauges read from the bin at scrape time (prometheus_client is imported
+    then, not at start: see api/common/lazymetrics.py)."""
 
     def __init__(self, chilly, clock, loop=None):
         self.chilly = chilly
@@ -58,6 +58,7 @@ class BinCollector:
         return []
 
     def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
         c = self.chilly
         with c.lock:
             temp = GaugeMetricFamily('chillybin_bin_temperature_celsius', 'Bin air temperature')
@@ -155,7 +156,8 @@ class ChillybinService:
         self._stalled = threading.Event()      # debug hook: the bin loop hangs ...
         self._unstall = threading.Event()      # ... until this is set (at close)
         self.loop = PeriodicLoop('bin-loop', clock, tick_s, self._bin_tick)
-        self.metrics = ServiceMetrics('chillybin', settings.version)
+        # prometheus_client is imported at the first scrape, not at start (lazymetrics.py)
+        self.metrics = LazyServiceMetrics('chillybin', settings.version)
         self.metrics.registry.register(BinCollector(self.chilly, clock, self.loop))
         self.readiness = self._readiness()
         auth = AdminAuth.from_file(settings.token_file, admin_token)

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 from prometheus_client.exposition import generate_latest
 
 from api.chillybin.service import BinCollector
+from api.common.lazymetrics import LazyServiceMetrics
 from api.common.metrics import ServiceMetrics
 
 
@@ -20,13 +21,17 @@ def test_metrics_every_service_exports_its_process_start_time():
     text = generate_latest(ServiceMetrics('jafflr', 'v1').registry).decode()
     started = _value(text, 'process_start_time_seconds')
     assert started is not None and time.time() - 7 * 24 * 3600 < started <= time.time()
+    text = LazyServiceMetrics('chillybin', 'v1').render().decode()      # chillybin's kind
+    assert _value(text, 'process_start_time_seconds') == started
 
 
 def _bin(last_tick):
     return SimpleNamespace(
-        lock=threading.Lock(), bin_c=3.5, last_tick=last_tick, bays={}, clocks={},
-        sensor_errors={}, ledger=SimpleNamespace(open=lambda: []),
-        chiller=SimpleNamespace(on=False, warm_for_s=lambda now: 0.0))
+        lock=threading.Lock(), last_tick=last_tick, scales=SimpleNamespace(bays={}),
+        food=SimpleNamespace(clocks={}), reads=SimpleNamespace(errors={}),
+        desk=SimpleNamespace(ledger=SimpleNamespace(open=lambda: [])),
+        air=SimpleNamespace(temp_c=3.5, chiller=SimpleNamespace(on=False,
+                                                                warm_for_s=lambda now: 0.0)))
 
 
 class _Registry:

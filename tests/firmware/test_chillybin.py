@@ -1,4 +1,4 @@
-"""ChillyBin's wiring on fake readers: measuring, reservations, food safety, faults, restarts."""
+"""chillybin on fake readers (build_chillybin): measuring, reservations, food safety, faults, restarts."""
 import threading
 
 import pytest
