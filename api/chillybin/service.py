@@ -12,7 +12,7 @@ from firmware.chillybin import build_chillybin
 
 from ..common.health import Readiness, storage_writable
 from ..common.loop import PeriodicLoop
-from ..common.lazymetrics import LazyServiceMetrics
+from ..common.textmetrics import CounterMetricFamily, GaugeMetricFamily, TextServiceMetrics
 from ..common.replica import ReplicaCollector
 from ..common.sdnotify import Notifier
 from ..common.serve import HttpService, bind_socket, inherited_sockets
@@ -46,8 +46,7 @@ def tick_period(env=os.environ):
 
 
 class BinCollector:
-    """Prometheus gauges read from the bin at scrape time (prometheus_client is imported
-    then, not at start: see api/common/lazymetrics.py)."""
+    """Prometheus gauges read from the bin at scrape time."""
 
     def __init__(self, chilly, clock, loop=None):
         self.chilly = chilly
@@ -58,7 +57,6 @@ class BinCollector:
         return []
 
     def collect(self):
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
         c = self.chilly
         with c.lock:
             temp = GaugeMetricFamily('chillybin_bin_temperature_celsius', 'Bin air temperature')
@@ -156,8 +154,8 @@ class ChillybinService:
         self._stalled = threading.Event()      # debug hook: the bin loop hangs ...
         self._unstall = threading.Event()      # ... until this is set (at close)
         self.loop = PeriodicLoop('bin-loop', clock, tick_s, self._bin_tick)
-        # prometheus_client is imported at the first scrape, not at start (lazymetrics.py)
-        self.metrics = LazyServiceMetrics('chillybin', settings.version)
+        # Without prometheus_client: 1.9 MB of an idle chillybin (textmetrics.py)
+        self.metrics = TextServiceMetrics('chillybin', settings.version)
         self.metrics.registry.register(BinCollector(self.chilly, clock, self.loop))
         self.readiness = self._readiness()
         auth = AdminAuth.from_file(settings.token_file, admin_token)
