@@ -22,13 +22,13 @@ from .bindesk import ReservationDesk
 from .binhistory import BinHistory
 from .binreads import FAILED_AFTER_READS, PartReads
 from .chiller import ChillerConfig
-from .foodwatch import FoodSafetyWatch, unmeasurable_downtime
+from .foodwatch import FoodSafetyWatch
 from .restocking import Restocking
 from .stock import MEDIAN_WINDOW
 
 PERSIST_CLOCKS_EVERY_S = 60.0
 
-__all__ = ['ChillyBin', 'build_chillybin', 'FAILED_AFTER_READS', 'unmeasurable_downtime']
+__all__ = ['ChillyBin', 'build_chillybin', 'FAILED_AFTER_READS']
 
 
 class StockChanged:
