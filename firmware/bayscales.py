@@ -82,12 +82,15 @@ class BayScales:
             self.history.record(wall, 'sensor', bay=bay.name, detail='load cell recovered')
         was_counted = bay.units is not None
         change = bay.sample(counts)
-        if change > 0 and self.when_risen is not None:
-            self.when_risen(wall, bay, change)
-        elif change < 0 and self.when_fallen is not None:
-            self.when_fallen(wall, bay, -change)
         if change or (bay.units is not None and not was_counted):
-            self.save(bay)
+            # One write: a fall booked to a reservation but not to the count would be
+            # seen again after a kill -9 between the two, and booked twice.
+            with self.store.transaction():
+                if change > 0 and self.when_risen is not None:
+                    self.when_risen(wall, bay, change)
+                elif change < 0 and self.when_fallen is not None:
+                    self.when_fallen(wall, bay, -change)
+                self.save(bay)
         if bay.units == 0 and self.when_empty is not None:
             self.when_empty(bay)
 

@@ -438,3 +438,28 @@ def test_chillybin_rechilled_after_two_hours_still_locks_at_four(rig):
     assert rig.bin.food.clocks['cheese'].locked
     with pytest.raises(BayLocked, match='more than 4 hours'):
         rig.bin.desk.reserve({'cheese': 1}, rig.clock.time())
+
+
+def test_chillybin_killed_between_booking_a_fall_and_saving_the_count_books_it_once(rig):
+    """The kill -9 campaign found it (branch `accounting`, ported to the split bin): the
+    fall's booking to the reservation and the bay's new count were two writes; killed
+    between them, the restart counted from the old count, saw the same fall again and
+    booked it twice (a second slice taken that never left, or a `removal` nobody made).
+    Both are one write now."""
+    r, _ = rig.bin.desk.reserve({'bread': 2}, rig.clock.time(), key='jafflr-t1', dispense=True)
+
+    class Killed(BaseException):
+        pass
+
+    def killed(bay):
+        raise Killed()
+    rig.store.save_bay = killed                    # dies as it saves the new count
+    rig.parts.grams[0] -= 34.0
+    with pytest.raises(Killed):
+        rig.tick(3)
+    rig.store.close()                              # killed: no stop()
+    chilly = rig.open()
+    assert chilly.count_every_bay(lambda: (rig.clock.monotonic(), rig.clock.time()))
+    assert chilly.desk.reservation(r.id).taken == {'bread': 1}
+    assert chilly.scales.bays['bread'].units == 9
+    assert not rig.events('removal')
