@@ -12,7 +12,7 @@ import time
 
 from tinydb.table import Document
 
-from api.chillybin.service import default_bays
+from hardware.board import default_bays
 from firmware.binstore import BinStore
 from firmware.orders import Order
 from firmware.orderstore import OrderStore

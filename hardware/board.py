@@ -259,13 +259,13 @@ BOARD = Board()
 
 
 def nominal_calibration(slot):
-    """A load cell's factory calibration: the empty hopper's counts, and counts per gram."""
+    """A bay's load cell as delivered: the empty hopper's counts, and counts per gram."""
     return (BAY_HOPPER_G * LOADCELL_COUNTS_PER_G, LOADCELL_COUNTS_PER_G)
 
 
 def default_bays(board=BOARD):
-    """The bays chillybin starts with: each slot's default ingredient, its unit's weight
-    and the nominal calibration of its load cell."""
+    """The bays filled as in the original project (chillybin's first bays): name, slot,
+    unit weight and the cell's nominal calibration."""
     bays = []
     for slot in board.bays:
         if slot.default_ingredient:
@@ -274,6 +274,11 @@ def default_bays(board=BOARD):
                          'unit_g': board.ingredients[slot.default_ingredient].unit_g,
                          'tare_counts': tare, 'counts_per_g': per_g})
     return bays
+
+
+def load_cell_slots(board=BOARD):
+    """The bay slots that have a load cell."""
+    return [slot.index for slot in board.bays]
 
 
 def wiring_table(board=BOARD):

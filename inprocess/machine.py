@@ -15,9 +15,9 @@ import threading
 from firmware.binstore import BinStore
 from firmware.bays import bays_from_stock, grams_of
 from firmware.build import Jafflr
-from firmware.chillybin import ChillyBin
+from firmware.chillybin import build_chillybin
 from firmware.orderstore import OrderStore
-from hardware.board import default_bays, nominal_calibration
+from hardware.board import default_bays, load_cell_slots, nominal_calibration
 from hardware.platform import open_in_process
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ TICK_S = 0.05
 
 
 class LocalStock:
-    """chillybin's client, answered by a ChillyBin in this process."""
+    """chillybin's client, answered by a chillybin built in this process."""
 
     def __init__(self, chilly, clock):
         self.chilly = chilly
@@ -45,21 +45,21 @@ class LocalStock:
         return json.loads(json.dumps(self.chilly.snapshot(self.clock.monotonic())))
 
     def reserve(self, items, key):
-        return self.chilly.reserve(items, self._wall(), key=key, dispense=True,
-                                   fingerprint=json.dumps(items, sort_keys=True))[0].to_dict()
+        return self.chilly.desk.reserve(items, self._wall(), key=key, dispense=True,
+                                        fingerprint=json.dumps(items, sort_keys=True))[0].to_dict()
 
     def reservation(self, rid):
         self._wall()
-        return self.chilly.reservation(rid).to_dict()
+        return self.chilly.desk.reservation(rid).to_dict()
 
     def confirm(self, rid):
-        return self.chilly.confirm(rid, self._wall()).to_dict()
+        return self.chilly.desk.confirm(rid, self._wall()).to_dict()
 
     def cancel(self, rid):
-        return self.chilly.cancel(rid, self._wall()).to_dict()
+        return self.chilly.desk.cancel(rid, self._wall()).to_dict()
 
     def pick(self, name, quantity):
-        self.chilly.pick(name, quantity, self._wall())
+        self.chilly.desk.pick(name, quantity, self._wall())
 
     def grams(self, name):
         self._wall()
@@ -91,12 +91,13 @@ class InProcessMachine:
         chiller = self.bin_machine.chiller
         self.bin_store = BinStore(self.state_dir, default_bays(), fsync=self.fsync,
                                   now_wall=clock.time())
-        self.chilly = ChillyBin(
-            self.bin_store, lambda: sensors.bin_air.temperature_c,
-            lambda slot: sensors.loadcells[slot].raw_counts,
-            lambda on: chiller.on() if on else chiller.off(), now=clock.monotonic(),
-            wall=clock.time(), default_calibration=nominal_calibration,
-            refill=lambda slot, units, name: self.world.fill(slot, units, name), simulated=True)
+        self.chilly = build_chillybin(
+            self.bin_store, read_bin_c=lambda: sensors.bin_air.temperature_c,
+            read_counts=lambda slot: sensors.loadcells[slot].raw_counts,
+            set_chiller=lambda on: chiller.on() if on else chiller.off(),
+            nominal_calibration=nominal_calibration, slots=load_cell_slots(),
+            refill=lambda slot, units, name: self.world.fill(slot, units, name),
+            now=clock.monotonic(), wall=clock.time())
         self.stock = LocalStock(self.chilly, clock)
 
     def _build_jafflr(self, platform):

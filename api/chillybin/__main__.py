@@ -23,7 +23,7 @@ def _open(host, port):
 
 
 def _migrations():
-    from .service import default_bays
+    from hardware.board import default_bays
     return migrations(default_bays())
 
 

@@ -17,7 +17,6 @@ from ..common.web import ApiError, install_error_pages, json_answer, json_body, 
     query_int, query_one
 from . import schemas
 from .edge import V1_SUCCESSORS  # noqa: F401  (the v1 routes' successors)
-from .openapi import build_document
 
 log = logging.getLogger('chillybin')
 
@@ -31,13 +30,14 @@ def refused(exc):
                     allowed=exc.allowed)
 
 
-def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, simulated,
-              debug_stall=None):
-    """`debug_stall`: only with JAFFLR_DEBUG_HOOKS=1 (tests), adds POST /v2/debug/stall."""
+def build_app(chilly, *, v1_answer, clock, auth: AdminAuth, metrics, readiness, version,
+              simulated, debug_stall=None):
+    """`v1_answer`: the v1 answer kept ready (api/chillybin/v1answer.py); `debug_stall`:
+    only with JAFFLR_DEBUG_HOOKS=1 (tests), adds POST /v2/debug/stall."""
     app = bottle.Bottle()
     app.uninstall(True)       # no JSON plugin or templates: handlers shape their own bytes
     install_error_pages(app, log)
-    openapi = json.dumps(build_document(version)).encode()
+    openapi = []          # built at its first request: nobody asks for it at idle
 
     def wall():
         return clock.time()
@@ -52,13 +52,13 @@ def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, si
     @app.get('/')
     def v1_stock():
         bottle.response.content_type = 'application/json'
-        return chilly.v1_stock_json()
+        return v1_answer.body
 
     @app.route('/pick', method=['GET', 'POST'])
     def v1_pick():
         name = query_one('name', required=True)
         quantity = query_int('quantity', 1, 10, required=True)
-        call(chilly.pick, name, quantity, wall())
+        call(chilly.desk.pick, name, quantity, wall())
         bottle.response.content_type = 'text/plain; charset=utf-8'
         return 'ok'
 
@@ -66,7 +66,7 @@ def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, si
     def v1_restock():
         if not simulated:
             auth.check()    # in simulation it stays open, so the original integration test runs
-        call(chilly.restock, {'bread': 10, 'cheese': 10, 'vegemite': 10}, wall())
+        call(chilly.restocking.restock, {'bread': 10, 'cheese': 10, 'vegemite': 10}, wall())
         bottle.response.content_type = 'text/plain; charset=utf-8'
         return 'ok'
 
@@ -89,14 +89,11 @@ def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, si
 
     @app.get('/v2/stock/<name>')
     def v2_stock_one(name):
-        with chilly.lock:
-            call(chilly.bay, name)
-            return json_answer(chilly.bay_snapshot(name))
+        return json_answer(call(chilly.bay_snapshot, name))
 
     @app.get('/v2/bin')
     def v2_bin():
-        with chilly.lock:
-            return json_answer(chilly.bin_status(clock.monotonic()))
+        return json_answer(chilly.air.status(clock.monotonic()))
 
     @app.post('/v2/reservations')
     def v2_reserve():
@@ -106,7 +103,7 @@ def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, si
             raise ApiError(400, 'Idempotency-Key must be 1 to 100 characters',
                            field='Idempotency-Key', allowed='1-100 characters')
         fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-        r, replayed = call(chilly.reserve, body['items'], wall(), key=key, fingerprint=fingerprint,
+        r, replayed = call(chilly.desk.reserve, body['items'], wall(), key=key, fingerprint=fingerprint,
                            ttl_s=body.get('ttl_s', 120), dispense=body.get('dispense', False))
         headers = {'Location': f'/v2/reservations/{r.id}'}
         if replayed:
@@ -115,15 +112,15 @@ def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, si
 
     @app.get('/v2/reservations/<rid>')
     def v2_reservation(rid):
-        return json_answer(public(call(chilly.reservation, rid)))
+        return json_answer(public(call(chilly.desk.reservation, rid)))
 
     @app.post('/v2/reservations/<rid>/confirm')
     def v2_confirm(rid):
-        return json_answer(public(call(chilly.confirm, rid, wall())))
+        return json_answer(public(call(chilly.desk.confirm, rid, wall())))
 
     @app.post('/v2/reservations/<rid>/cancel')
     def v2_cancel(rid):
-        return json_answer(public(call(chilly.cancel, rid, wall())))
+        return json_answer(public(call(chilly.desk.cancel, rid, wall())))
 
     @app.get('/v2/admin/challenge')
     def v2_admin_challenge():
@@ -133,20 +130,20 @@ def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, si
     def v2_restock():
         auth.check()
         body = json_body(schemas.RESTOCK_REQUEST)
-        call(chilly.restock, body['items'], wall(), replaced=body.get('replaced', True))
+        call(chilly.restocking.restock, body['items'], wall(), replaced=body.get('replaced', True))
         return json_answer(chilly.snapshot(clock.monotonic()))
 
     @app.post('/v2/bays/<name>/calibrate')
     def v2_calibrate(name):
         auth.check()
         body = json_body(schemas.CALIBRATE_REQUEST)
-        return json_answer(call(chilly.calibrate, name, body['step'], wall(), body.get('known_g')))
+        return json_answer(call(chilly.scales.calibrate, name, body['step'], wall(), body.get('known_g')))
 
     @app.post('/v2/bays/<name>/food-check')
     def v2_food_check(name):
         auth.check()
         body = json_body(schemas.FOOD_CHECK_REQUEST)
-        return json_answer(call(chilly.food_check, name, body['confirmed'], wall()))
+        return json_answer(call(chilly.food.food_check, name, body['confirmed'], wall()))
 
     @app.put('/v2/bays/<name>')
     def v2_configure_bay(name):
@@ -155,15 +152,14 @@ def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, si
             raise ApiError(400, f'{name!r} is not an ingredient name', field='name',
                            allowed=schemas.NAME['description'])
         body = json_body(schemas.BAY_REQUEST)
-        call(chilly.configure_bay, name, body['slot'], body['unit_g'], wall())
-        with chilly.lock:
-            return json_answer(chilly.bay_snapshot(name))
+        call(chilly.scales.configure, name, body['slot'], body['unit_g'], wall())
+        return json_answer(chilly.bay_snapshot(name))
 
     @app.get('/v2/events')
     def v2_events():
         limit = query_int('limit', 1, 500, default=50)
         kind = query_one('kind')
-        return json_answer({'events': chilly.store.events.recent(limit, kind)})
+        return json_answer({'events': chilly.history.recent(limit, kind)})
 
     @app.get('/v2/alerts')
     def v2_alerts():
@@ -177,7 +173,10 @@ def build_app(chilly, *, clock, auth: AdminAuth, metrics, readiness, version, si
     @app.get('/v2/openapi.json')
     def v2_openapi():
         bottle.response.content_type = 'application/json'
-        return openapi
+        if not openapi:
+            from .openapi import build_document
+            openapi.append(json.dumps(build_document(version)).encode())
+        return openapi[0]
 
     @app.get('/metrics')
     def prometheus():

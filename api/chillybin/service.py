@@ -5,15 +5,14 @@ import os
 import threading
 import time
 
-from hardware.board import BOARD, default_bays, nominal_calibration
+from hardware.board import default_bays, load_cell_slots, nominal_calibration
 from hardware.platform import open_platform
 from firmware.binstore import BinStore, DB_NAME
-from firmware.chillybin import ChillyBin
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from firmware.chillybin import build_chillybin
 
 from ..common.health import Readiness, storage_writable
 from ..common.loop import PeriodicLoop
-from ..common.metrics import ServiceMetrics
+from ..common.textmetrics import CounterMetricFamily, GaugeMetricFamily, TextServiceMetrics
 from ..common.replica import ReplicaCollector
 from ..common.sdnotify import Notifier
 from ..common.serve import HttpService, bind_socket, inherited_sockets
@@ -22,6 +21,7 @@ from ..common.adminauth import AdminAuth
 from .app import build_app
 from .edge import edge
 from .parts import BinParts
+from .v1answer import V1StockAnswer
 
 log = logging.getLogger('chillybin')
 TICK_S = 0.1                 # clock seconds between rounds of the bin loop
@@ -60,14 +60,14 @@ class BinCollector:
         c = self.chilly
         with c.lock:
             temp = GaugeMetricFamily('chillybin_bin_temperature_celsius', 'Bin air temperature')
-            if c.bin_c is not None:
-                temp.add_metric([], c.bin_c)
+            if c.air.temp_c is not None:
+                temp.add_metric([], c.air.temp_c)
             yield temp
             yield GaugeMetricFamily('chillybin_bin_above_5c_seconds', 'Continuous time above 5 C',
-                                    value=c.chiller.warm_for_s(self.clock.monotonic()))
-            yield GaugeMetricFamily('chillybin_chiller_on', 'Chiller running', value=int(c.chiller.on))
+                                    value=c.air.chiller.warm_for_s(self.clock.monotonic()))
+            yield GaugeMetricFamily('chillybin_chiller_on', 'Chiller running', value=int(c.air.chiller.on))
             yield GaugeMetricFamily('chillybin_reservations_open', 'Open reservations and picks',
-                                    value=len(c.ledger.open()))
+                                    value=len(c.desk.ledger.open()))
             # Food-safety time is counted by the loop: a stale loop counts nothing.
             since = GaugeMetricFamily('chillybin_loop_seconds_since_tick',
                                       'Real seconds since the bin loop last ran')
@@ -90,19 +90,19 @@ class BinCollector:
                 'sensor': GaugeMetricFamily('chillybin_bay_sensor_ok', 'Load cell readable',
                                             labels=['bay']),
             }
-            for name, bay in c.bays.items():
+            for name, bay in c.scales.bays.items():
                 if bay.units is not None:
                     families['units'].add_metric([name], bay.units)
-                    families['available'].add_metric([name], c.available(name))
+                    families['available'].add_metric([name], c.desk.available(name))
                 if bay.grams is not None:
                     families['grams'].add_metric([name], bay.grams)
-                families['locked'].add_metric([name], int(c.clocks[name].refuses))
-                families['minutes'].add_metric([name], c.clocks[name].seconds_above / 60.0)
+                families['locked'].add_metric([name], int(c.food.clocks[name].refuses))
+                families['minutes'].add_metric([name], c.food.clocks[name].seconds_above / 60.0)
                 families['sensor'].add_metric([name], int(bay.error is None))
             yield from families.values()
             errors = CounterMetricFamily('chillybin_sensor_errors', 'Failed sensor reads',
                                          labels=['part'])
-            for part, count in c.sensor_errors.items():
+            for part, count in c.reads.errors.items():
                 errors.add_metric([part], count)
             yield errors
 
@@ -138,12 +138,12 @@ class ChillybinService:
         if platform.simulated:
             refill = lambda slot, units, name: platform.link.fill(slot, units, name)
         chiller = self.machine.chiller
-        self.chilly = ChillyBin(
-            self.store, parts.bin_c, parts.counts,
-            lambda on: chiller.on() if on else chiller.off(),
-            now=clock.monotonic(), wall=clock.time(), default_calibration=nominal_calibration,
-            refill=refill, simulated=platform.simulated,
-            slots=[slot.index for slot in BOARD.bays], wall_synchronised=clock.synchronised())
+        self.chilly = build_chillybin(
+            self.store, read_bin_c=parts.bin_c, read_counts=parts.counts,
+            set_chiller=lambda on: chiller.on() if on else chiller.off(),
+            nominal_calibration=nominal_calibration, slots=load_cell_slots(), refill=refill,
+            now=clock.monotonic(), wall=clock.time(), wall_synchronised=clock.synchronised())
+        self.v1_answer = V1StockAnswer(self.chilly, replica.shared.publish if replica else None)
         self.tick_s = tick_s
         # systemd's watchdog is fed from the bin loop itself, after a whole tick, never from
         # an HTTP thread: a stuck loop stops the food-safety clocks and the chiller while
@@ -154,19 +154,19 @@ class ChillybinService:
         self._stalled = threading.Event()      # debug hook: the bin loop hangs ...
         self._unstall = threading.Event()      # ... until this is set (at close)
         self.loop = PeriodicLoop('bin-loop', clock, tick_s, self._bin_tick)
-        self.metrics = ServiceMetrics('chillybin', settings.version)
+        # Without prometheus_client: 1.9 MB of an idle chillybin (textmetrics.py)
+        self.metrics = TextServiceMetrics('chillybin', settings.version)
         self.metrics.registry.register(BinCollector(self.chilly, clock, self.loop))
         self.readiness = self._readiness()
         auth = AdminAuth.from_file(settings.token_file, admin_token)
         debug = env.get('JAFFLR_DEBUG_HOOKS') == '1'
-        app = build_app(self.chilly, clock=clock, auth=auth, metrics=self.metrics,
+        app = build_app(self.chilly, v1_answer=self.v1_answer, clock=clock, auth=auth, metrics=self.metrics,
                         readiness=self.readiness, version=settings.version,
                         simulated=platform.simulated,
                         debug_stall=self._stalled.set if debug else None)
         if replica is not None:
-            # The replica answers GET / from what the bin publishes, forwards the rest here
-            self.chilly.on_v1 = replica.shared.publish
-            replica.shared.publish(self.chilly.v1_stock_json())
+            # The replica answers GET / from what the v1 answer publishes, forwards the rest here
+            replica.shared.publish(self.v1_answer.body)
             self.metrics.registry.register(ReplicaCollector('chillybin', replica.shared, '/'))
         forwarder_ports = [replica.address[1]] if replica is not None else []
         self.http = HttpService('chillybin', edge(app, settings, self.metrics, forwarder_ports), sockets,
@@ -205,10 +205,11 @@ class ChillybinService:
             r.add('replica', lambda: (self.replica.alive, f'pid {self.replica.pid}' if
                                       self.replica.alive else 'not running: the primary '
                                       'answers alone'), required=False)
-        r.add('bin-sensor', lambda: (c.bin_error is None, c.bin_error or f'{c.bin_c} C'),
+        r.add('bin-sensor', lambda: (c.air.error is None, c.air.error or f'{c.air.temp_c} C'),
               required=False)
-        r.add('load-cells', lambda: (any(b.error is None for b in c.bays.values()),
-                                     '; '.join(f'{n}: {b.error or "ok"}' for n, b in c.bays.items())))
+        bays = c.scales.bays
+        r.add('load-cells', lambda: (any(b.error is None for b in bays.values()),
+                                     '; '.join(f'{n}: {b.error or "ok"}' for n, b in bays.items())))
         return r
 
     def _before_exit(self):

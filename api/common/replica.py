@@ -143,7 +143,7 @@ class ReplicaCollector:
         return []
 
     def collect(self):
-        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+        from .textmetrics import CounterMetricFamily, HistogramMetricFamily
         by_status, buckets, total = self.shared.stats()
         counts = CounterMetricFamily(f'{self.service}_replica_http_requests',
                                      'HTTP requests the read replica answered itself',

@@ -19,6 +19,7 @@ from api.common.web import Edge, HostNames
 class Bin:
     def __init__(self):
         self.calls = []
+        self.restocking = self
 
     def restock(self, items, wall, replaced=True):
         self.calls.append(items)
@@ -49,7 +50,7 @@ def setup(tmp_path):
     admin_token(path)
     chilly = Bin()
     auth = AdminAuth.from_file(path, admin_token)
-    app = Edge(build_app(chilly, clock=Clock(), auth=auth, metrics=None, readiness=None,
+    app = Edge(build_app(chilly, v1_answer=None, clock=Clock(), auth=auth, metrics=None, readiness=None,
                          version='x', simulated=True), hostnames=HostNames(['chillybin.local']))
     return app, chilly, auth, path
 

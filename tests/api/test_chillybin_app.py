@@ -14,6 +14,7 @@ from api.common.adminauth import AdminAuth
 class Restocks:
     def __init__(self):
         self.calls = []
+        self.restocking = self
 
     def restock(self, items, wall, replaced=True):
         self.calls.append(items)
@@ -36,7 +37,7 @@ def wsgi(app, path, headers=()):
 def test_app_v1_restock_on_a_real_machine_needs_the_token(tmp_path):
     chilly = Restocks()
     token = admin_token(str(tmp_path / 'admin-token'))
-    app = build_app(chilly, clock=Clock(), auth=AdminAuth(token, 'the-file'), metrics=None,
+    app = build_app(chilly, v1_answer=None, clock=Clock(), auth=AdminAuth(token, 'the-file'), metrics=None,
                     readiness=None, version='x', simulated=False)
     status, body = wsgi(app, '/restock')
     assert status == 401 and b'admin token' in body and b'the-file' in body and not chilly.calls
@@ -57,9 +58,8 @@ def test_app_admin_token_file_is_created_0600_and_reused(tmp_path, caplog):
 
 def test_app_a_limit_of_thousands_of_digits_is_a_400_not_a_500(tmp_path):
     class Events:
-        store = type('Store', (), {'events': type('Journal', (), {
-            'recent': staticmethod(lambda limit, kind: [])})()})()
-    app = build_app(Events(), clock=Clock(), auth=AdminAuth('t' * 32, 'the-file'), metrics=None,
+        history = type('History', (), {'recent': staticmethod(lambda limit, kind: [])})()
+    app = build_app(Events(), v1_answer=None, clock=Clock(), auth=AdminAuth('t' * 32, 'the-file'), metrics=None,
                     readiness=None, version='x', simulated=True)
     for digits in ('9' * 5000, '0' * 4999 + '5', '-' + '9' * 4400):
         status, body = wsgi(app, '/v2/events', {'QUERY_STRING': f'limit={digits}'})
@@ -72,7 +72,7 @@ def test_app_a_limit_of_thousands_of_digits_is_a_400_not_a_500(tmp_path):
 def test_app_debug_stall_exists_only_when_handed_in():
     stalls = []
     for hook, expected in ((None, 404), (lambda: stalls.append(1), 200)):
-        app = build_app(Restocks(), clock=Clock(), auth=AdminAuth('t' * 32, 'f'), metrics=None,
+        app = build_app(Restocks(), v1_answer=None, clock=Clock(), auth=AdminAuth('t' * 32, 'f'), metrics=None,
                         readiness=None, version='x', simulated=True, debug_stall=hook)
         assert wsgi(app, '/v2/debug/stall', {'REQUEST_METHOD': 'POST'})[0] == expected
     assert stalls == [1]

@@ -54,7 +54,7 @@ def test_http_openapi_document_is_well_formed(openapi):
 
 
 def test_http_openapi_documents_every_v2_route():
-    app = build_app(None, clock=None, auth=None, metrics=None, readiness=None, version='x',
+    app = build_app(None, v1_answer=None, clock=None, auth=None, metrics=None, readiness=None, version='x',
                     simulated=True)
     from api.chillybin.openapi import build_document
     paths = build_document('x')['paths']

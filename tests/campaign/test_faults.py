@@ -148,7 +148,7 @@ class Case:
         self.before = bay_units(k)
         # chillybin's first count of a bay nobody declared is estimated from its weight
         # (units vary), so compare changes, not counts.
-        self.counted_before = {n: k.chilly.bays[n].units for n in self.before}
+        self.counted_before = {n: k.chilly.scales.bays[n].units for n in self.before}
         self.figures = {'fault': fault, 'step': step, 'seed': seed}
         self.detected_at = self.press_at_latch = None
 
@@ -239,7 +239,7 @@ class Case:
         """Units chillybin saw leave each bay: booked to reservations, or unexplained."""
         k = self.k
         taken = {n: 0 for n in self.before}
-        for r in k.chilly.ledger.by_id.values():
+        for r in k.chilly.desk.ledger.by_id.values():
             for name, q in r.taken.items():
                 taken[name] += q
         for e in k.bin_store.events.recent(10_000, 'removal'):
@@ -254,10 +254,10 @@ class Case:
                 continue
             assert seen[name] == world[name], (f'{name}: chillybin saw {seen[name]} leave, '
                                                f'{world[name]} left the bay ({self.fault} at {self.step})')
-            counted = self.counted_before[name] - k.chilly.bays[name].units
+            counted = self.counted_before[name] - k.chilly.scales.bays[name].units
             assert counted == world[name], f'{name}: chillybin counts {counted} fewer, ' \
                                            f'{world[name]} left the bay'
-        assert k.chilly.ledger.open() == [], 'a reservation was left open'
+        assert k.chilly.desk.ledger.open() == [], 'a reservation was left open'
         for order in [self.order, getattr(self, 'probe', None)]:
             stock = order.stock if order is not None else {}
             reserved = stock.get('reserved')
@@ -268,7 +268,7 @@ class Case:
             else:
                 assert all(stock['left_bays'][n] + stock['returned'][n] == q
                            for n, q in reserved.items()), stock
-                assert k.chilly.reservation(stock['reservation']).state == 'cancelled'
+                assert k.chilly.desk.reservation(stock['reservation']).state == 'cancelled'
 
     def close(self):
         self.k.close()
@@ -318,7 +318,7 @@ def check_alert_only(case):
     assert order.state == 'done', order.failure
     assert outputs_safe(k)['moving'] == [] and k.world.press.is_open
     if case.fault == 'bin-sensor-nack':
-        assert k.chilly.bin_error and 'bin_air' in k.chilly.bin_error
+        assert k.chilly.air.error and 'bin_air' in k.chilly.air.error
         assert k.world.is_active('chiller_relay'), 'an unreadable bin keeps the chiller on'
 
 

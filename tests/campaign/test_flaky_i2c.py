@@ -28,16 +28,15 @@ import math
 
 from bench.rig import PlateRig
 from firmware.binstore import BinStore
-from firmware.chillybin import FAILED_AFTER_READS, ChillyBin
+from firmware.chillybin import FAILED_AFTER_READS, build_chillybin
 from firmware.heater.control import PlateController
-from hardware.board import BOARD
+from hardware.board import BOARD, default_bays, load_cell_slots, nominal_calibration
 from hardware.clock import FakeClock
 from hardware.i2c.base import TRANSFER_ATTEMPTS
 from hardware.platform import Sensors
 from hardware.sim.bus import SimBus
 from hardware.sim.pins import LocalWire, SimPinFactory
 from hardware.sim.world import World
-from hardware.board import default_bays, nominal_calibration
 
 from .report import report, sizes
 
@@ -161,14 +160,15 @@ class BinBench:
         self.store = BinStore(str(state_dir), default_bays(), fsync=False, now_wall=clock.time())
         self.bin_reads = CountedReads(lambda: sensors.bin_air.temperature_c)
         self.cell_reads = CountedReads(lambda slot: sensors.loadcells[slot].raw_counts)
-        self.bin = ChillyBin(self.store, self.bin_reads, self.cell_reads, lambda on: None,
-                             now=clock.monotonic(), wall=clock.time(),
-                             default_calibration=nominal_calibration, simulated=True,
-                             slots=[b.index for b in BOARD.bays])
+        self.bin = build_chillybin(self.store, read_bin_c=self.bin_reads,
+                                   read_counts=self.cell_reads, set_chiller=lambda on: None,
+                                   nominal_calibration=nominal_calibration,
+                                   slots=load_cell_slots(), now=clock.monotonic(),
+                                   wall=clock.time())
         self.tick()
         self.tick()
         self.tick()
-        self.units = {n: b.units for n, b in self.bin.bays.items()}
+        self.units = {n: b.units for n, b in self.bin.scales.bays.items()}
         assert all(self.units.values()), self.units
         self.reports = []           # (part, at)
         self._reported = set()
@@ -178,8 +178,8 @@ class BinBench:
         self.bin.tick(self.clock.monotonic(), self.clock.time())
 
     def parts_reported(self):
-        found = {f'loadcell_{b.slot}' for b in self.bin.bays.values() if b.error is not None}
-        if self.bin.bin_error is not None:
+        found = {f'loadcell_{b.slot}' for b in self.bin.scales.bays.values() if b.error is not None}
+        if self.bin.air.error is not None:
             found.add('bin_air')
         return found
 
@@ -191,7 +191,7 @@ class BinBench:
             for part in sorted(now_reported - self._reported):
                 self.reports.append((part, self.clock.monotonic()))
             self._reported = now_reported
-            for name, bay in self.bin.bays.items():
+            for name, bay in self.bin.scales.bays.items():
                 # A failed read is reported by name and never becomes 0 (or anything else).
                 assert bay.units == self.units[name] and bay.grams, (name, bay.describe())
                 if bay.error is not None:

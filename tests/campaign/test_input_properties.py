@@ -258,7 +258,7 @@ class ReservationMachine(RuleBasedStateMachine):
         return self.rig.bin
 
     def _units(self, name):
-        return self.bin.bays[name].units
+        return self.bin.scales.bays[name].units
 
     @rule(items=st.dictionaries(st.sampled_from(sorted(UNIT_G)), st.integers(1, 4), min_size=1,
                                 max_size=3),
@@ -267,14 +267,14 @@ class ReservationMachine(RuleBasedStateMachine):
     def reserve(self, items, key, ttl, kind):
         wall = self.clock.time()
         fingerprint = json.dumps(items, sort_keys=True)
-        before = {n: self.bin.available(n) for n in UNIT_G}
+        before = {n: self.bin.desk.available(n) for n in UNIT_G}
         try:
             if kind == 'pick':
                 name, quantity = next(iter(items.items()))
-                r, replayed = self.bin.pick(name, quantity, wall), False
+                r, replayed = self.bin.desk.pick(name, quantity, wall), False
                 items = {name: quantity}
             else:
-                r, replayed = self.bin.reserve(items, wall, key=key, fingerprint=fingerprint,
+                r, replayed = self.bin.desk.reserve(items, wall, key=key, fingerprint=fingerprint,
                                                ttl_s=ttl)
         except NotEnoughStock:
             assert any(q > before[n] for n, q in items.items())
@@ -284,14 +284,14 @@ class ReservationMachine(RuleBasedStateMachine):
             return
         if replayed:
             assert self.keys[key] == (fingerprint, r.id), 'a replay answered another reservation'
-            assert {n: self.bin.available(n) for n in UNIT_G} == before, 'a replay took stock'
+            assert {n: self.bin.desk.available(n) for n in UNIT_G} == before, 'a replay took stock'
             return
         assert kind == 'pick' or key not in self.keys, 'a used key made a second reservation'
         if key and kind != 'pick':
             self.keys[key] = (fingerprint, r.id)
         self.ids.append(r.id)
         for name, quantity in items.items():
-            assert self.bin.available(name) == before[name] - quantity
+            assert self.bin.desk.available(name) == before[name] - quantity
 
     def _drop(self, name, units):
         grams = self.rig.parts.grams
@@ -307,7 +307,7 @@ class ReservationMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def dispense_for_a_reservation(self, data):
         """The machine drops one unit that some open reservation expects."""
-        open_ = [r for r in self.bin.ledger.open() if any(r.outstanding(n) for n in r.items)]
+        open_ = [r for r in self.bin.desk.ledger.open() if any(r.outstanding(n) for n in r.items)]
         if not open_:
             return
         r = data.draw(st.sampled_from(open_))
@@ -322,26 +322,26 @@ class ReservationMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def confirm(self, data):
         rid = data.draw(st.sampled_from(self.ids))
-        r = self.bin.reservation(rid)
+        r = self.bin.desk.reservation(rid)
         complete, state = r.complete, r.state
         try:
-            self.bin.confirm(rid, self.clock.time())
+            self.bin.desk.confirm(rid, self.clock.time())
         except Conflict:
             assert state not in ('held', 'confirmed', 'taken') or not complete
             return
         if state in ('confirmed', 'taken'):
-            assert self.bin.reservation(rid).state in ('confirmed', 'taken')   # no-op again
+            assert self.bin.desk.reservation(rid).state in ('confirmed', 'taken')   # no-op again
         else:
-            assert complete and self.bin.reservation(rid).state == 'taken'
+            assert complete and self.bin.desk.reservation(rid).state == 'taken'
 
     @precondition(lambda self: self.ids)
     @rule(data=st.data())
     def cancel(self, data):
         rid = data.draw(st.sampled_from(self.ids))
         try:
-            r = self.bin.cancel(rid, self.clock.time())
+            r = self.bin.desk.cancel(rid, self.clock.time())
         except Conflict:
-            assert self.bin.reservation(rid).state == 'taken'
+            assert self.bin.desk.reservation(rid).state == 'taken'
             return
         assert r.state in ('cancelled', 'expired') and not any(r.outstanding(n) for n in UNIT_G)
 
@@ -354,22 +354,22 @@ class ReservationMachine(RuleBasedStateMachine):
         """chillybin stops and starts on the same store: the ledger comes back as it was.
         Compared as loaded, before the first readings: those take 0.5 s, and a reservation
         whose time ran out meanwhile rightly expires (20 restarts outlast a 10 s hold)."""
-        before = {r.id: r.to_dict() for r in self.bin.ledger.by_id.values()}
+        before = {r.id: r.to_dict() for r in self.bin.desk.ledger.by_id.values()}
         self.rig.restart()
-        after = {r.id: r.to_dict() for r in self.bin.ledger.by_id.values()}
+        after = {r.id: r.to_dict() for r in self.bin.desk.ledger.by_id.values()}
         assert after == before
         self.rig.tick(5)
 
     @rule(rid=st.sampled_from(['r999', 'p0', '', 'x']))
     def unknown(self, rid):
         with pytest.raises(NotFound):
-            self.bin.confirm(rid, self.clock.time())
+            self.bin.desk.confirm(rid, self.clock.time())
 
     @invariant()
     def never_negative_never_double_counted(self):
         if not hasattr(self, 'rig'):
             return
-        ledger = self.bin.ledger
+        ledger = self.bin.desk.ledger
         taken = {n: 0 for n in UNIT_G}
         for r in ledger.by_id.values():
             for name, quantity in r.items.items():
@@ -381,8 +381,8 @@ class ReservationMachine(RuleBasedStateMachine):
         for name in UNIT_G:
             outstanding = sum(r.outstanding(name) for r in ledger.open())
             assert ledger.outstanding(name) == outstanding >= 0
-            assert self.bin.available(name) >= 0
-            assert self.bin.available(name) == max(0, self._units(name) - outstanding)
+            assert self.bin.desk.available(name) >= 0
+            assert self.bin.desk.available(name) == max(0, self._units(name) - outstanding)
             # every unit that left is one reservation's, or an unexplained removal, once
             assert taken[name] + removals[name] == self.removed[name], (name, taken, removals)
 
@@ -398,7 +398,7 @@ def test_reservations_restarts_outlasting_a_hold_keep_it_then_expire_it():
         for _ in range(25):
             machine.restart()
             machine.never_negative_never_double_counted()
-        r = machine.bin.reservation(machine.ids[0])
+        r = machine.bin.desk.reservation(machine.ids[0])
         assert r.state == 'expired' and not r.outstanding('bread')
     finally:
         machine.teardown()

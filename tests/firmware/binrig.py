@@ -1,7 +1,7 @@
-"""A ChillyBin on fake readers: load cells that weigh what a test says, a bin thermometer
+"""A chillybin on fake readers: load cells that weigh what a test says, a bin thermometer
 that reads what it says (or fails by name), and a chiller that records its switching."""
 from firmware.binstore import BinStore
-from firmware.chillybin import ChillyBin
+from firmware.chillybin import build_chillybin
 from hardware.errors import TransferFailed
 
 TARE = 24_000.0
@@ -46,12 +46,13 @@ class BinRig:
         real-time clock after an outage); `synchronised`: what the clock knows of that."""
         wall = self.clock.time() - wall_behind_s
         self.store = BinStore(str(self.state_dir), BAYS, fsync=False, now_wall=wall)
-        self.bin = ChillyBin(self.store, self.parts.read_bin_c, self.parts.read_counts,
-                             self.parts.set_chiller, now=self.clock.monotonic(),
-                             wall=wall,
-                             default_calibration=lambda slot: (TARE, PER_G),
-                             refill=self.refill, slots=range(5),
-                             wall_synchronised=synchronised)
+        self.bin = build_chillybin(self.store, read_bin_c=self.parts.read_bin_c,
+                                   read_counts=self.parts.read_counts,
+                                   set_chiller=self.parts.set_chiller,
+                                   nominal_calibration=lambda slot: (TARE, PER_G),
+                                   slots=range(5), refill=self.refill,
+                                   now=self.clock.monotonic(), wall=wall,
+                                   wall_synchronised=synchronised)
         return self.bin
 
     def close(self):

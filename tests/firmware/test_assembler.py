@@ -36,7 +36,7 @@ def test_assembler_drops_bread_first_and_last_and_each_unit_leaves_its_bay(kitch
     assert available(k) == minus(before_stock, CHEESE_VEGEMITE)
     assert order.stock == {'mode': 'v2', 'reservation': 'r1', 'reserved': CHEESE_VEGEMITE,
                            'dropped': CHEESE_VEGEMITE, 'taken': CHEESE_VEGEMITE}
-    r = k.chilly.reservation('r1')
+    r = k.chilly.desk.reservation('r1')
     assert r.state == 'taken' and r.taken == CHEESE_VEGEMITE
     assert r.key == f'jafflr-{order.id}-{order.created_at:.3f}'
 
@@ -52,7 +52,7 @@ def test_assembler_waits_for_the_load_cell_before_the_next_unit(kitchen):
                         if k.world.is_active(f'dispenser_{b.index}')), None)
         if running is not None and was_running is None:
             dropped = order.stock.get('dropped', {})
-            runs.append((running, sum(dropped.values()), dict(k.chilly.reservation('r1').taken)))
+            runs.append((running, sum(dropped.values()), dict(k.chilly.desk.reservation('r1').taken)))
         was_running = running
     # each run started once chillybin had booked every earlier unit as gone from its bay
     assert runs == [(0, 0, {}), (1, 1, {'bread': 1}), (0, 2, {'bread': 1, 'cheese': 1})]
@@ -75,7 +75,7 @@ def test_assembler_bad_toastie_is_refused_before_anything_is_taken(kitchen, ingr
         k.submit(ingredients, doneness)
     assert refused.value.field == field
     k.run(5.0)
-    assert k.book.orders == {} and k.chilly.ledger.by_id == {}
+    assert k.book.orders == {} and k.chilly.desk.ledger.by_id == {}
     assert bay_units(k) == before_bays and available(k) == before_stock
     assert not any(k.world.is_active(f'dispenser_{b.index}') for b in k.world.bays)
 
@@ -88,7 +88,7 @@ def test_assembler_out_of_stock_counts_the_toasties_ahead(kitchen):
     with pytest.raises(NotEnoughStock, match='not enough bread: 0 left after the toasties ahead, '
                                              'this one needs 2'):
         k.submit(['cheese'], 'light')
-    assert len(k.book.queue) == 5 and k.chilly.ledger.by_id == {}
+    assert len(k.book.queue) == 5 and k.chilly.desk.ledger.by_id == {}
 
 
 # -- jams and empty bays -------------------------------------------------------------------------
@@ -107,8 +107,8 @@ def test_assembler_jam_fails_the_order_gives_back_what_was_not_taken_and_latches
     # reserved = what left the bays + what went back, unit for unit
     for name, q in order.stock['reserved'].items():
         assert order.stock['left_bays'][name] + order.stock['returned'][name] == q
-    assert k.chilly.reservation(order.stock['reservation']).state == 'cancelled'
-    assert k.chilly.ledger.outstanding('vegemite') == 0
+    assert k.chilly.desk.reservation(order.stock['reservation']).state == 'cancelled'
+    assert k.chilly.desk.ledger.outstanding('vegemite') == 0
     k.run(2.0)
     assert bay_units(k) == minus(before_bays, dropped)
     assert available(k) == minus(before_stock, dropped)
@@ -143,7 +143,7 @@ def test_assembler_bay_emptied_while_queued_fails_the_order_and_takes_nothing(ki
     k.run_until(lambda: order.finished, 30)
     assert order.state == 'failed' and order.failure['reason'] == 'insufficient'
     assert 'vegemite' in order.failure['detail']
-    assert k.chilly.ledger.by_id == {} and not k.shutdown.latched
+    assert k.chilly.desk.ledger.by_id == {} and not k.shutdown.latched
     assert on_tray(k) == {}
 
 
@@ -196,7 +196,7 @@ def test_assembler_retries_a_lost_reservation_answer_without_taking_twice(kitche
     order = assemble(k)
     assert order.state == 'assembled', order.failure
     assert flaky.calls.count('reserve') == 3
-    assert list(k.chilly.ledger.by_id) == ['r1'], 'the retries made one reservation'
+    assert list(k.chilly.desk.ledger.by_id) == ['r1'], 'the retries made one reservation'
     assert available(k) == minus(before, CHEESE_VEGEMITE)
 
 
@@ -234,12 +234,12 @@ def test_assembler_a_new_jafflr_life_does_not_replay_the_last_ones_reservations(
     conflict (another toastie) instead of its own."""
     k = kitchen
     wall = k.clock.time() - 3600
-    old, _ = k.chilly.reserve({'bread': 2, 'cheese': 1}, wall, key='jafflr-t1',
+    old, _ = k.chilly.desk.reserve({'bread': 2, 'cheese': 1}, wall, key='jafflr-t1',
                               fingerprint='{"bread": 2, "cheese": 1}')
-    k.chilly.cancel(old.id, wall)
-    other, _ = k.chilly.reserve({'bread': 2, 'cheese': 1, 'vegemite': 1}, wall, key='jafflr-t2',
+    k.chilly.desk.cancel(old.id, wall)
+    other, _ = k.chilly.desk.reserve({'bread': 2, 'cheese': 1, 'vegemite': 1}, wall, key='jafflr-t2',
                                 fingerprint='{"bread": 2, "cheese": 1, "vegemite": 1}')
-    k.chilly.cancel(other.id, wall)
+    k.chilly.desk.cancel(other.id, wall)
     first = assemble(k, ['cheese'])
     second = assemble(k, ['cheese'])
     assert (first.id, second.id) == ('t1', 't2')
@@ -283,7 +283,7 @@ def test_assembler_chillybin_lost_half_way_latches_so_the_tray_is_cleared(kitche
     assert order.stock['returned'] == {'pending': 'cancelling at chillybin'}
     flaky.fail.clear()
     k.run(0.2)                          # chillybin answers again: the cancel goes through
-    assert k.chilly.reservation(order.stock['reservation']).state == 'cancelled'
+    assert k.chilly.desk.reservation(order.stock['reservation']).state == 'cancelled'
     assert order.stock['returned'] == {'bread': 1, 'cheese': 1, 'vegemite': 1}
     assert order.stock['left_bays'] == {'bread': 1, 'cheese': 0, 'vegemite': 0}
     k.kitchen.reset(k.clock.monotonic(), k.clock.time(), 'a test')
@@ -312,14 +312,14 @@ def test_assembler_pick_v2_off_uses_one_v1_pick_per_ingredient(make_kitchen):
     before = available(k)
     order = assemble(k)
     assert order.state == 'assembled', order.failure
-    picks = sorted((r.kind, tuple(r.items.items())) for r in k.chilly.ledger.by_id.values())
+    picks = sorted((r.kind, tuple(r.items.items())) for r in k.chilly.desk.ledger.by_id.values())
     assert picks == [('pick', (('bread', 2),)), ('pick', (('cheese', 1),)),
                      ('pick', (('vegemite', 1),))]
     assert order.stock['mode'] == 'v1' and order.stock['picked'] == CHEESE_VEGEMITE
     assert order.stock['dropped'] == CHEESE_VEGEMITE
     k.run(2.0)
     assert available(k) == minus(before, CHEESE_VEGEMITE)
-    assert all(r.state == 'taken' for r in k.chilly.ledger.by_id.values())
+    assert all(r.state == 'taken' for r in k.chilly.desk.ledger.by_id.values())
 
 
 def test_assembler_v1_pick_failing_half_way_records_what_was_picked(make_kitchen):
@@ -347,7 +347,7 @@ def test_assembler_a_pick_left_by_a_failed_v1_order_does_not_take_the_next_ones_
     stopped = assemble_until_first_drop(k)
     assert stopped.stock['picked'] == {'bread': 2, 'cheese': 1}
     assert stopped.stock['dropped'] == {'bread': 1}
-    assert {r.kind for r in k.chilly.ledger.open()} == {'pick'}, 'left open at chillybin'
+    assert {r.kind for r in k.chilly.desk.ledger.open()} == {'pick'}, 'left open at chillybin'
     k.kitchen.reset(k.clock.monotonic(), k.clock.time(), 'a test')
     k.flags.set('pick-v2', enabled=True)
     after = assemble(k, ['cheese'])
@@ -462,10 +462,10 @@ def test_assembler_boundary_load_cell_failing_with_a_unit_in_flight_fails_safe(k
     assert outputs_safe(k) == {'heater_pin': False, 'relay_closed': False, 'moving': []}
     # chillybin gave the unseen unit back; once the cell reads again it finds it gone and
     # says so (a removal nobody expected), so its count is right again.
-    counted = k.chilly.bays['vegemite'].units
+    counted = k.chilly.scales.bays['vegemite'].units
     k.world.set_fault('loadcell-nack:vegemite', False)
     k.run(2.0)
-    assert k.chilly.bays['vegemite'].units == counted - 1
+    assert k.chilly.scales.bays['vegemite'].units == counted - 1
     assert [e['units'] for e in k.chilly.store.events.recent(50, 'removal')
             if e['bay'] == 'vegemite'] == [1]
 

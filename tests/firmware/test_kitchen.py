@@ -38,8 +38,8 @@ def assert_accounted(k, order):
         for name, q in reserved.items():
             assert stock['left_bays'][name] + stock['returned'][name] == q, stock
     if 'reservation' in stock:
-        assert k.chilly.reservation(stock['reservation']).state in ('taken', 'cancelled')
-    assert all(k.chilly.ledger.outstanding(n) == 0 for n in k.chilly.bays)
+        assert k.chilly.desk.reservation(stock['reservation']).state in ('taken', 'cancelled')
+    assert all(k.chilly.desk.ledger.outstanding(n) == 0 for n in k.chilly.scales.bays)
 
 
 # -- taking orders ------------------------------------------------------------------------------
@@ -63,7 +63,7 @@ def test_kitchen_check_toastie_accepts_the_original_toasties(doneness):
 
 def test_kitchen_queue_is_bounded_and_says_when_to_retry(kitchen):
     k = kitchen
-    k.chilly.restock({'bread': 30, 'cheese': 30}, k.clock.time())
+    k.chilly.restocking.restock({'bread': 30, 'cheese': 30}, k.clock.time())
     k.kitchen.pause(True)
     for _ in range(10):
         k.submit(['cheese'], 'light')
@@ -77,7 +77,7 @@ def test_kitchen_counts_a_toastie_that_left_the_queue_before_its_reservation(kit
     """Between leaving the queue and reserving at chillybin, a toastie is neither in the
     queue nor in chillybin's count: it was forgotten, and its bread promised again."""
     k = kitchen
-    k.chilly.restock({'bread': 4}, k.clock.time())
+    k.chilly.restocking.restock({'bread': 4}, k.clock.time())
     k.run(0.5)
     first, _ = k.submit(['cheese'], 'light')
     k.step()                                     # taken from the queue, not yet reserved
@@ -91,7 +91,7 @@ def test_kitchen_two_customers_at_once_are_not_both_promised_the_last_bread(kitc
     """Checking the stock and queueing the toastie are one step: here the first customer
     is held between the two until the second has checked too (or 1 s has passed)."""
     k = kitchen
-    k.chilly.restock({'bread': 2}, k.clock.time())
+    k.chilly.restocking.restock({'bread': 2}, k.clock.time())
     k.run(0.5)
     k.kitchen.pause(True)
     queue_it, both_checked = k.book.submit, threading.Barrier(2, timeout=1)
@@ -131,7 +131,7 @@ def test_kitchen_replayed_key_returns_the_same_order_and_takes_nothing_more(kitc
     # replayed after it finished: still the same order, nothing taken twice
     assert k.submit(['cheese'], 'light', key='abc', fingerprint='f1') == (first, True)
     k.run(5)
-    assert len(k.book.orders) == 1 and list(k.chilly.ledger.by_id) == ['r1']
+    assert len(k.book.orders) == 1 and list(k.chilly.desk.ledger.by_id) == ['r1']
 
 
 def test_kitchen_state_follows_the_machine(make_kitchen):
@@ -269,7 +269,7 @@ def test_kitchen_crash_while_assembling_gives_the_reservation_back(restartable):
     assert crashed.failure['reason'] == 'restarted' and 'being assembled' in crashed.failure['detail']
     k.run(1.0)
     assert crashed.stock['returned'] == {'bread': 1, 'cheese': 1, 'vegemite': 1}
-    assert k.chilly.reservation(crashed.stock['reservation']).state == 'cancelled'
+    assert k.chilly.desk.reservation(crashed.stock['reservation']).state == 'cancelled'
     assert available(k) == {n: before[n] - (1 if n == 'bread' else 0) for n in before}
     k.run_until(lambda: not k.press.clearing, 30)
     assert on_tray(k) == {} and delivered(k)[-1]['units'] == {'bread': 1}

@@ -20,7 +20,7 @@ def bay_units(k):
 
 def available(k):
     """ingredient -> units chillybin offers (measured minus reserved)."""
-    return {name: k.chilly.available(name) for name in k.chilly.bays}
+    return {name: k.chilly.desk.available(name) for name in k.chilly.scales.bays}
 
 
 def on_tray(k):
