@@ -345,7 +345,7 @@ class Assembler:
         except Unsupported:
             return None     # a v1-only chillybin: it never made one
         except Unavailable:
-            raise
+            raise           # asked again next tick
         except RefusedError as exc:     # not enough stock, a locked bay: none was made
             log.info('no reservation to give back for %s: %s', order.id, exc)
             return None
