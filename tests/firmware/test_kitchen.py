@@ -318,7 +318,7 @@ def test_kitchen_crash_before_hearing_of_its_reservation_gives_that_reservation_
     with pytest.raises(DiedMeanwhile):
         k.run(2)
     del k.stock.reserve                               # the new process's client answers
-    made = k.chilly.ledger.by_key[reservation_key(crashed)]
+    made = k.chilly.desk.ledger.by_key[reservation_key(crashed)]
     assert crashed.stock == {} and made.state == 'held', 'chillybin made it; jafflr never heard'
     restart(k)
     person_resets(k)
@@ -341,7 +341,7 @@ def test_kitchen_crash_as_a_unit_falls_gives_back_only_once_the_load_cell_saw_it
     k = restartable
     order, _ = k.submit(['cheese'], 'light')
     k.run_until(lambda: world_drops(k).get('bread') == 1, 30)
-    assert not k.chilly.reservation(order.stock['reservation']).taken, 'not seen yet'
+    assert not k.chilly.desk.reservation(order.stock['reservation']).taken, 'not seen yet'
     restart(k)
     person_resets(k)
     k.run(1.0)
