@@ -11,22 +11,35 @@ latches too, so nothing heats or moves until a person has looked (see CLEARED_BY
 """
 import logging
 import threading
+from enum import StrEnum
 
 from .errors import (BayLocked, InvalidRequest, NotEnoughStock, ResetRefused, SensorFault,
                      Unavailable)
 from .heater.profiles import DONENESS, profile
-from .orders import ACTIVE, ASSEMBLED, ASSEMBLING, QUEUED, TOASTING
+from .orders import ACTIVE, ASSEMBLED, ASSEMBLING, QUEUED, STEP_S, TOASTING, Step
 from .safety import AT_MACHINE, FAULT_HELP, HOW_TO_CLEAR, STOPPED, UNCLEAN_START, ResetButton
 
 log = logging.getLogger(__name__)
 
 MAX_FILLINGS = 6
-LOAD_S, CLOSE_S, OPEN_S, EJECT_S = 3.0, 4.0, 4.0, 3.0
+LOAD_S, CLOSE_S, OPEN_S, EJECT_S = (STEP_S[Step.LOADING], STEP_S[Step.CLOSING], STEP_S[Step.OPENING],
+                                   STEP_S[Step.EJECTING])
 HEAT_RATE_C_S, COOL_RATE_C_S = 0.8, 0.25      # the plate, roughly, for estimates
 COLD_PLATE_C = 20.0
 # A paused machine still finishes what it holds: the toastie in the press and the one on
 # the tray (assembled, or being assembled; a new assembly starts only on an empty tray).
 TOASTIES_HELD = 2
+
+
+class MachineState(StrEnum):
+    """What the machine is doing, as `/v2/status` says it (first that applies wins)."""
+    FAULTED = 'faulted'
+    STOPPING = 'stopping'
+    TOASTING = 'toasting'
+    ASSEMBLING = 'assembling'
+    PREHEATING = 'preheating'
+    PAUSED = 'paused'
+    AVAILABLE = 'available'
 
 
 def drain_bound_s(profiles=None):
@@ -327,18 +340,18 @@ class Kitchen:
     # -- what the machine is doing -----------------------------------------------------------------
     def state(self, now):
         if self.shutdown.latched:
-            return 'faulted'
+            return MachineState.FAULTED
         if self.draining:
-            return 'stopping'
+            return MachineState.STOPPING
         if self.press.in_press is not None or self.press.loading is not None:
-            return 'toasting'
+            return MachineState.TOASTING
         if self.assembler.order is not None:
-            return 'assembling'
+            return MachineState.ASSEMBLING
         plate = self.controller.status()
         if self.assembler.tray is not None or (plate['target_c'] and not plate['at_target']
                                                and plate['phase'] == 'heating'):
-            return 'preheating'
-        return 'paused' if self.assembler.paused else 'available'
+            return MachineState.PREHEATING
+        return MachineState.PAUSED if self.assembler.paused else MachineState.AVAILABLE
 
     @property
     def busy(self):
