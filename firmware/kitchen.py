@@ -29,6 +29,8 @@ COLD_PLATE_C = 20.0
 # A paused machine still finishes what it holds: the toastie in the press and the one on
 # the tray (assembled, or being assembled; a new assembly starts only on an empty tray).
 TOASTIES_HELD = 2
+# Times an order's stock is asked again when another toastie's stock was taken meanwhile.
+ADMISSION_TRIES = 3
 
 
 class MachineState(StrEnum):
@@ -105,16 +107,39 @@ class Kitchen:
 
     # -- taking orders -----------------------------------------------------------------------
     def submit(self, ingredients, doneness, wall, **order_fields):
-        """Check and queue a toastie; returns (order, replayed)."""
+        """Check and queue a toastie; returns (order, replayed).
+
+        Asking chillybin for its stock is a network call (3 s timeout): it is made outside
+        the admission lock, so a slow chillybin delays only this customer. Nothing is taken
+        at admission (the assembler reserves, under the order's own Idempotency-Key), so
+        there is nothing to give back when it is refused. Under the lock the answer is
+        used only if no toastie's stock was taken at chillybin meanwhile (the book's
+        `held_changes`): else the answer may count as free what that toastie now holds,
+        while the toasties ahead no longer count it, and the stock is asked again."""
         check_toastie(ingredients, doneness)
-        replay = self.book.replay(order_fields.get('key'), order_fields.get('fingerprint', ''))
+        key, fingerprint = order_fields.get('key'), order_fields.get('fingerprint', '')
+        replay = self.book.replay(key, fingerprint)
         if replay is not None:
             return replay, True
         self._check_machine()
-        with self._taking:
-            self._check_stock(ingredients)
-            order, replayed = self.book.submit(ingredients, doneness, wall,
-                                               retry_after_s=self.queue_wait_s(), **order_fields)
+        for _ in range(ADMISSION_TRIES):
+            held_changes = self.book.held_changes
+            bays = self.stock.bays()
+            with self._taking:
+                # A retry with the same key may have been admitted while this one asked.
+                replay = self.book.replay(key, fingerprint)
+                if replay is not None:
+                    return replay, True
+                if self.book.held_changes != held_changes:
+                    continue
+                self._check_stock(ingredients, bays)
+                order, replayed = self.book.submit(ingredients, doneness, wall,
+                                                   retry_after_s=self.queue_wait_s(),
+                                                   **order_fields)
+                break
+        else:
+            raise Unavailable(f'the stock changed {ADMISSION_TRIES} times while it was being '
+                              f'checked for this toastie; try again')
         if not replayed:
             self.events('order', order=order.id, detail=f'queued: {", ".join(order.units)}, '
                         f'{doneness}' + (f' for {order.name}' if order.name else ''))
@@ -129,9 +154,9 @@ class Kitchen:
             raise Unavailable(f'the machine is stopped ({fault.reason}: {fault.detail}); '
                               f'{FAULT_HELP.get(fault.reason, "a person must reset it")}')
 
-    def _check_stock(self, ingredients):
-        """Enough for this toastie after what the toasties ahead of it will take."""
-        bays = self.stock.bays()
+    def _check_stock(self, ingredients, bays):
+        """Enough for this toastie after what the toasties ahead of it will take, by
+        chillybin's answer `bays`. Called holding the admission lock."""
         needs = {'bread': 2}
         for name in ingredients:
             needs[name] = needs.get(name, 0) + 1

@@ -142,6 +142,9 @@ class OrderBook:
         self._numbers = itertools.count(next_number)
         self._done = {}
         self.outcomes = {}          # 'done', 'cancelled' or the failure reason -> count
+        # Counts the notes that stock was taken for an order at chillybin (reserved, or v1
+        # picked): the kitchen's admission uses it to tell a stale stock answer.
+        self.held_changes = 0
 
     # -- accepting ---------------------------------------------------------------------
     def replay(self, key, fingerprint):
@@ -222,6 +225,8 @@ class OrderBook:
     def note_stock(self, order, **stock):
         with self.lock:
             order.stock.update(stock)
+            if 'reserved' in stock or 'picked' in stock:
+                self.held_changes += 1
             self.store.save_order(order)
 
     def finish(self, order, state, wall, failure=None):
