@@ -277,10 +277,8 @@ class Assembler:
         on_tray = dict(self.dropped)
         self._stop_dispenser()
         self.book.note_stock(order, dropped=on_tray, **self._give_back(now, in_flight))
-        self.book.fail(order, kind, detail, wall, kind=kind)
-        self.events('order-failed', order=order.id, reason=kind, detail=detail)
-        self.order = None
-        self._reset_work()
+        # The machine latches before the order is failed: whoever is told it failed (a v1
+        # customer waiting on it) then finds the machine stopped, not still assembling.
         if latch:
             self.shutdown.trip(kind, detail, now, wall)
         elif on_tray and not self.shutdown.latched:
@@ -289,6 +287,10 @@ class Assembler:
             units = ', '.join(f'{q} {n}' for n, q in on_tray.items())
             self.shutdown.trip(ASSEMBLY_INTERRUPTED, f'{order.id} stopped with {units} on the '
                                f'tray: {detail}', now, wall)
+        self.book.fail(order, kind, detail, wall, kind=kind)
+        self.events('order-failed', order=order.id, reason=kind, detail=detail)
+        self.order = None
+        self._reset_work()
 
     def _give_back(self, now=None, in_flight=False):
         """Cancel the reservation: chillybin returns every unit that has not left its bay.
