@@ -379,6 +379,11 @@ class Kitchen:
         return MachineState.PAUSED if self.assembler.paused else MachineState.AVAILABLE
 
     @property
+    def toasting(self):
+        """A toastie is in the press (v1's `toasting: true`)."""
+        return self.press.in_press is not None
+
+    @property
     def busy(self):
         return self.assembler.order is not None or self.assembler.tray is not None or self.press.busy
 
