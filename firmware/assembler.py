@@ -17,14 +17,27 @@ latches with "check the tray", even when the unit did fall. docs/architecture.md
 "Faults in the middle of a drop", lists this boundary for every fault.
 """
 import logging
+from enum import StrEnum
 
 from .config import checked
 from .errors import RefusedError, SensorFault, Unavailable, Unsupported
+from .orders import DISPENSE_S_PER_UNIT, OrderState, Step
 from .safety import ASSEMBLY_INTERRUPTED, DISPENSER_JAM, LOADCELL_ERROR
 
 log = logging.getLogger(__name__)
 
 STOCK_UNREACHABLE = 'chillybin-unreachable'
+
+
+class Phase(StrEnum):
+    """The assembler's step within one toastie (idle: none being built)."""
+    IDLE = 'idle'
+    RESERVE = 'reserve'          # at chillybin, or the v1 picks
+    WEIGH = 'weigh'              # the bay before its dispenser runs
+    RUN = 'run'                  # switch the dispenser on
+    RUNNING = 'running'
+    AWAIT_DROP = 'await-drop'    # until the load cell sees the unit leave
+    CONFIRM = 'confirm'
 
 
 def reservation_key(order):
@@ -62,7 +75,7 @@ class Assembler:
         self._reset_work()
 
     def _reset_work(self):
-        self.phase = 'idle'
+        self.phase = Phase.IDLE
         self.deadline = None
         self.next_poll = 0.0
         self.plan = []             # units still to drop
@@ -107,7 +120,7 @@ class Assembler:
                         self._start(now, wall)
             return
         try:
-            getattr(self, f'_{self.phase.replace("-", "_")}')(now, wall)
+            self._STEPS[self.phase](self, now, wall)
         except RefusedError as exc:
             self._fail(exc.kind, exc.message, wall, now)
 
@@ -118,7 +131,7 @@ class Assembler:
         self.order = order
         self._reset_work()
         self.plan = list(order.units)
-        self.phase = 'reserve'
+        self.phase = Phase.RESERVE
         self.deadline = now + self.cfg.reserve_timeout_s
         self.events('order', order=order.id, detail=f'assembling {", ".join(order.units)}')
 
@@ -141,8 +154,9 @@ class Assembler:
             if now < self.deadline:
                 return      # retried next tick; the idempotency key makes that safe
             raise Unavailable(f'could not reserve at chillybin: {exc.message}') from None
-        self.book.move(order, order.state, 'dispensing', wall, expected_s=len(self.plan) * 1.5)
-        self.phase = 'weigh'
+        self.book.move(order, order.state, Step.DISPENSING, wall,
+                       expected_s=len(self.plan) * DISPENSE_S_PER_UNIT)
+        self.phase = Phase.WEIGH
 
     def _pick_v1(self, order):
         """One /pick per ingredient, no rollback: what v2 reservations replace. Whatever was
@@ -177,7 +191,7 @@ class Assembler:
             if now < self.deadline:
                 return      # asked again next tick
             raise
-        self.phase = 'run'
+        self.phase = Phase.RUN
 
     def _run(self, now, wall):
         name = self.plan[0]
@@ -186,13 +200,13 @@ class Assembler:
         if not self.shutdown.run_unless_latched(device.on):
             return      # a fault latched meanwhile; the next tick abandons the order
         self.deadline = now + self.cfg.run_s
-        self.phase = 'running'
+        self.phase = Phase.RUNNING
 
     def _running(self, now, wall):
         if now < self.deadline:
             return
         self._stop_dispenser()
-        self.phase = 'await-drop'
+        self.phase = Phase.AWAIT_DROP
         self.deadline = now + self.cfg.drop_timeout_s
         self.next_poll = now
 
@@ -216,7 +230,7 @@ class Assembler:
             self.dropped[name] = self.dropped.get(name, 0) + 1
             self.plan.pop(0)
             self.book.note_stock(self.order, dropped=dict(self.dropped))
-            self.phase = 'weigh' if self.plan else 'confirm'
+            self.phase = Phase.WEIGH if self.plan else Phase.CONFIRM
             self.deadline = now + self.cfg.confirm_timeout_s
         elif now >= self.deadline:
             self._fail(*self._why_no_drop(name), wall, now, latch=True)
@@ -257,7 +271,7 @@ class Assembler:
                 raise
         order = self.order
         self.book.note_stock(order, taken=order.needs())
-        self.book.move(order, 'assembled', 'waiting for the press', wall)
+        self.book.move(order, OrderState.ASSEMBLED, Step.WAITING_FOR_PRESS, wall)
         self.events('order', order=order.id, detail='assembled; waiting for the press')
         with self.tray.lock:
             self.tray.put(order)
@@ -275,11 +289,8 @@ class Assembler:
         on_tray = dict(self.dropped)
         self._stop_dispenser()
         self.book.note_stock(order, dropped=on_tray, **self._give_back(now, in_flight))
-        self.book.fail(order, kind, detail, wall, kind=kind)
-        self.events('order-failed', order=order.id, reason=kind, detail=detail)
-        with self.tray.lock:
-            self.order = None
-        self._reset_work()
+        # The machine latches before the order is failed: whoever is told it failed (a v1
+        # customer waiting on it) then finds the machine stopped, not still assembling.
         if latch:
             self.shutdown.trip(kind, detail, now, wall)
         elif on_tray and not self.shutdown.latched:
@@ -288,6 +299,11 @@ class Assembler:
             units = ', '.join(f'{q} {n}' for n, q in on_tray.items())
             self.shutdown.trip(ASSEMBLY_INTERRUPTED, f'{order.id} stopped with {units} on the '
                                f'tray: {detail}', now, wall)
+        self.book.fail(order, kind, detail, wall, kind=kind)
+        self.events('order-failed', order=order.id, reason=kind, detail=detail)
+        with self.tray.lock:
+            self.order = None
+        self._reset_work()
 
     def _give_back(self, now=None, in_flight=False):
         """Cancel the reservation: chillybin returns every unit that has not left its bay.
@@ -378,7 +394,7 @@ class Assembler:
         if self.order is not None:
             # Stopped mid-run or before the load cell showed the unit (a jam has had that time)
             self._fail(reason, detail, wall, now,
-                       in_flight=self.phase in ('running', 'await-drop'))
+                       in_flight=self.phase in (Phase.RUNNING, Phase.AWAIT_DROP))
         self._stop_dispenser()
         waiting = self.tray.discard()
         if waiting is not None:
@@ -389,3 +405,10 @@ class Assembler:
     def resume(self):
         self.halted = False
         self._reset_work()
+
+    # What each phase does on a tick: a phase without a step is an error at import time.
+    _STEPS = {Phase.RESERVE: _reserve, Phase.WEIGH: _weigh, Phase.RUN: _run,
+              Phase.RUNNING: _running, Phase.AWAIT_DROP: _await_drop, Phase.CONFIRM: _confirm}
+    if set(_STEPS) != set(Phase) - {Phase.IDLE}:
+        raise TypeError(f'assembler phases without a step: {set(Phase) - {Phase.IDLE} - set(_STEPS)}')
+

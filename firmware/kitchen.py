@@ -12,22 +12,37 @@ latches too, so nothing heats or moves until a person has looked (see CLEARED_BY
 import logging
 import threading
 from collections import namedtuple
+from enum import StrEnum
 
 from .errors import (BayLocked, InvalidRequest, NotEnoughStock, ResetRefused, SensorFault,
                      Unavailable)
 from .heater.profiles import DONENESS, profile
-from .orders import ACTIVE, ASSEMBLED, ASSEMBLING, QUEUED, TOASTING
+from .orders import ACTIVE, ASSEMBLED, ASSEMBLING, QUEUED, STEP_S, TOASTING, Step
 from .safety import AT_MACHINE, FAULT_HELP, HOW_TO_CLEAR, STOPPED, UNCLEAN_START
 
 log = logging.getLogger(__name__)
 
 MAX_FILLINGS = 6
-LOAD_S, CLOSE_S, OPEN_S, EJECT_S = 3.0, 4.0, 4.0, 3.0
+LOAD_S, CLOSE_S, OPEN_S, EJECT_S = (STEP_S[Step.LOADING], STEP_S[Step.CLOSING], STEP_S[Step.OPENING],
+                                   STEP_S[Step.EJECTING])
 HEAT_RATE_C_S, COOL_RATE_C_S = 0.8, 0.25      # the plate, roughly, for estimates
 COLD_PLATE_C = 20.0
 # A paused machine still finishes what it holds: the toastie in the press and the one on
 # the tray (assembled, or being assembled; a new assembly starts only on an empty tray).
 TOASTIES_HELD = 2
+# Times an order's stock is asked again when another toastie's stock was taken meanwhile.
+ADMISSION_TRIES = 3
+
+
+class MachineState(StrEnum):
+    """What the machine is doing, as `/v2/status` says it (first that applies wins)."""
+    FAULTED = 'faulted'
+    STOPPING = 'stopping'
+    TOASTING = 'toasting'
+    ASSEMBLING = 'assembling'
+    PREHEATING = 'preheating'
+    PAUSED = 'paused'
+    AVAILABLE = 'available'
 
 
 # One consistent reading of the line, taken under the tray's lock (Kitchen._line).
@@ -96,16 +111,39 @@ class Kitchen:
 
     # -- taking orders -----------------------------------------------------------------------
     def submit(self, ingredients, doneness, wall, **order_fields):
-        """Check and queue a toastie; returns (order, replayed)."""
+        """Check and queue a toastie; returns (order, replayed).
+
+        Asking chillybin for its stock is a network call (3 s timeout): it is made outside
+        the admission lock, so a slow chillybin delays only this customer. Nothing is taken
+        at admission (the assembler reserves, under the order's own Idempotency-Key), so
+        there is nothing to give back when it is refused. Under the lock the answer is
+        used only if no toastie's stock was taken at chillybin meanwhile (the book's
+        `held_changes`): else the answer may count as free what that toastie now holds,
+        while the toasties ahead no longer count it, and the stock is asked again."""
         check_toastie(ingredients, doneness)
-        replay = self.book.replay(order_fields.get('key'), order_fields.get('fingerprint', ''))
+        key, fingerprint = order_fields.get('key'), order_fields.get('fingerprint', '')
+        replay = self.book.replay(key, fingerprint)
         if replay is not None:
             return replay, True
         self._check_machine()
-        with self._taking:
-            self._check_stock(ingredients)
-            order, replayed = self.book.submit(ingredients, doneness, wall,
-                                               retry_after_s=self.queue_wait_s(), **order_fields)
+        for _ in range(ADMISSION_TRIES):
+            held_changes = self.book.held_changes
+            bays = self.stock.bays()
+            with self._taking:
+                # A retry with the same key may have been admitted while this one asked.
+                replay = self.book.replay(key, fingerprint)
+                if replay is not None:
+                    return replay, True
+                if self.book.held_changes != held_changes:
+                    continue
+                self._check_stock(ingredients, bays)
+                order, replayed = self.book.submit(ingredients, doneness, wall,
+                                                   retry_after_s=self.queue_wait_s(),
+                                                   **order_fields)
+                break
+        else:
+            raise Unavailable(f'the stock changed {ADMISSION_TRIES} times while it was being '
+                              f'checked for this toastie; try again')
         if not replayed:
             self.events('order', order=order.id, detail=f'queued: {", ".join(order.units)}, '
                         f'{doneness}' + (f' for {order.name}' if order.name else ''))
@@ -120,9 +158,9 @@ class Kitchen:
             raise Unavailable(f'the machine is stopped ({fault.reason}: {fault.detail}); '
                               f'{FAULT_HELP.get(fault.reason, "a person must reset it")}')
 
-    def _check_stock(self, ingredients):
-        """Enough for this toastie after what the toasties ahead of it will take."""
-        bays = self.stock.bays()
+    def _check_stock(self, ingredients, bays):
+        """Enough for this toastie after what the toasties ahead of it will take, by
+        chillybin's answer `bays`. Called holding the admission lock."""
         needs = {'bread': 2}
         for name in ingredients:
             needs[name] = needs.get(name, 0) + 1
@@ -340,18 +378,23 @@ class Kitchen:
     def state(self, now, line=None):
         line = line or self._line()
         if self.shutdown.latched:
-            return 'faulted'
+            return MachineState.FAULTED
         if self.draining:
-            return 'stopping'
+            return MachineState.STOPPING
         if line.in_press is not None or line.loading is not None:
-            return 'toasting'
+            return MachineState.TOASTING
         if line.assembling is not None:
-            return 'assembling'
+            return MachineState.ASSEMBLING
         plate = self.controller.status()
         if line.waiting is not None or (plate['target_c'] and not plate['at_target']
                                         and plate['phase'] == 'heating'):
-            return 'preheating'
-        return 'paused' if self.assembler.paused else 'available'
+            return MachineState.PREHEATING
+        return MachineState.PAUSED if self.assembler.paused else MachineState.AVAILABLE
+
+    @property
+    def toasting(self):
+        """A toastie is in the press (v1's `toasting: true`)."""
+        return self._line().in_press is not None
 
     @property
     def busy(self):

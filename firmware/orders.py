@@ -10,20 +10,62 @@ import logging
 import threading
 from collections import deque
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
 from .errors import Conflict, NotFound, QueueFull
 
-QUEUED, ASSEMBLING, ASSEMBLED, TOASTING = 'queued', 'assembling', 'assembled', 'toasting'
-DONE, FAILED, CANCELLED = 'done', 'failed', 'cancelled'
+class OrderState(StrEnum):
+    """Where a toastie is. A str: stored and answered as its value, so records written
+    before this enum load unchanged (and `order.state == 'done'` still holds)."""
+    QUEUED = 'queued'
+    ASSEMBLING = 'assembling'
+    ASSEMBLED = 'assembled'
+    TOASTING = 'toasting'
+    DONE = 'done'
+    FAILED = 'failed'
+    CANCELLED = 'cancelled'
+
+
+QUEUED, ASSEMBLING, ASSEMBLED, TOASTING = (OrderState.QUEUED, OrderState.ASSEMBLING,
+                                           OrderState.ASSEMBLED, OrderState.TOASTING)
+DONE, FAILED, CANCELLED = OrderState.DONE, OrderState.FAILED, OrderState.CANCELLED
 ACTIVE = (QUEUED, ASSEMBLING, ASSEMBLED, TOASTING)
 FINISHED = (DONE, FAILED, CANCELLED)
 
+
+class Step(StrEnum):
+    """What is being done to a toastie now, within its state (shown to the customer)."""
+    QUEUED = 'queued'
+    RESERVING = 'reserving'
+    DISPENSING = 'dispensing'
+    CONFIRMING = 'confirming'
+    WAITING_FOR_PRESS = 'waiting for the press'
+    WAITING_FOR_PLATE = 'waiting for the plate'
+    LOADING = 'loading'
+    CLOSING = 'closing'
+    TOASTING = 'toasting'
+    OPENING = 'opening'
+    EJECTING = 'ejecting'
+    DONE = 'done'
+    FAILED = 'failed'          # the step of a finished order is its end state
+    CANCELLED = 'cancelled'
+
+
 # Where each step sits in an order's progress bar (fraction done when the step starts).
 STEP_PROGRESS = {
-    'queued': 0.0, 'reserving': 0.02, 'dispensing': 0.05, 'confirming': 0.18,
-    'waiting for the press': 0.2, 'waiting for the plate': 0.2, 'loading': 0.22,
-    'closing': 0.25, 'toasting': 0.3, 'opening': 0.92, 'ejecting': 0.96, 'done': 1.0,
+    Step.QUEUED: 0.0, Step.RESERVING: 0.02, Step.DISPENSING: 0.05, Step.CONFIRMING: 0.18,
+    Step.WAITING_FOR_PRESS: 0.2, Step.WAITING_FOR_PLATE: 0.2, Step.LOADING: 0.22,
+    Step.CLOSING: 0.25, Step.TOASTING: 0.3, Step.OPENING: 0.92, Step.EJECTING: 0.96,
+    Step.DONE: 1.0,
 }
+
+# How long the machine's fixed steps take, in clock seconds: the one place the press
+# station's progress and the kitchen's estimates read them from. The press travels in
+# 4 s each way and one conveyor index takes 3 s (hardware/sim/physics); dispensing is one
+# 1 s run plus the load cell's settling per unit.
+STEP_S = {Step.LOADING: 3.0, Step.CLOSING: 4.0, Step.OPENING: 4.0, Step.EJECTING: 3.0}
+DISPENSE_S_PER_UNIT = 1.5
+
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +81,8 @@ class Order:
     source: str = 'v2'
     key: str | None = None
     fingerprint: str = ''
-    state: str = QUEUED
-    step: str = 'queued'
+    state: OrderState = QUEUED
+    step: Step = Step.QUEUED
     step_started_at: float | None = None   # wall
     step_expected_s: float = 0.0
     started_at: float | None = None
@@ -79,7 +121,9 @@ class Order:
 
     @classmethod
     def from_dict(cls, d):
-        return cls(**d)
+        """From its stored (or archived) form; an unknown state or step is an error."""
+        return cls(**{**d, 'state': OrderState(d.get('state', QUEUED)),
+                      'step': Step(d.get('step', Step.QUEUED))})
 
 
 class OrderBook:
@@ -98,6 +142,9 @@ class OrderBook:
         self._numbers = itertools.count(next_number)
         self._done = {}
         self.outcomes = {}          # 'done', 'cancelled' or the failure reason -> count
+        # Counts the notes that stock was taken for an order at chillybin (reserved, or v1
+        # picked): the kitchen's admission uses it to tell a stale stock answer.
+        self.held_changes = 0
 
     # -- accepting ---------------------------------------------------------------------
     def replay(self, key, fingerprint):
@@ -162,13 +209,13 @@ class OrderBook:
                 return None
             order = self.orders[self.queue.popleft()]
             order.started_at = wall
-            self.move(order, ASSEMBLING, 'reserving', wall)
+            self.move(order, ASSEMBLING, Step.RESERVING, wall)
             return order
 
     def move(self, order, state, step, wall, expected_s=0.0, **changes):
         with self.lock:
-            order.state = state
-            order.step = step
+            order.state = OrderState(state)
+            order.step = Step(step)
             order.step_started_at = wall
             order.step_expected_s = expected_s
             for name, value in changes.items():
@@ -178,6 +225,8 @@ class OrderBook:
     def note_stock(self, order, **stock):
         with self.lock:
             order.stock.update(stock)
+            if 'reserved' in stock or 'picked' in stock:
+                self.held_changes += 1
             self.store.save_order(order)
 
     def finish(self, order, state, wall, failure=None):
@@ -188,8 +237,8 @@ class OrderBook:
                 self.queue.remove(order.id)
             order.failure = failure
             order.finished_at = wall
-            self.move(order, state, 'done' if state == DONE else state, wall)
-            outcome = state if state != FAILED else (failure or {}).get('reason', FAILED)
+            self.move(order, state, Step(state), wall)
+            outcome = str(state) if state != FAILED else (failure or {}).get('reason', str(FAILED))
             self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
             self._prune()
         if state == FAILED:

@@ -19,13 +19,28 @@ Every motion has a deadline; a motion that does not finish is a machine fault an
 latches through the one shutdown. No network I/O happens here.
 """
 import logging
+from enum import StrEnum
 
 from .config import checked
 from .errors import HeaterFaulted
 from .heater.profiles import profile
+from .orders import STEP_S, OrderState, Step
 from .safety import CONVEYOR_JAM, PRESS_JAM
 
 log = logging.getLogger(__name__)
+
+
+class Phase(StrEnum):
+    """What the press station is doing."""
+    IDLE = 'idle'                    # open, waiting for a toastie on the tray
+    INDEXING = 'indexing'            # the conveyor moves the tray in and the press's out
+    LOADED = 'loaded'                # in the open press, waiting for the plate
+    CLOSING = 'closing'
+    TOASTING = 'toasting'
+    OPENING = 'opening'
+    DELIVERING = 'delivering'        # toasted, waiting to be indexed out
+    CLEARING = 'clearing'            # after a reset or an unclean start: index twice
+    CLEARING_OPEN = 'clearing-open'  # ... opening the press first
 
 
 class PressStation:
@@ -53,7 +68,7 @@ class PressStation:
         self.events = events
         self.in_press = None        # the order toasting (or toasted, in the open press)
         self.loading = None         # the order being indexed in
-        self.phase = 'idle'
+        self.phase = Phase.IDLE
         self.deadline = None
         self.marks_at_start = 0
         self.mark_seen_at = None
@@ -70,7 +85,7 @@ class PressStation:
     # -- what the rest of the machine sees -------------------------------------------------------
     @property
     def clearing(self):
-        return self.phase in ('clearing', 'clearing-open')
+        return self.phase in (Phase.CLEARING, Phase.CLEARING_OPEN)
 
     @property
     def busy(self):
@@ -102,7 +117,7 @@ class PressStation:
         if self.halted:
             return
         self._steer_plate(now, assembler, queued)
-        getattr(self, f'_{self.phase.replace("-", "_")}')(now, wall, assembler)
+        self._STEPS[self.phase](self, now, wall, assembler)
 
     def _steer_plate(self, now, assembler, queued):
         assembling, waiting = assembler.snapshot()
@@ -131,8 +146,8 @@ class PressStation:
             self._move_press(now, closing=False)    # an idle press waits open
             return
         tray = self.tray.waiting
-        if tray is not None and tray.step != 'waiting for the plate' and not self._ready_to_load(now, tray):
-            self.book.move(tray, tray.state, 'waiting for the plate', wall)
+        if tray is not None and tray.step != Step.WAITING_FOR_PLATE and not self._ready_to_load(now, tray):
+            self.book.move(tray, tray.state, Step.WAITING_FOR_PLATE, wall)
         if self._ready_to_load(now, tray):
             with self.tray.lock:
                 self._begin_index(now, wall)
@@ -142,11 +157,13 @@ class PressStation:
         self.tray.claim()
         self.loading = self.tray.take()
         if self.loading is not None:
-            self.book.move(self.loading, 'toasting', 'loading', wall, expected_s=3.0)
+            self.book.move(self.loading, OrderState.TOASTING, Step.LOADING, wall,
+                           expected_s=STEP_S[Step.LOADING])
         if self.in_press is not None:
-            self.book.move(self.in_press, 'toasting', 'ejecting', wall, expected_s=3.0)
+            self.book.move(self.in_press, OrderState.TOASTING, Step.EJECTING, wall,
+                           expected_s=STEP_S[Step.EJECTING])
         self._run_conveyor(now)
-        self.phase = 'indexing'
+        self.phase = Phase.INDEXING
 
     def _run_conveyor(self, now):
         self.marks_at_start = self.conveyor.marks_reached
@@ -179,24 +196,25 @@ class PressStation:
             self.in_press, self.loading = self.loading, None
             self.tray.release()
         if self.in_press is None:
-            self.phase = 'idle'
+            self.phase = Phase.IDLE
             return
-        self.phase = 'loaded'
+        self.phase = Phase.LOADED
         self._loaded(now, wall, assembler)
 
     def _loaded(self, now, wall, assembler):
         """In the open press: close once the plate is at this toastie's temperature."""
         if not self._plate_ready(now, self.in_press):
-            if self.in_press.step != 'waiting for the plate':
-                self.book.move(self.in_press, 'toasting', 'waiting for the plate', wall)
+            if self.in_press.step != Step.WAITING_FOR_PLATE:
+                self.book.move(self.in_press, OrderState.TOASTING, Step.WAITING_FOR_PLATE, wall)
             return
-        self.book.move(self.in_press, 'toasting', 'closing', wall, expected_s=4.0)
+        self.book.move(self.in_press, OrderState.TOASTING, Step.CLOSING, wall,
+                       expected_s=STEP_S[Step.CLOSING])
         self._move_press(now, closing=True)
 
     def _move_press(self, now, closing):
         self.deadline = now + self.cfg.travel_timeout_s
         self.shutdown.run_unless_latched(self.press.start_closing if closing else self.press.start_opening)
-        self.phase = 'closing' if closing else 'opening'
+        self.phase = Phase.CLOSING if closing else Phase.OPENING
 
     def _press_arrived(self, now, closed):
         if (self.press.is_closed if closed else self.press.is_open):
@@ -214,20 +232,21 @@ class PressStation:
         p = profile(self.in_press.doneness)
         self.controller.begin_order(now, p.toast_s + self.cfg.heater_margin_s)
         self.toast_ends = now + p.toast_s
-        self.book.move(self.in_press, 'toasting', 'toasting', wall, expected_s=p.toast_s)
-        self.phase = 'toasting'
+        self.book.move(self.in_press, OrderState.TOASTING, Step.TOASTING, wall, expected_s=p.toast_s)
+        self.phase = Phase.TOASTING
 
     def _toasting(self, now, wall, assembler):
         if now < self.toast_ends:
             return
         self.controller.end_order(now)
-        self.book.move(self.in_press, 'toasting', 'opening', wall, expected_s=4.0)
+        self.book.move(self.in_press, OrderState.TOASTING, Step.OPENING, wall,
+                       expected_s=STEP_S[Step.OPENING])
         self._move_press(now, closing=False)
 
     def _opening(self, now, wall, assembler):
         if not self._press_arrived(now, closed=False):
             return
-        self.phase = 'idle' if self.in_press is None else 'delivering'
+        self.phase = Phase.IDLE if self.in_press is None else Phase.DELIVERING
 
     def _delivering(self, now, wall, assembler):
         """The toasted one leaves by the next index, which also loads whatever is on the
@@ -241,7 +260,7 @@ class PressStation:
         order = self.in_press
         with self.tray.lock:
             self.in_press = None
-        self.book.finish(order, 'done', wall)
+        self.book.finish(order, OrderState.DONE, wall)
         self.events('order', order=order.id, detail='delivered to the chute')
 
     # -- clearing the machine: after a reset, or a start with unknown contents ---------------------
@@ -251,14 +270,14 @@ class PressStation:
             self.tray.claim()
             self.halted = False
             self.clears_left = 2
-            self.phase = 'clearing'
+            self.phase = Phase.CLEARING
             self.deadline = None
 
     def _clearing(self, now, wall, assembler):
         if self.deadline is None:
             if not self.press.is_open:
                 self._move_press(now, closing=False)
-                self.phase = 'clearing-open'
+                self.phase = Phase.CLEARING_OPEN
                 return
             self._run_conveyor(now)
             return
@@ -267,12 +286,12 @@ class PressStation:
             self.deadline = None
             if self.clears_left <= 0:
                 self.events('machine', detail='tray and press cleared')
-                self.phase = 'idle'
+                self.phase = Phase.IDLE
                 self.tray.release()
 
     def _clearing_open(self, now, wall, assembler):
         if self._press_arrived(now, closed=False):
-            self.phase = 'clearing'
+            self.phase = Phase.CLEARING
             self.deadline = None
 
     def _halt(self, wall):
@@ -288,6 +307,14 @@ class PressStation:
         with self.tray.lock:
             self.in_press = self.loading = None
             self.tray.release()
-        self.phase = 'idle'
+        self.phase = Phase.IDLE
         self.toast_ends = None
         self.controller.end_order(self.shutdown.fault.at)
+
+    # What each phase does on a tick: a phase without a step is an error at import time.
+    _STEPS = {Phase.IDLE: _idle, Phase.INDEXING: _indexing, Phase.LOADED: _loaded,
+              Phase.CLOSING: _closing, Phase.TOASTING: _toasting, Phase.OPENING: _opening,
+              Phase.DELIVERING: _delivering, Phase.CLEARING: _clearing,
+              Phase.CLEARING_OPEN: _clearing_open}
+    if set(_STEPS) != set(Phase):
+        raise TypeError(f'press phases without a step: {set(Phase) - set(_STEPS)}')

@@ -92,9 +92,9 @@ def panel_page():
     return response
 
 
-def add_panel_routes(app, service):
-    s = service
-
+def add_panel_routes(app, desk, auth, chillybin):
+    """`desk`: the FrontDesk (the plate's history); `auth`: the admin check; `chillybin`:
+    the client that admin requests are forwarded with."""
     @app.get('/panel/<name:re:[a-z0-9-]+\\.[a-z]+>')
     def panel_file(name):
         return assets().answer(name)
@@ -102,36 +102,37 @@ def add_panel_routes(app, service):
     @app.get('/v2/plate/history')
     def plate_history():
         since = _query_wall('since')
-        return json_answer({'wall': s.clock.time(), 'period_s': s.plate_history.period_s,
-                            'samples': s.plate_history.since(since)})
+        return json_answer(desk.plate_history(since))
 
     @app.get('/v2/admin/challenge')
     def admin_challenge():
-        return json_answer(s.auth.challenge(), headers={'Cache-Control': 'no-store'})
+        return json_answer(auth.challenge(), headers={'Cache-Control': 'no-store'})
 
     @app.get('/v2/admin/check')
     def admin_check():
-        s.auth.check()
+        auth.check()
         return json_answer({'admin': True})
 
-    add_chillybin_routes(app, s)
+    add_chillybin_routes(app, Forwarder(chillybin, auth))
 
 
-def add_chillybin_routes(app, s):
+def add_chillybin_routes(app, forwarder):
+    auth, forward = forwarder.auth, forwarder.forward
+
     @app.post('/v2/chillybin/restock')
     def chillybin_restock():
-        s.auth.check()
+        auth.check()
         body = json_body(schemas.RESTOCK_REQUEST)
-        return forward(s, 'POST', '/v2/restock', body, admin=True)
+        return forward('POST', '/v2/restock', body, admin=True)
 
     @app.post('/v2/chillybin/bays/<name>/calibrate')
     def chillybin_calibrate(name):
-        s.auth.check()
+        auth.check()
         if not re.fullmatch(schemas.NAME['pattern'], name):
             raise ApiError(400, f'{name!r} is not an ingredient name', field='name',
                            allowed=schemas.NAME['description'])
         body = json_body(schemas.CALIBRATE_REQUEST)
-        return forward(s, 'POST', f'/v2/bays/{quote(name)}/calibrate', body, admin=True)
+        return forward('POST', f'/v2/bays/{quote(name)}/calibrate', body, admin=True)
 
     @app.get('/v2/chillybin/events')
     def chillybin_events():
@@ -139,39 +140,46 @@ def add_chillybin_routes(app, s):
         kind = query_one('kind')
         if kind is not None:
             params['kind'] = kind
-        return forward(s, 'GET', f'/v2/events?{urlencode(params)}')
+        return forward('GET', f'/v2/events?{urlencode(params)}')
 
     @app.get('/v2/chillybin/alerts')
     def chillybin_alerts():
-        return forward(s, 'GET', '/v2/alerts')
+        return forward('GET', '/v2/alerts')
 
 
-def admin_headers(s, method, path, body):
-    """An admin request to chillybin signed with jafflr's own token on a fresh nonce of
-    chillybin's (the token never crosses a network, even to a chillybin elsewhere)."""
-    status, challenge = s.stock.request('GET', '/v2/admin/challenge')
-    if status != 200 or not isinstance(challenge, dict) or 'nonce' not in challenge:
-        raise ApiError(502, f'chillybin gave no admin challenge (it answered {status}): update '
-                            f'it with jafflr', code='chillybin-bad-answer')
-    payload = json.dumps(body).encode() if body is not None else b''
-    return {'Authorization': authorization(s.auth.token, challenge['nonce'], method, path, payload)}
+class Forwarder:
+    """Requests to chillybin on the panel's behalf (chillybin is another origin)."""
 
+    def __init__(self, chillybin, auth):
+        self.chillybin = chillybin
+        self.auth = auth
 
-def forward(s, method, path, body=None, admin=False):
-    """chillybin's answer, status and JSON body as they are; 503 when it cannot be reached."""
-    try:
-        headers = admin_headers(s, method, path, body) if admin else None
-        status, answer = s.stock.request(method, path, body, headers)
-    except RefusedError as exc:
-        raise ApiError(503, exc.message, code='chillybin-unreachable') from None
-    if status == 401:
-        raise ApiError(502, 'chillybin refused the admin token that jafflr accepted: give both '
-                            'services the same token file (JAFFLR_ADMIN_TOKEN_FILE)',
-                       code='chillybin-token-differs')
-    if not isinstance(answer, (dict, list)):
-        raise ApiError(502, f'chillybin answered {status} without JSON: {str(answer)[:200]}',
-                       code='chillybin-bad-answer')
-    return json_answer(answer, status)
+    def admin_headers(self, method, path, body):
+        """An admin request to chillybin signed with jafflr's own token on a fresh nonce of
+        chillybin's (the token never crosses a network, even to a chillybin elsewhere)."""
+        status, challenge = self.chillybin.request('GET', '/v2/admin/challenge')
+        if status != 200 or not isinstance(challenge, dict) or 'nonce' not in challenge:
+            raise ApiError(502, f'chillybin gave no admin challenge (it answered {status}): '
+                                f'update it with jafflr', code='chillybin-bad-answer')
+        payload = json.dumps(body).encode() if body is not None else b''
+        return {'Authorization': authorization(self.auth.token, challenge['nonce'], method, path,
+                                               payload)}
+
+    def forward(self, method, path, body=None, admin=False):
+        """chillybin's answer, status and JSON body as they are; 503 when it cannot be reached."""
+        try:
+            headers = self.admin_headers(method, path, body) if admin else None
+            status, answer = self.chillybin.request(method, path, body, headers)
+        except RefusedError as exc:
+            raise ApiError(503, exc.message, code='chillybin-unreachable') from None
+        if status == 401:
+            raise ApiError(502, 'chillybin refused the admin token that jafflr accepted: give '
+                                'both services the same token file (JAFFLR_ADMIN_TOKEN_FILE)',
+                           code='chillybin-token-differs')
+        if not isinstance(answer, (dict, list)):
+            raise ApiError(502, f'chillybin answered {status} without JSON: {str(answer)[:200]}',
+                           code='chillybin-bad-answer')
+        return json_answer(answer, status)
 
 
 def _query_wall(name):

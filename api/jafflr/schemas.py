@@ -1,5 +1,7 @@
 """The shapes of jafflr's v2 requests and answers: validated against and documented."""
 from firmware.heater.profiles import DONENESS
+from firmware.kitchen import MachineState
+from firmware.orders import OrderState, Step
 
 NAME = {'type': 'string', 'pattern': r'^[a-z][a-z-]{0,30}$',
         'description': 'an ingredient name: lower-case letters and dashes'}
@@ -42,9 +44,8 @@ ORDER = {
                  'created_at', 'ready_at', 'failure'],
     'properties': {
         'id': {'type': 'string'},
-        'state': {'type': 'string', 'enum': ['queued', 'assembling', 'assembled', 'toasting',
-                                             'done', 'failed', 'cancelled']},
-        'step': {'type': 'string'}, 'progress': {'type': 'number', 'minimum': 0, 'maximum': 1},
+        'state': {'type': 'string', 'enum': [s.value for s in OrderState]},
+        'step': {'type': 'string', 'enum': [s.value for s in Step]}, 'progress': {'type': 'number', 'minimum': 0, 'maximum': 1},
         'ingredients': {'type': 'array', 'items': {'type': 'string'}},
         'units': {'type': 'array', 'items': {'type': 'string'}},
         'doneness': {'type': 'string'}, 'name': {'type': 'string'},
@@ -80,8 +81,7 @@ RESET = {'type': 'object', 'required': ['cleared_by', 'allowed', 'button'], 'pro
 STATUS = {
     'type': 'object', 'required': ['state', 'busy', 'paused', 'plate', 'fault', 'queue'],
     'properties': {
-        'state': {'type': 'string', 'enum': ['available', 'preheating', 'assembling', 'toasting',
-                                             'faulted', 'paused', 'stopping']},
+        'state': {'type': 'string', 'enum': [s.value for s in MachineState]},
         'busy': {'type': 'boolean'}, 'paused': {'type': 'boolean'},
         'pause_expires': NULLABLE_NUMBER,
         'plate': {'type': 'object', 'required': ['temp_c', 'target_c', 'relay_on', 'phase'],

@@ -15,6 +15,7 @@ import time
 from hardware.board import BOARD
 from hardware.platform import open_platform
 from firmware.build import DEADMAN_S, Jafflr
+from firmware.frontdesk import FrontDesk
 from firmware.heater.history import PlateHistory
 from firmware.orderstore import DB_NAME, OrderStore
 
@@ -99,10 +100,19 @@ class JafflrService:
         # v1 customers waiting for their toastie may hold at most half the ordinary
         # threads; STOP, status and the panel have reserved threads besides (serve.py).
         self.v1_waiter_limit = max(1, threads // 2)
+        # What the HTTP layer talks to for every domain operation.
+        self.desk = FrontDesk(self.kitchen, self.book, self.store, self.flags, self.shutdown, clock,
+                              chillybin=self.stock, plate_history=self.plate_history,
+                              released=self.released, order_key=self.order_key,
+                              events=self.events)
         self.http = HttpService('jafflr', None, sockets, before_exit=[self._drain],
                                 threads=threads, priority_paths=PRIORITY_PATHS,
                                 notifier=self.notifier, drain_timeout_s=REQUEST_DRAIN_S)
-        self.http.app = Edge(build_app(self, panel=panel_page),
+        app = build_app(self.desk, version=self.version, auth=self.auth, readiness=self.readiness,
+                        metrics=self.metrics, chillybin=self.stock,
+                        v1_waiter_limit=self.v1_waiter_limit,
+                        debug=self if self.debug_hooks else None, panel=panel_page)
+        self.http.app = Edge(app,
                              hostnames=HostNames(settings.hostnames),
                              state_changing_gets={'/toastie'}, v1_successors=V1_SUCCESSORS,
                              metrics=self.metrics, draining=self.http.draining)
@@ -151,12 +161,6 @@ class JafflrService:
         self.jafflr.assembler_tick(now, self.clock.time())
 
     # -- what is reported ---------------------------------------------------------------------
-    def status(self):
-        now, wall = self.clock.monotonic(), self.clock.time()
-        status = self.kitchen.status(now, wall)
-        status['version'] = self.version
-        return status
-
     def _readiness(self):
         r = Readiness()
         r.add('storage', storage_writable(os.path.join(self.settings.state_dir, DB_NAME)))

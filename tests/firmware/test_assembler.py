@@ -116,6 +116,21 @@ def test_assembler_jam_fails_the_order_gives_back_what_was_not_taken_and_latches
     assert not any(k.world.is_active(f'dispenser_{b.index}') for b in k.world.bays)
 
 
+def test_assembler_a_jam_latches_before_the_customer_hears_the_toastie_failed(kitchen):
+    """A v1 customer wakes when the order fails and asks for the status at once: by then
+    the machine says it is faulted, not still assembling."""
+    k = kitchen
+    finish, seen = k.book.finish, []
+
+    def finish_and_look(order, state, wall, failure=None):
+        seen.append((state, k.kitchen.state(k.clock.monotonic())))
+        return finish(order, state, wall, failure)
+    k.book.finish = finish_and_look
+    k.world.set_fault('dispenser-jam:vegemite', True)
+    assemble(k)
+    assert seen == [('failed', 'faulted')]
+
+
 def test_assembler_after_a_jam_is_cleared_and_reset_the_next_toastie_is_made(kitchen):
     k = kitchen
     k.world.set_fault('dispenser-jam:vegemite', True)

@@ -119,6 +119,103 @@ def test_kitchen_two_customers_at_once_are_not_both_promised_the_last_bread(kitc
                                               'ahead, this one needs 2']
 
 
+class SlowChillybin:
+    """The kitchen's chillybin client, whose first `bays()` waits for `release` (a
+    chillybin answering slowly, up to the client's 3 s timeout)."""
+
+    def __init__(self, stock):
+        self.stock = stock
+        self.asking = threading.Event()
+        self.release = threading.Event()
+        self.calls = 0
+
+    def bays(self):
+        self.calls += 1
+        if self.calls == 1:
+            self.asking.set()
+            self.release.wait(10)
+        return self.stock.bays()
+
+    def __getattr__(self, name):
+        return getattr(self.stock, name)
+
+
+def test_kitchen_a_slow_chillybin_does_not_hold_up_the_next_customer(kitchen):
+    """The stock is asked outside the admission lock: while chillybin is slow to answer
+    one customer, another's toastie is admitted, and STOP and status answer."""
+    k = kitchen
+    k.kitchen.pause(True)
+    slow = k.kitchen.stock = SlowChillybin(k.stock)
+    first = []
+    t = threading.Thread(target=lambda: first.append(k.submit(['cheese'], 'light')[0]))
+    t.start()
+    try:
+        assert slow.asking.wait(5)
+        second = []
+        t2 = threading.Thread(target=lambda: second.append(k.submit(['cheese', 'vegemite'], 'light')[0]))
+        t2.start()
+        t2.join(2)
+        assert second and second[0].state == 'queued', 'the second order waited behind the first'
+        assert k.kitchen.status(*now_wall(k))['queue']['orders'] == [second[0].id]
+        assert k.kitchen.stop(*now_wall(k), 'a test') is not None
+    finally:
+        slow.release.set()
+        t.join(10)
+    assert [o.id for o in first] == ['t2']     # the slow one is admitted after, not lost
+
+
+def test_kitchen_stock_taken_while_it_was_asked_is_asked_again(kitchen):
+    """The first toastie's stock is reserved at chillybin while a third customer's stock
+    answer is on its way: that answer still counts the first toastie's bread as free,
+    while the first no longer counts as ahead. It is not used: the stock is asked again,
+    and the third is refused (4 slices: two toasties)."""
+    k = kitchen
+    k.chilly.restocking.restock({'bread': 4}, k.clock.time())
+    k.run(0.5)
+    k.kitchen.pause(True)
+    first, _ = k.submit(['cheese'], 'light')
+    k.submit(['cheese'], 'light')
+    stock, asked = k.stock, []
+
+    class ReservedMeanwhile:
+        def bays(self):
+            answer = stock.bays()
+            if not asked:      # the assembler reserves the first toastie's stock now
+                r = stock.reserve(first.needs(), key='meanwhile')
+                k.book.note_stock(first, mode='v2', reservation=r['id'], reserved=first.needs())
+            asked.append(answer['bread']['available'])
+            return answer
+    k.kitchen.stock = ReservedMeanwhile()
+    with pytest.raises(NotEnoughStock, match='not enough bread: 0 left'):
+        k.submit(['cheese'], 'light')
+    assert asked == [4, 2]
+
+
+def test_kitchen_a_retry_that_arrives_while_the_first_is_checked_gets_the_same_order(kitchen):
+    """Two requests with one Idempotency-Key, the first held up at chillybin: the second
+    makes the toastie, the first answers it as a replay; one toastie, one reservation,
+    though the stock covers only one (the retry is not refused as a second toastie)."""
+    k = kitchen
+    k.chilly.restocking.restock({'bread': 2}, k.clock.time())
+    k.run(0.5)
+    slow = k.kitchen.stock = SlowChillybin(k.stock)
+    first = []
+    t = threading.Thread(target=lambda: first.append(
+        k.submit(['cheese'], 'light', key='k1', fingerprint='f')))
+    t.start()
+    try:
+        assert slow.asking.wait(5)
+        retry = k.submit(['cheese'], 'light', key='k1', fingerprint='f')
+    finally:
+        slow.release.set()
+        t.join(10)
+    assert retry[1] is False and first == [(retry[0], True)]
+    order = retry[0]
+    k.run_until(lambda: order.finished, 400)
+    assert order.state == 'done' and len(k.book.orders) == 1
+    assert list(k.chilly.desk.ledger.by_id) == ['r1']
+
+
 def test_kitchen_replayed_key_returns_the_same_order_and_takes_nothing_more(kitchen):
     k = kitchen
     first, replayed = k.submit(['cheese'], 'light', key='abc', fingerprint='f1')

@@ -150,3 +150,46 @@ def test_orders_fail_if_queued_only_fails_what_has_not_started(book):
     assert failed.state == 'failed' and failed.failure == {'reason': 'estop', 'detail': 'pressed',
                                                            'kind': 'unavailable'}
     assert book.queued() == [] and book.fail_if_queued('t9', 'estop', '', WALL) is None
+
+
+# -- states and steps are enums that store and answer as the strings they always were ------
+OLD_RECORD = {   # an order as the code before the enums wrote it to jafflr.json
+    'id': 't7', 'ingredients': ['cheese'], 'doneness': 'light', 'created_at': WALL, 'name': '',
+    'customer': '', 'source': 'v1', 'key': 'k7', 'fingerprint': 'f', 'state': 'toasting',
+    'step': 'waiting for the plate', 'step_started_at': WALL, 'step_expected_s': 0.0,
+    'started_at': WALL, 'finished_at': None, 'failure': None, 'stock': {'mode': 'v2'}}
+
+
+def test_orders_stored_by_the_old_code_load_as_enums_and_store_the_same_strings(tmp_path):
+    import json
+    from firmware.orders import OrderState, Step
+    from tinydb.table import Document
+    store = OrderStore(str(tmp_path), fsync=False)
+    store.db.table('orders').insert(Document(dict(OLD_RECORD), doc_id=7))
+    store.close()
+    again = OrderStore(str(tmp_path), fsync=False)
+    try:
+        (order,) = again.orders()
+        assert order.state is OrderState.TOASTING and order.step is Step.WAITING_FOR_PLATE
+        assert order.state == 'toasting'           # old comparisons still hold
+        again.save_order(order)
+        assert json.loads(json.dumps(order.to_dict())) == OLD_RECORD
+        with open(tmp_path / 'jafflr.json') as f:
+            assert json.load(f)['orders']['7'] == OLD_RECORD     # byte-for-byte the old strings
+    finally:
+        again.close()
+
+
+def test_orders_an_unknown_state_or_step_is_an_error_not_a_new_string(book):
+    order, _ = book.submit(['cheese'], 'light', WALL)
+    with pytest.raises(ValueError, match='toastng'):
+        book.move(order, 'toasting', 'toastng', WALL)
+    with pytest.raises(ValueError, match='bakeing'):
+        Order.from_dict(dict(OLD_RECORD, state='bakeing'))
+
+
+def test_orders_finish_sets_the_step_to_the_end_state(book):
+    from firmware.orders import OrderState, Step
+    order, _ = book.submit(['cheese'], 'light', WALL)
+    book.cancel(order.id, WALL)
+    assert order.state is OrderState.CANCELLED and order.step is Step.CANCELLED

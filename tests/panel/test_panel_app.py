@@ -15,6 +15,7 @@ from api.jafflr.app import build_app
 from api.jafflr.openapi import build_document
 from api.jafflr.panel import assets, panel_page
 from firmware.errors import Unavailable
+from firmware.frontdesk import FrontDesk
 from firmware.heater.history import PlateHistory
 from firmware.safety import Shutdown
 from hardware.clock import FakeClock
@@ -47,13 +48,16 @@ def service():
     clock = FakeClock()
     return SimpleNamespace(version='test', clock=clock, plate_history=PlateHistory(),
                            auth=AdminAuth(TOKEN, 'the admin-token file'), stock=FakeChillybin(),
-                           press=SimpleNamespace(in_press=None), debug_hooks=False,
                            shutdown=Shutdown())
 
 
 @pytest.fixture
 def app(service):
-    return build_app(service, panel=panel_page)
+    s = service
+    desk = FrontDesk(SimpleNamespace(toasting=False), None, None, None, s.shutdown, s.clock,
+                     chillybin=s.stock, plate_history=s.plate_history)
+    return build_app(desk, version=s.version, auth=s.auth, readiness=None, metrics=None,
+                     chillybin=s.stock, panel=panel_page)
 
 
 def call(app, method, path, body=None, headers=None):
