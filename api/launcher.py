@@ -223,13 +223,13 @@ class Launcher:
         service started into a fault on purpose) or None. jafflr is pointed at `chillybin`
         (a Process; default the latest chillybin started)."""
         port = port or free_port()
+        kwargs = dict(port=port, state_dir=state_dir, env=env, until=until, timeout=timeout,
+                      module=module, chillybin=chillybin)
         extra = dict(env or {})
         chillybin = chillybin or self.processes.get('chillybin')
         if name == 'jafflr' and chillybin is not None:
             extra.setdefault('CHILLYBIN_URL', chillybin.url('').rstrip('/'))
         group = self.cpu_group(name) if self.cpu_group else None
-        kwargs = dict(port=port, state_dir=state_dir, env=env, until=until, timeout=timeout,
-                      module=module, chillybin=chillybin)
         process = self._spawn(name, ['-m', module or f'api.{name}', '--port', str(port)],
                               state_dir, extra, port, group, kwargs)
         if until:
@@ -302,7 +302,15 @@ class Launcher:
             self._link = SimLink(self.sim_socket)
         return self._link
 
-    def wait_for(self, condition, timeout, what, every=0.02):
+    def world(self):
+        """The simulated world's state (plate, relay, bays, faults...), through the link."""
+        return self.link.status()
+
+    def sim_time(self):
+        """The simulator's clock, in simulated seconds."""
+        return self.link.clock.monotonic()
+
+    def wait_for(self, condition, timeout, what, interval=0.02):
         """Poll condition() (real seconds) until it returns something true; returns it."""
         deadline = time.monotonic() + timeout
         while True:
@@ -311,10 +319,12 @@ class Launcher:
                 return value
             if time.monotonic() > deadline:
                 raise TimeoutError(f'{what}: not within {timeout:g} s\n{self.logs()}')
-            time.sleep(every)
+            time.sleep(interval)
 
     def logs(self, lines=25):
-        """The tail of each process's log, for an assertion message."""
+        """The tail of each process's log, for an assertion message ('' on a terminal)."""
+        if self.console:
+            return ''
         return '\n'.join(f'--- {p!r} ---\n{p.log(lines)}' for p in self.started)
 
     def log_text(self):
@@ -366,7 +376,7 @@ class Launcher:
 
 
 # -- make run ------------------------------------------------------------------------------
-def main(argv=None):
+def _parser():
     parser = argparse.ArgumentParser(prog='python -m api.launcher',
                                      description='make run: the whole machine, simulated')
     parser.add_argument('--speed', type=float, default=float(os.environ.get('SPEED', 1)),
@@ -376,7 +386,11 @@ def main(argv=None):
                              'otherwise, the services\' state (default: .run in the checkout)')
     parser.add_argument('--chillybin-port', type=int, default=7001)
     parser.add_argument('--jafflr-port', type=int, default=7000)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
     launcher = Launcher(args.state_dir, speed=args.speed, inherit=True, console=True)
     state_dir = os.environ.get('JAFFLR_STATE_DIR') or launcher.folder
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
