@@ -31,7 +31,7 @@ def chilly(machine, tmp_path):
     assert made.request('POST', '/v2/restock', FULL, made.admin())[0] == 200
     yield made
     if made.proc.poll() is None:
-        assert made.close().get('sim') == 0, made.logs()
+        assert made.close() == 0, made.read_log()
 
 
 def children(pid):
@@ -168,5 +168,6 @@ def test_no_replica_when_asked_and_a_bad_setting_is_named(machine, tmp_path):
         assert chilly.request('GET', '/')[0] == 200
     finally:
         assert chilly.close() == 0
-    out = run_chillybin(machine, str(tmp_path / 'other'), CHILLYBIN_REPLICAS='2')
+    out = run_chillybin(machine, str(tmp_path / 'other'), '--port', '0',   # 7001 may be taken
+                        CHILLYBIN_REPLICAS='2')
     assert out.returncode == 2 and "CHILLYBIN_REPLICAS='2'" in out.stderr
