@@ -158,12 +158,11 @@ class Launcher:
     `console`: output to this terminal, not to log files."""
 
     def __init__(self, folder=None, speed=1.0, seed=1, env=None, inherit=False,
-                 console=False, cpu_group=None, stop_timeout_s=STOP_BOUND_S + 10,
-                 sim_socket=None):
+                 console=False, cpu_group=None, stop_timeout_s=STOP_BOUND_S + 10):
         self.folder = str(folder or tempfile.mkdtemp(prefix='jafflr-'))
         os.makedirs(self.folder, exist_ok=True)
         self.speed, self.seed = speed, seed
-        self.sim_socket = sim_socket or os.path.join(self.folder, 'sim.sock')
+        self.sim_socket = os.path.join(self.folder, 'sim.sock')
         self.env = dict(env or {})           # for every process; may be changed before start
         self.inherit, self.console = inherit, console
         self.cpu_group = cpu_group
@@ -228,7 +227,7 @@ class Launcher:
         extra = dict(env or {})
         chillybin = chillybin or self.processes.get('chillybin')
         if name == 'jafflr' and chillybin is not None:
-            extra.setdefault('CHILLYBIN_URL', chillybin.url('').rstrip('/'))
+            extra.setdefault('CHILLYBIN_URL', f'http://127.0.0.1:{chillybin.port}')
         group = self.cpu_group(name) if self.cpu_group else None
         process = self._spawn(name, ['-m', module or f'api.{name}', '--port', str(port)],
                               state_dir, extra, port, group, kwargs)
