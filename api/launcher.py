@@ -191,9 +191,12 @@ class Launcher:
             log_path = os.path.join(self.folder, f'{next(self._count):02d}-{name}.log')
             out = open(log_path, 'wb')
         try:
+            # A session of its own: a Ctrl-C in the terminal reaches the launcher alone,
+            # which stops them in order (jafflr drains while the simulator is still there).
             popen = subprocess.Popen(
                 [sys.executable, *argv], cwd=ROOT, env=self.environment(state_dir, env),
                 stdout=out, stderr=subprocess.STDOUT if out else None,
+                start_new_session=True,
                 preexec_fn=(lambda: join_cgroup(group)) if group else None)
         finally:
             if out:
@@ -392,6 +395,9 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     launcher = Launcher(args.state_dir, speed=args.speed, inherit=True, console=True)
     state_dir = os.environ.get('JAFFLR_STATE_DIR') or launcher.folder
+    # Ctrl-C and SIGTERM stop everything, in order, also when started with SIGINT ignored
+    # (a script's background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         launcher.start_sim()

@@ -102,12 +102,18 @@ def test_launcher_a_service_that_is_live_but_not_ready_is_a_timeout_naming_the_c
         machine.close()
 
 
-def test_launcher_make_run_serves_until_sigterm_then_stops_everything(tmp_path):
+@pytest.mark.parametrize('how', ['ctrl-c', 'sigterm'])
+def test_launcher_make_run_serves_until_stopped_then_stops_everything_in_order(tmp_path, how):
+    """`make run` in a terminal: Ctrl-C reaches its whole process group. The services are
+    in sessions of their own, so only the launcher hears it and stops them in order:
+    jafflr drained before chillybin, the simulator last (no service loses its machine
+    while closing: no traceback)."""
     ports = [free_port(), free_port()]
     run = subprocess.Popen(
         [sys.executable, '-m', 'api.launcher', '--speed', str(SPEED), '--state-dir',
          str(tmp_path), '--chillybin-port', str(ports[0]), '--jafflr-port', str(ports[1])],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
         env={k: v for k, v in os.environ.items() if not k.startswith('JAFFLR_')})
     try:
         lines = []
@@ -120,12 +126,17 @@ def test_launcher_make_run_serves_until_sigterm_then_stops_everything(tmp_path):
         assert f'--socket {tmp_path}/sim.sock status' in text, 'not the checkout\'s: says how'
         assert [http_status(p, '/v2/ready') for p in ports] == [200, 200]
         children = launcher_module.descendants(run.pid)
-        run.send_signal(signal.SIGTERM)
+        if how == 'ctrl-c':
+            os.killpg(run.pid, signal.SIGINT)
+        else:
+            run.send_signal(signal.SIGTERM)
         assert run.wait(timeout=60) == 0
-        assert run.stdout.read().strip().endswith('stopped')
+        after = run.stdout.read()
+        assert after.strip().endswith('stopped') and 'Traceback' not in after, after
+        assert after.index('jafflr drained') < after.index('chillybin drained'), after
         assert [http_status(p, '/health') for p in ports] == [None, None]
         assert not [pid for pid in children if os.path.exists(f'/proc/{pid}')], 'left running'
     finally:
         if run.poll() is None:
-            run.kill()
+            os.killpg(run.pid, signal.SIGKILL)
             run.wait()
