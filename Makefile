@@ -27,7 +27,7 @@ $(VENV)/.deploy: $(VENV)/.test deploy/requirements.txt
 	touch $@
 
 run: $(VENV)/.runtime
-	$(PY) -m api.stack --speed $(SPEED)
+	$(PY) -m api.launcher --speed $(SPEED)
 
 test: $(VENV)/.deploy
 	$(PY) -m pytest -q

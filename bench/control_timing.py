@@ -13,7 +13,7 @@ import time
 import urllib.request
 
 from .http import wrk
-from .stack import ROOT, Stack
+from api.launcher import ROOT, Launcher
 
 METRIC = 'jafflr_control_loop_lateness_seconds'
 
@@ -72,7 +72,7 @@ def phase(metrics_url, name, load):
 
 
 def measure():
-    with Stack(speed=1.0) as stack:
+    with Launcher(speed=1.0) as stack:
         metrics = stack.url('jafflr', '/metrics')
         status = stack.url('jafflr', '/v2/status')
         # Keep the plate under control while measuring: a toastie's worth of heating.

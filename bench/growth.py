@@ -19,7 +19,7 @@ from firmware.orderstore import OrderStore
 from firmware.reservations import Reservation
 
 from .loadgen import percentile
-from .stack import Stack
+from api.launcher import Launcher
 
 SIZES = (10, 1_000, 100_000)
 SAMPLES = 300
@@ -59,15 +59,15 @@ def measure_one(n):
     import tempfile
     with tempfile.TemporaryDirectory() as state:
         seed(state, n)
-        with Stack(speed=1.0, state_dir=state) as stack:
-            cb = http.client.HTTPConnection('127.0.0.1', stack.ports['chillybin'], timeout=10)
+        with Launcher(state, speed=1.0) as stack:
+            cb = http.client.HTTPConnection('127.0.0.1', stack['chillybin'].port, timeout=10)
             picks = []
             for _ in range(SAMPLES):
                 took, status, r = _post(cb, '/v2/reservations', {'items': {'cheese': 1}})
                 assert status == 201, r
                 picks.append(took)
                 _post(cb, f'/v2/reservations/{r["id"]}/cancel')
-            jf = http.client.HTTPConnection('127.0.0.1', stack.ports['jafflr'], timeout=10)
+            jf = http.client.HTTPConnection('127.0.0.1', stack['jafflr'].port, timeout=10)
             _post(jf, '/v2/queue/pause', headers={'Authorization': f'Bearer {stack.token()}'})
             orders = []
             for _ in range(SAMPLES):

@@ -9,7 +9,7 @@ import re
 import shutil
 import subprocess
 
-from .stack import Stack
+from api.launcher import Launcher
 
 UNITS = {'us': 1e-3, 'ms': 1.0, 's': 1000.0}
 
@@ -36,7 +36,7 @@ def wrk(url, connections, seconds):
 
 def measure(seconds=8):
     results = []
-    with Stack(speed=1.0) as stack:
+    with Launcher(speed=1.0) as stack:
         for service, path in (('chillybin', '/'), ('jafflr', '/v2/status')):
             for connections in (1, 8, 32):
                 r = wrk(stack.url(service, path), connections, seconds)

@@ -15,7 +15,15 @@ import subprocess
 import sys
 import time
 
-from .stack import ROOT, Stack, rss_kb
+from api.launcher import ROOT, Launcher
+
+
+def rss_kb(pid):
+    with open(f'/proc/{pid}/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+    return 0
 
 
 def tree(pid):
@@ -42,7 +50,7 @@ def rollup_kb(pid):
 
 def snapshot(stack):
     services, processes, pss = {}, {}, 0
-    for name, proc in stack.procs.items():
+    for name, proc in stack.processes.items():
         pids = tree(proc.pid)
         rolls = [rollup_kb(p) for p in pids]
         services[name] = round((rss_kb(pids[0]) + sum(r['Uss'] for r in rolls[1:])) / 1024, 1)
@@ -56,7 +64,7 @@ def snapshot(stack):
 
 
 def measure():
-    with Stack(speed=1.0) as stack:
+    with Launcher(speed=1.0) as stack:
         time.sleep(5)
         idle, idle_procs, idle_pss = snapshot(stack)
         for service, path in (('chillybin', '/'), ('jafflr', '/v2/status')):

@@ -28,7 +28,7 @@ import urllib.request
 
 from . import cgroup, control_timing, memory
 from .http import wrk
-from .stack import ROOT, Stack
+from api.launcher import ROOT, Launcher
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 
@@ -166,7 +166,7 @@ def measure(profile, calibration, groups):
         return paths[name]
 
     result = {'profile': profile, 'calibration': calibration, 'loadavg_1m_start': loadavg()}
-    with Stack(speed=1.0, cpu_group=group_for) as stack:
+    with Launcher(speed=1.0, cpu_group=group_for) as stack:
         result['confined'] = sorted(stack.groups)
         time.sleep(5)
         idle, procs, pss = memory.snapshot(stack)

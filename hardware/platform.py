@@ -84,10 +84,9 @@ def open_platform(mode=None, sim_socket=None, *, i2c=True):
     log.info('machine: %s', why)
     if mode == 'pi':
         return _open_pi(i2c)
-    from .sim.link import SimLink
+    from .sim.link import connect
     from .sim.pins import SimPinFactory
-    from .sim.protocol import default_socket_path
-    link = SimLink(sim_socket or default_socket_path())
+    link = connect(sim_socket)
     factory = SimPinFactory(link)
     return Platform('sim', link.clock, factory, link.bus(1) if i2c else None, link=link,
                     closers=(link.close, factory.close))

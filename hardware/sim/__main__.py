@@ -47,8 +47,10 @@ def _format_status(s):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m hardware.sim')
-    parser.add_argument('--socket', default=None, help='default: $JAFFLR_SIM_SOCKET or '
-                        '$XDG_RUNTIME_DIR/jafflr-sim.sock')
+    parser.add_argument('--socket', default=None, help='serve: $JAFFLR_SIM_SOCKET, else '
+                        '$XDG_RUNTIME_DIR/jafflr-sim.sock, else /tmp/jafflr-sim.sock; the '
+                        'other commands: $JAFFLR_SIM_SOCKET, else the first that answers of '
+                        "this checkout's .run/sim.sock (make run's) and serve's default")
     sub = parser.add_subparsers(dest='command', required=True)
     serve = sub.add_parser('serve', help='run the simulated machine')
     serve.add_argument('--speed', type=float, default=1.0, help='time runs this many times fast')
@@ -78,7 +80,6 @@ def main(argv=None):
     hand.add_argument('state', choices=('active', 'inactive', 'release'))
     sub.add_parser('reset-thermostat', help="press the manual-reset thermostat's button")
     args = parser.parse_args(argv)
-    path = args.socket or default_socket_path()
 
     if args.command == 'faults':
         for name, what in FAULTS.items():
@@ -87,13 +88,13 @@ def main(argv=None):
     if args.command == 'serve':
         from .server import serve, shutdown_on_signals
         logging.basicConfig(level=logging.INFO, format='%(name)s: %(message)s')
-        serve(path, speed=args.speed, seed=args.seed, ready=shutdown_on_signals,
-              plate_c=args.plate_c)
+        serve(args.socket or default_socket_path(), speed=args.speed, seed=args.seed,
+              ready=shutdown_on_signals, plate_c=args.plate_c)
         return 0
 
-    from .link import SimLink
+    from .link import connect
     try:
-        link = SimLink(path)
+        link = connect(args.socket)
     except SimulatorUnavailable as exc:
         print(exc, file=sys.stderr)
         return 2

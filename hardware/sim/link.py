@@ -5,12 +5,13 @@ smbus2.SMBus, a wire for gpiozero's pins (drive, release, level, and input chang
 pushed back), the simulator's clock, and the hands of a person (faults, refills).
 """
 import errno
+import os
 import socket
 import threading
 
 from ..clock import clock_from_description
 from ..errors import SimulatorUnavailable
-from .protocol import decode, encode
+from .protocol import decode, encode, socket_candidates
 
 CONNECT_TIMEOUT_S = 2.0
 CALL_TIMEOUT_S = 5.0
@@ -147,6 +148,26 @@ class SimLink:
             except OSError:
                 pass
             sock.close()
+
+
+def connect(path=None, env=os.environ):
+    """A SimLink to `path`; with None, to the first simulator that answers where
+    socket_candidates() says to look. Nothing answering is SimulatorUnavailable naming
+    every place looked at and why each failed."""
+    if path:
+        return SimLink(path)
+    candidates = socket_candidates(env)
+    tried = []
+    for candidate, why in candidates:
+        try:
+            return SimLink(candidate)
+        except SimulatorUnavailable as exc:
+            reason = getattr(exc.__cause__, 'strerror', None) or exc.__cause__ or exc
+            tried.append(f'  {candidate} ({why}): {reason}')
+    raise SimulatorUnavailable(
+        'no simulated machine answers; looked at:\n' + '\n'.join(tried) + '\n'
+        'start one with `make run` in this checkout (or python -m hardware.sim serve), or '
+        'say where it is with --socket PATH or $JAFFLR_SIM_SOCKET')
 
 
 class RemoteBus:

@@ -23,37 +23,37 @@ import signal
 
 import pytest
 
-from tests.support.stack import Stack, request
+from api.launcher import Launcher
+from tests.support.client import request
 
 BUSY = os.getloadavg()[0] > 0.75 * (os.cpu_count() or 1)
 SPEED = float(os.environ.get('JAFFLR_TEST_SPEED') or (10 if BUSY else 20))
 DEADMAN_S = max(2.0, 0.4 * SPEED)
-
+JAFFLR_ENV = {'JAFFLR_DEADMAN_S': f'{DEADMAN_S:g}'}       # every jafflr these tests start
 
 
 @pytest.fixture(scope='session')
 def machine(tmp_path_factory):
-    """The simulator and chillybin, started once (see tests/support/stack.py)."""
-    stack = Stack(tmp_path_factory.mktemp('machine'), speed=SPEED)
+    """The simulator and chillybin, started once (api/launcher.py)."""
+    launcher = Launcher(tmp_path_factory.mktemp('machine'), speed=SPEED)
     try:
-        stack.jafflr_env = {'JAFFLR_DEADMAN_S': f'{DEADMAN_S:g}'}
-        stack.start_sim(plate_c=175.0)
-        stack.start_chillybin()
-        yield stack
+        launcher.start_sim(plate_c=175.0)
+        launcher.start('chillybin', state_dir=os.path.join(launcher.folder, 'chillybin'))
+        yield launcher
     finally:
-        stack.close()
+        launcher.close()
 
 
 @pytest.fixture
 def start_jafflr(machine, tmp_path):
-    """start_jafflr(env=None, state_dir=None, chillybin=None) -> Service. Every jafflr a
+    """start_jafflr(env=None, state_dir=None, chillybin=None) -> Process. Every jafflr a
     test started is stopped afterwards (SIGTERM, then SIGKILL), and the simulator's
     faults are switched off again, so the next test finds the machine as it was."""
     started = []
 
     def start(env=None, state_dir=None, chillybin=None):
-        service = machine.start_jafflr(state_dir=str(state_dir or tmp_path / 'jafflr'),
-                                       env=env, chillybin=chillybin)
+        service = machine.start('jafflr', state_dir=str(state_dir or tmp_path / 'jafflr'),
+                                env={**JAFFLR_ENV, **(env or {})}, chillybin=chillybin)
         started.append(service)
         return service
     try:
@@ -82,7 +82,7 @@ def stop_machine(service):
 
 def restock(machine, **units):
     """Fill chillybin's bays: the original /restock (10 each), or the admin v2 restock."""
-    chilly = machine.chilly
+    chilly = machine['chillybin']
     if not units:
         answer = request(chilly.port, 'GET', '/restock')
     else:

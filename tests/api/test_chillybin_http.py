@@ -9,7 +9,7 @@ import pytest
 
 from api.chillybin.app import build_app
 
-from .chillyproc import Chillybin, Simulator
+from .chillyproc import Chillybin, simulator
 from .openapi_check import check_answer, problems_with_document
 
 VERSION = '9.8.7-test'
@@ -17,15 +17,15 @@ JSON = {'Content-Type': 'application/json'}
 
 
 @pytest.fixture(scope='module')
-def sim(tmp_path_factory):
-    made = Simulator(str(tmp_path_factory.mktemp('sim')), speed=20)
+def machine(tmp_path_factory):
+    made = simulator(str(tmp_path_factory.mktemp('machine')), speed=20)
     yield made
-    assert made.close() == 0
+    assert made.close().get('sim') == 0, made.logs()
 
 
 @pytest.fixture(scope='module')
-def chilly(sim, tmp_path_factory):
-    made = Chillybin(sim, str(tmp_path_factory.mktemp('state')), JAFFLR_RELEASE=VERSION)
+def chilly(machine, tmp_path_factory):
+    made = Chillybin(machine, str(tmp_path_factory.mktemp('state')), JAFFLR_RELEASE=VERSION)
     yield made
     assert made.close() == 0, made.read_log()
     assert 'Traceback' not in made.read_log()
@@ -317,7 +317,7 @@ def test_http_all_or_nothing_over_http(chilly, openapi):
     assert json.loads(chilly.request('GET', '/')[2])['cheese'] == 7       # nothing half-taken
 
 
-def test_http_admin_restock_and_more_bays(chilly, openapi, sim):
+def test_http_admin_restock_and_more_bays(chilly, openapi, machine):
     admin = chilly.admin()
     status, _, data = call(chilly, openapi, 'PUT', '/v2/bays/ham', {'slot': 3, 'unit_g': 15}, admin)
     assert status == 200, data
@@ -325,7 +325,7 @@ def test_http_admin_restock_and_more_bays(chilly, openapi, sim):
     assert status == 200, data
     ham = [b for b in json.loads(data)['bays'] if b['name'] == 'ham'][0]
     assert ham['units'] == 8 and ham['food_safety']['state'] == 'ok'
-    assert sim.status()['bays'][3]['units'] == 8
+    assert machine.world()['bays'][3]['units'] == 8
     assert json.loads(chilly.request('GET', '/')[2])['ham'] == 8
     status, _, data = call(chilly, openapi, 'PUT', '/v2/bays/pickles', {'slot': 4, 'unit_g': 10}, admin)
     assert status == 200
@@ -335,9 +335,9 @@ def test_http_admin_restock_and_more_bays(chilly, openapi, sim):
     assert status == 200 and json.loads(data)['name'] == 'pickles', data
 
 
-def test_http_loadcell_fault_is_503_for_that_bay_and_named_in_ready(chilly, openapi, sim):
+def test_http_loadcell_fault_is_503_for_that_bay_and_named_in_ready(chilly, openapi, machine):
     chilly.request('GET', '/restock')
-    sim.cli('fault', 'loadcell-nack:cheese', 'on')
+    machine.sim('fault', 'loadcell-nack:cheese', 'on')
     try:
         deadline = 50
         while chilly.json('GET', '/v2/stock/cheese')[1]['sensor']['ok'] and deadline:
@@ -359,7 +359,7 @@ def test_http_loadcell_fault_is_503_for_that_bay_and_named_in_ready(chilly, open
         assert re.search(r'chillybin_sensor_errors_total\{part="loadcell_1"\} [1-9]', metrics)
         assert 'chillybin_bay_sensor_ok{bay="cheese"} 0.0' in metrics
     finally:
-        sim.cli('fault', 'loadcell-nack:cheese', 'off')
+        machine.sim('fault', 'loadcell-nack:cheese', 'off')
 
 
 def test_http_metrics_names_the_monitoring_rules_need(chilly):
@@ -434,8 +434,8 @@ def test_http_concurrent_reservations_take_each_unit_once(chilly):
     assert chilly.json('GET', '/v2/stock/vegemite')[1]['reserved'] == before['reserved'] + 2
 
 
-def test_http_bin_sensor_fault_is_no_reading_not_zero(chilly, openapi, sim):
-    sim.cli('fault', 'bin-sensor-nack', 'on')
+def test_http_bin_sensor_fault_is_no_reading_not_zero(chilly, openapi, machine):
+    machine.sim('fault', 'bin-sensor-nack', 'on')
     try:
         deadline = __import__('time').monotonic() + 10
         while chilly.json('GET', '/v2/bin')[1]['ok']:
@@ -450,13 +450,13 @@ def test_http_bin_sensor_fault_is_no_reading_not_zero(chilly, openapi, sim):
         ready = chilly.json('GET', '/v2/ready')[1]
         assert ready['checks']['bin-sensor']['ok'] is False and 'bin_air' in ready['checks']['bin-sensor']['detail']
     finally:
-        sim.cli('fault', 'bin-sensor-nack', 'off')
+        machine.sim('fault', 'bin-sensor-nack', 'off')
 
 
-def test_http_ready_is_503_when_no_load_cell_can_be_read(chilly, openapi, sim):
+def test_http_ready_is_503_when_no_load_cell_can_be_read(chilly, openapi, machine):
     bays = ('bread', 'cheese', 'vegemite', '3', '4')
     for bay in bays:
-        sim.cli('fault', f'loadcell-nack:{bay}', 'on')
+        machine.sim('fault', f'loadcell-nack:{bay}', 'on')
     try:
         deadline = __import__('time').monotonic() + 10
         while chilly.request('GET', '/v2/ready')[0] == 200:
@@ -468,4 +468,4 @@ def test_http_ready_is_503_when_no_load_cell_can_be_read(chilly, openapi, sim):
         assert chilly.request('GET', '/health')[0] == 200          # alive, not ready
     finally:
         for bay in bays:
-            sim.cli('fault', f'loadcell-nack:{bay}', 'off')
+            machine.sim('fault', f'loadcell-nack:{bay}', 'off')

@@ -12,14 +12,14 @@ from api.chillybin.__main__ import main
 from firmware.binstore import DB_NAME
 from firmware.store import open_db
 
-from .chillyproc import Chillybin, Simulator, run_chillybin
+from .chillyproc import Chillybin, run_chillybin, simulator
 
 
 @pytest.fixture(scope='module')
-def sim(tmp_path_factory):
-    made = Simulator(str(tmp_path_factory.mktemp('sim')), speed=20)
+def machine(tmp_path_factory):
+    made = simulator(str(tmp_path_factory.mktemp('machine')), speed=20)
     yield made
-    assert made.close() == 0
+    assert made.close().get('sim') == 0, made.logs()
 
 
 def _read_response(sock, timeout=10):
@@ -32,8 +32,8 @@ def _read_response(sock, timeout=10):
         data += chunk
 
 
-def test_process_sigterm_finishes_the_request_in_flight_and_exits_0(sim, tmp_path):
-    chilly = Chillybin(sim, str(tmp_path / 'state'))
+def test_process_sigterm_finishes_the_request_in_flight_and_exits_0(machine, tmp_path):
+    chilly = Chillybin(machine, str(tmp_path / 'state'))
     body = json.dumps({'items': {'bread': 1}}).encode()
     with socket.create_connection(('127.0.0.1', chilly.port)) as sock:
         sock.sendall(b'POST /v2/reservations HTTP/1.1\r\nHost: 127.0.0.1\r\n'
@@ -52,8 +52,8 @@ def test_process_sigterm_finishes_the_request_in_flight_and_exits_0(sim, tmp_pat
     assert 'drained' in log and 'Traceback' not in log
 
 
-def test_process_sigterm_with_a_keep_alive_connection_idle(sim, tmp_path):
-    chilly = Chillybin(sim, str(tmp_path / 'state'))
+def test_process_sigterm_with_a_keep_alive_connection_idle(machine, tmp_path):
+    chilly = Chillybin(machine, str(tmp_path / 'state'))
     conn = chilly.connection()
     conn.request('GET', '/health')
     assert conn.getresponse().read()
@@ -63,17 +63,17 @@ def test_process_sigterm_with_a_keep_alive_connection_idle(sim, tmp_path):
     conn.close()
 
 
-def test_process_starts_with_a_dead_load_cell_and_names_it(sim, tmp_path):
-    sim.cli('fault', 'loadcell-nack:cheese', 'on')
+def test_process_starts_with_a_dead_load_cell_and_names_it(machine, tmp_path):
+    machine.sim('fault', 'loadcell-nack:cheese', 'on')
     try:
-        chilly = Chillybin(sim, str(tmp_path / 'state'), expect_bays=2)
+        chilly = Chillybin(machine, str(tmp_path / 'state'))
         status, _, body = chilly.request('GET', '/pick?name=cheese&quantity=1')
         assert status == 503 and b'loadcell_1' in body and b'does not answer' in body
         assert chilly.request('GET', '/pick?name=bread&quantity=1')[2] == b'ok'
         ready = chilly.json('GET', '/v2/ready')[1]
         assert 'cheese: PartMissing: loadcell_1' in ready['checks']['load-cells']['detail']
     finally:
-        sim.cli('fault', 'loadcell-nack:cheese', 'off')
+        machine.sim('fault', 'loadcell-nack:cheese', 'off')
     deadline = time.monotonic() + 10
     while 'cheese' not in json.loads(chilly.request('GET', '/')[2]):
         assert time.monotonic() < deadline, 'the cheese load cell never came back'
@@ -99,13 +99,13 @@ def test_process_migrate_in_process_up_and_out_of_range(tmp_path, monkeypatch, c
     assert '--to must be a schema from 0 to 3' in capsys.readouterr().err
 
 
-def test_process_refuses_a_database_from_a_newer_release(sim, tmp_path):
+def test_process_refuses_a_database_from_a_newer_release(machine, tmp_path):
     state = str(tmp_path / 'state')
-    assert run_chillybin(sim, state, 'migrate').returncode == 0
+    assert run_chillybin(machine, state, 'migrate').returncode == 0
     db = open_db(os.path.join(state, DB_NAME))
     db.table('_migrations').insert({'number': 4, 'name': 'from the future', 'applied_at': 0,
                                     'min_reader': 4})
-    out = run_chillybin(sim, state, '--port', '0')
+    out = run_chillybin(machine, state, '--port', '0')
     assert out.returncode != 0
     assert 'this release knows schema 3' in out.stderr
     assert 'Deploy a newer release, or have the newer release migrate it down with ' \
@@ -126,14 +126,14 @@ def test_process_refuses_bad_settings_with_a_message(tmp_path, monkeypatch, capl
 def test_process_chiller_dead_warns_then_locks_via_http(tmp_path):
     """Done means: with the chiller dead, the bays warn and then lock, seen over HTTP on a
     simulator running 2000 times fast (four hours above 5 C in about eight seconds)."""
-    sim = Simulator(str(tmp_path), speed=2000)
+    machine = simulator(str(tmp_path), speed=2000)
     try:
-        chilly = Chillybin(sim, str(tmp_path / 'state'))
+        chilly = Chillybin(machine, str(tmp_path / 'state'))
     except BaseException:
-        sim.close()
+        machine.close()
         raise
     try:
-        sim.cli('fault', 'chiller-dead', 'on')
+        machine.sim('fault', 'chiller-dead', 'on')
         started = time.monotonic()
         seen, latencies = [], []
         while time.monotonic() - started < 25:
@@ -163,7 +163,7 @@ def test_process_chiller_dead_warns_then_locks_via_http(tmp_path):
               f'max {latencies[-1] * 1000:.0f} ms over {len(latencies)} polls')
     finally:
         assert chilly.close() == 0
-        sim.close()
+        machine.close()
 
 
 def _datagrams(sock, seconds):
@@ -177,14 +177,14 @@ def _datagrams(sock, seconds):
     return got
 
 
-def test_process_watchdog_is_fed_by_the_bin_loop_and_stops_when_it_is_stuck(sim, tmp_path):
+def test_process_watchdog_is_fed_by_the_bin_loop_and_stops_when_it_is_stuck(machine, tmp_path):
     """systemd's side of Type=notify/WatchdogSec=, played by a datagram socket: pings come
     while the bin loop ticks and stop when it is stuck, though HTTP still answers."""
     path = str(tmp_path / 'notify.sock')
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(path)
         sock.settimeout(0.1)
-        chilly = Chillybin(sim, str(tmp_path / 'state'), NOTIFY_SOCKET=path,
+        chilly = Chillybin(machine, str(tmp_path / 'state'), NOTIFY_SOCKET=path,
                            WATCHDOG_USEC='2000000', JAFFLR_DEBUG_HOOKS='1')
         try:
             ticking = [t for t, text in _datagrams(sock, 3.0) if 'WATCHDOG=1' in text]
@@ -198,27 +198,26 @@ def test_process_watchdog_is_fed_by_the_bin_loop_and_stops_when_it_is_stuck(sim,
         finally:
             chilly.proc.kill()
             chilly.proc.wait()
-            chilly.log.close()
 
 
-def test_process_without_debug_hooks_has_no_stall(sim, tmp_path):
-    chilly = Chillybin(sim, str(tmp_path / 'state'))
+def test_process_without_debug_hooks_has_no_stall(machine, tmp_path):
+    chilly = Chillybin(machine, str(tmp_path / 'state'))
     try:
         assert chilly.request('POST', '/v2/debug/stall')[0] == 404
     finally:
         assert chilly.close() == 0
 
 
-def test_process_start_with_the_clock_behind_the_last_save_holds_bays_for_a_person(sim, tmp_path):
+def test_process_start_with_the_clock_behind_the_last_save_holds_bays_for_a_person(machine, tmp_path):
     """A Pi without a real-time clock after a power cut: the clock at start is earlier than
     chillybin's last save. Every bay is refused until a person checks it over HTTP."""
     state = str(tmp_path / 'state')
-    assert run_chillybin(sim, state, 'migrate').returncode == 0
+    assert run_chillybin(machine, state, 'migrate').returncode == 0
     db = open_db(os.path.join(state, DB_NAME))
-    ahead = time.time() + 10 * 86400     # the last save, 10 days (of sim time) from now
+    ahead = time.time() + 10 * 86400     # the last save, 10 days (of machine time) from now
     db.table('meta').update({'last_seen_wall': ahead})
     db.close()
-    chilly = Chillybin(sim, state)
+    chilly = Chillybin(machine, state)
     try:
         status, _, data = chilly.request('GET', '/pick?name=cheese&quantity=1')
         assert status == 423 and b'held until a person checks it' in data, data

@@ -16,16 +16,17 @@ import time
 import pytest
 from jsonschema import Draft202012Validator
 
-from tests.api.conftest import restock, stop_machine
+from tests.api.conftest import JAFFLR_ENV, restock, stop_machine
 from tests.api.openapi_check import operation_for, problems_with_document
-from tests.support.stack import request
+from tests.support.client import request
 
 SEEN = []       # (method, path, status) of every answer, for the no-500 check at the end
 
 
 @pytest.fixture(scope='module')
 def j(machine, tmp_path_factory):
-    service = machine.start_jafflr(state_dir=str(tmp_path_factory.mktemp('jafflr-http')))
+    service = machine.start('jafflr', state_dir=str(tmp_path_factory.mktemp('jafflr-http')),
+                            env=JAFFLR_ENV)
     try:
         yield service
     finally:
@@ -73,7 +74,7 @@ def admin(j):
 
 def chilly_stock(machine):
     """chillybin's original flat map: name -> units available."""
-    return request(machine.chilly.port, 'GET', '/').json()
+    return request(machine['chillybin'].port, 'GET', '/').json()
 
 
 def status(api):
@@ -125,9 +126,9 @@ def test_http_original_happy_path_cheese_and_vegemite_is_done_and_cheese_is_9(ma
     assert done['stock']['taken'] == {'bread': 2, 'cheese': 1, 'vegemite': 1}
     # pick-v2 is on by default: one reservation at chillybin for the whole toastie, no picks
     assert done['stock']['mode'] == 'v2'
-    r = request(machine.chilly.port, 'GET', f'/v2/reservations/{done["stock"]["reservation"]}')
+    r = request(machine['chillybin'].port, 'GET', f'/v2/reservations/{done["stock"]["reservation"]}')
     assert (r.json()['state'], r.json()['items']) == ('taken', done['stock']['taken'])
-    events = request(machine.chilly.port, 'GET', '/v2/events?limit=500').json()['events']
+    events = request(machine['chillybin'].port, 'GET', '/v2/events?limit=500').json()['events']
     assert not [e for e in events if e['kind'] == 'pick']
 
 
@@ -234,7 +235,7 @@ def raw_request(port, method, path, headers):
             data += chunk
     head, _, body = data.partition(b'\r\n\r\n')
     status_line, *header_lines = head.decode().split('\r\n')
-    from tests.support.stack import Answer
+    from tests.support.client import Answer
     return Answer(int(status_line.split()[1]),
                   [tuple(h.split(': ', 1)) for h in header_lines], body)
 
@@ -490,7 +491,7 @@ def test_http_concurrent_orders_all_end_done_or_explained_and_stock_adds_up(mach
 
 # -- chillybin trouble ------------------------------------------------------------------------------------
 def test_http_chillybin_unreachable_then_food_safety_lock(machine, j, api):
-    chilly = machine.chilly
+    chilly = machine['chillybin']
     before = len(orders(api))
     machine.stop(chilly)
     try:
@@ -512,7 +513,7 @@ def test_http_chillybin_unreachable_then_food_safety_lock(machine, j, api):
         with open(db_path, 'w') as f:
             json.dump(db, f)
     finally:
-        machine.chilly = machine.start_chillybin(state_dir=chilly.state_dir, port=chilly.port)
+        machine.start('chillybin', state_dir=chilly.state_dir, port=chilly.port)
     locked = api('GET', '/toastie?i=cheese')
     assert locked.status == 423 and 'must be thrown out and restocked' in locked.text, locked
     assert api('POST', '/v2/toasties', {'ingredients': ['cheese']}).status == 423

@@ -9,12 +9,12 @@ must fail clearly and take nothing.
 import pytest
 
 from tests.api.conftest import restock
-from tests.support.stack import request
+from tests.support.client import request
 
 
 def chilly_events(machine, kind, since):
     """chillybin's events of one kind after `since` (the simulator's wall clock)."""
-    answer = request(machine.chilly.port, 'GET', f'/v2/events?limit=500&kind={kind}')
+    answer = request(machine['chillybin'].port, 'GET', f'/v2/events?limit=500&kind={kind}')
     return [e for e in answer.json()['events'] if e['wall'] > since]
 
 
@@ -50,7 +50,7 @@ def test_pick_v2_off_by_environment_takes_one_v1_pick_per_ingredient(machine, st
     picks = chilly_events(machine, 'pick', since)
     assert sorted(e['detail'] for e in picks) == ['1 cheese', '1 vegemite', '2 bread']
     assert chilly_events(machine, 'reserved', since) == []
-    assert request(machine.chilly.port, 'GET', '/').json() == \
+    assert request(machine['chillybin'].port, 'GET', '/').json() == \
         {'bread': 8, 'cheese': 9, 'vegemite': 9}
     assert order['stock']['mode'] == 'v1'
     assert order['stock']['picked'] == order['stock']['dropped'] == \
@@ -59,7 +59,8 @@ def test_pick_v2_off_by_environment_takes_one_v1_pick_per_ingredient(machine, st
 
 @pytest.fixture
 def original(machine):
-    service = machine.start_original_chillybin()
+    service = machine.start('original-chillybin', module='tests.support.original_chillybin',
+                            until='live')
     try:
         yield service
     finally:

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.api.conftest import restock, stop_machine
-from tests.support.stack import request
+from tests.support.client import request
 
 STOP_BOUND_S = 0.25
 WAITERS = 100

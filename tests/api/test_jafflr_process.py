@@ -12,7 +12,7 @@ import pytest
 from firmware.orderstore import OrderStore
 from tests.api.conftest import restock
 from api.jafflr.stopping import DRAIN_BOUND_S as BOUND_S   # simulated seconds
-from tests.support.stack import request
+from tests.support.client import request
 
 HEARTBEAT_HOLD_S = 1.0   # hardware/board.py heartbeat_hold_s
 DEADMAN_S = 2.0          # api/jafflr/service.py DEADMAN_S, the production value
@@ -150,7 +150,7 @@ def test_jafflr_process_sigkill_relay_opens_within_the_heartbeat_hold_and_restar
         toastie(again, second)), 120, 'the queued toastie made after the reset', interval=0.1)
     assert resumed['state'] == 'done' and resumed['failure'] is None
     assert resumed['stock']['taken'] == {'bread': 2, 'cheese': 1, 'vegemite': 1}
-    stock = request(machine.chilly.port, 'GET', '/').json()
+    stock = request(machine['chillybin'].port, 'GET', '/').json()
     assert stock == {'bread': 6, 'cheese': 8, 'vegemite': 9}, 'each took its own, once'
 
 

@@ -3,15 +3,12 @@ owner's alone, and the debug hooks never run on a Raspberry Pi. Both stop the se
 at start with a message that says what to do."""
 import os
 import stat
-import subprocess
-import sys
 
 import pytest
 
 from api.common.settings import (SettingsError, admin_token, load_settings,
                                  refuse_debug_hooks_on_a_pi)
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from api.launcher import Launcher
 
 
 def _token_file(tmp_path, mode):
@@ -77,14 +74,8 @@ def test_settings_load_refuses_debug_hooks_with_a_pi_configured(tmp_path):
 
 
 def _start(service, tmp_path, **extra):
-    env = dict(os.environ, JAFFLR_STATE_DIR=str(tmp_path), PYTHONPATH=ROOT,
-               JAFFLR_SIM_SOCKET=str(tmp_path / 'no-sim.sock'), **extra)
-    for name in ('JAFFLR_ADMIN_TOKEN_FILE', 'CREDENTIALS_DIRECTORY', 'LISTEN_FDS', 'LISTEN_PID',
-                 'NOTIFY_SOCKET'):
-        env.pop(name, None)
-    env.update(extra)
-    return subprocess.run([sys.executable, '-m', f'api.{service}', '--port', '0'], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=60)
+    """Run the service to completion (it must refuse to start), with no simulator."""
+    return Launcher(tmp_path).run(f'api.{service}', '--port', '0', env=extra)
 
 
 @pytest.mark.parametrize('service', ['jafflr', 'chillybin'])

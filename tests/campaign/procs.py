@@ -1,20 +1,13 @@
-"""The machine as real processes for the campaign: the simulator and both services on
-free loopback ports and a state directory of the test's own, with kill -9 and restart
-of one service, plain HTTP with one connection a request, and the simulator's
-`status-json`. Only processes started here are ever signalled, by their pid."""
+"""The machine as real processes for the campaign, started by the launcher
+(api/launcher.py): the simulator and both services on free loopback ports and a state
+directory of the test's own, with kill -9 and restart of one service, plain HTTP with one
+connection a request, and the simulated world's state. Only processes started here are
+ever signalled, by their pid."""
 import http.client
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 
-from bench.stack import free_port
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SERVICES = ('chillybin', 'jafflr')
+from api.launcher import Launcher
 
 
 class Answer:
@@ -71,131 +64,35 @@ def send_and_drop(port, method, path, body=None, headers=None):
     # SO_LINGER 0: the close sends a reset, the way a dropped network does.
 
 
-class Machine:
-    """sim + chillybin + jafflr as processes. `state_dir` is kept across restarts."""
+class Machine(Launcher):
+    """sim + chillybin + jafflr as processes, as the launcher starts them; the state
+    directory is kept across restarts."""
 
     def __init__(self, state_dir, speed=10.0, seed=1, env=None):
-        self.dir = state_dir
-        os.makedirs(state_dir, exist_ok=True)
-        self.sock = os.path.join(state_dir, 'sim.sock')
-        self.speed = speed
-        self.seed = seed
-        self.ports = {name: free_port() for name in SERVICES}
-        self.env = dict(os.environ, JAFFLR_MACHINE='sim', JAFFLR_SIM_SOCKET=self.sock,
-                        JAFFLR_STATE_DIR=state_dir, PYTHONPATH=ROOT, PYTHONUNBUFFERED='1',
-                        CHILLYBIN_URL=f'http://127.0.0.1:{self.ports["chillybin"]}',
-                        CHILLYBIN_TICK_S='0.2')
-        for name in ('JAFFLR_ADMIN_TOKEN_FILE', 'CREDENTIALS_DIRECTORY', 'LISTEN_FDS',
-                     'LISTEN_PID', 'NOTIFY_SOCKET', 'JAFFLR_HOSTNAMES'):
-            self.env.pop(name, None)
-        self.env.update(env or {})
-        self.procs = {}
-        self.log = open(os.path.join(state_dir, 'machine.log'), 'ab')
-        self.starts = {name: 0 for name in SERVICES}
+        super().__init__(state_dir, speed=speed, seed=seed, stop_timeout_s=60,
+                         env={'CHILLYBIN_TICK_S': '0.2', **(env or {})})
 
-    # -- processes -------------------------------------------------------------------------
-    def start(self):
-        self.procs['sim'] = subprocess.Popen(
-            [sys.executable, '-m', 'hardware.sim', '--socket', self.sock, 'serve', '--speed',
-             str(self.speed), '--seed', str(self.seed)], cwd=ROOT, env=self.env,
-            stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.sock):
-            if time.monotonic() > deadline or self.procs['sim'].poll() is not None:
-                raise RuntimeError('the simulator did not start')
-            time.sleep(0.02)
-        for name in SERVICES:
-            self.start_service(name)
-        return self
+    @property
+    def ports(self):
+        return {name: p.port for name, p in self.processes.items() if p.port}
 
-    def start_service(self, name, timeout=40.0):
-        self.starts[name] += 1
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, '-m', f'api.{name}', '--port', str(self.ports[name])], cwd=ROOT,
-            env=self.env, stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + timeout
-        while not self._serving(name):
-            if self.procs[name].poll() is not None:
-                raise RuntimeError(f'{name} exited with {self.procs[name].returncode}; see '
-                                   f'{self.log.name}')
-            if time.monotonic() > deadline:
-                raise TimeoutError(f'{name} did not become ready within {timeout} s')
-            time.sleep(0.05)
-
-    def _serving(self, name):
-        try:
-            if name == 'chillybin':
-                answer = request(self.ports[name], 'GET', '/', timeout=2)
-                return answer.status == 200 and len(answer.json) >= 3
-            return request(self.ports[name], 'GET', '/v2/ready', timeout=2).status == 200
-        except (OSError, ValueError):
-            return False
-
-    def kill9(self, name):
-        """SIGKILL one service (ours, by pid) and reap it."""
-        proc = self.procs[name]
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-    def restart(self, name):
-        self.kill9(name) if self.procs[name].poll() is None else None
-        self.start_service(name)
-
-    def stop(self):
-        for name in ('jafflr', 'chillybin', 'sim'):
-            proc = self.procs.get(name)
-            if proc is None or proc.poll() is not None:
-                continue
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.log.close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+    def start_service(self, name):
+        """Start a service again (same port and state), after kill9 or a crash."""
+        return self.restart(name)
 
     # -- talking to it -----------------------------------------------------------------------
-    def token(self):
-        with open(os.path.join(self.dir, 'admin-token')) as f:
-            return f.read().strip()
-
     def admin(self):
         return {'Authorization': f'Bearer {self.token()}'}
 
     def http(self, service, method, path, body=None, headers=None, timeout=30.0):
-        return request(self.ports[service], method, path, body, headers, timeout)
-
-    def sim(self, *args):
-        out = subprocess.run([sys.executable, '-m', 'hardware.sim', '--socket', self.sock, *args],
-                             capture_output=True, text=True, cwd=ROOT, env=self.env, timeout=30)
-        if out.returncode != 0:
-            raise RuntimeError(f'hardware.sim {" ".join(args)}: {out.stderr}')
-        return out.stdout
+        return request(self[service].port, method, path, body, headers, timeout)
 
     def status(self):
         """The simulated machine as `python -m hardware.sim status-json` prints it."""
-        return json.loads(self.sim('status-json'))
+        return self.world()
 
     def bay_units(self):
         return {b['ingredient']: b['units'] for b in self.status()['bays'] if b['ingredient']}
 
     def wait(self, condition, timeout, what, every=0.1):
-        deadline = time.monotonic() + timeout
-        while True:
-            value = condition()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f'{what}: not within {timeout} s')
-            time.sleep(every)
-
-    def log_text(self):
-        self.log.flush()
-        with open(self.log.name, 'rb') as f:
-            return f.read().decode(errors='replace')
+        return self.wait_for(condition, timeout, what, interval=every)

@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 
-from bench.stack import free_port
+from api.launcher import free_port
 
 from .ledger import JSON, Answers, StockWatch, add, all_orders, chillybin_journal, difference, \
     order_units, reservation, world_drops

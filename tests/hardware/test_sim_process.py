@@ -222,3 +222,95 @@ def test_sim_process_client_that_resets_its_connection_is_no_traceback(tmp_path)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     assert 'Traceback' not in err, err
+
+
+# -- finding the machine: `python -m hardware.sim status` in a second terminal ---------------------
+@pytest.fixture
+def checkout():
+    """A checkout of hardware/ alone (it imports nothing else of ours) in a short path (a
+    Unix socket's path has room for 107 bytes), and the environment of a person's shell in
+    it: no $JAFFLR_SIM_SOCKET, $XDG_RUNTIME_DIR a folder of its own."""
+    import shutil
+    import tempfile
+    root = tempfile.mkdtemp(prefix='co-')
+    shutil.copytree(os.path.join(ROOT, 'hardware'), os.path.join(root, 'hardware'),
+                    ignore=shutil.ignore_patterns('__pycache__'))
+    os.makedirs(os.path.join(root, 'xdg'))
+    env = {k: v for k, v in os.environ.items() if k not in ('JAFFLR_SIM_SOCKET', 'PYTHONPATH')}
+    env['XDG_RUNTIME_DIR'] = os.path.join(root, 'xdg')
+    started = []
+
+    def run(*args, wait=True):
+        argv = [sys.executable, '-m', 'hardware.sim', *args]
+        if wait:
+            return subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True,
+                                  timeout=20)
+        started.append(subprocess.Popen(argv, cwd=root, env=env, stderr=subprocess.DEVNULL))
+        return started[-1]
+    try:
+        yield root, env, run
+    finally:
+        for proc in started:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _serving(proc, path):
+    deadline = time.monotonic() + 10
+    while not os.path.exists(path):
+        assert proc.poll() is None and time.monotonic() < deadline, 'simulator did not start'
+        time.sleep(0.02)
+
+
+def _stale_socket(path):
+    """A socket file nobody listens on: what a killed `make run` leaves behind."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    s.close()
+
+
+def test_sim_cli_in_a_checkout_finds_the_machine_make_run_started_there(checkout):
+    root, _, run = checkout
+    made_by_make_run = os.path.join(root, '.run', 'sim.sock')
+    os.makedirs(os.path.dirname(made_by_make_run))
+    _serving(run('--socket', made_by_make_run, 'serve', wait=False), made_by_make_run)
+    out = run('status')
+    assert out.returncode == 0 and 'plate' in out.stdout, out.stderr
+    assert run('fault', 'lid-open', 'on').returncode == 0
+    assert 'faults: lid-open' in run('status').stdout
+
+
+def test_sim_cli_passes_a_stale_checkout_socket_for_the_default_one(checkout):
+    root, env, run = checkout
+    _stale_socket(os.path.join(root, '.run', 'sim.sock'))
+    default = os.path.join(env['XDG_RUNTIME_DIR'], 'jafflr-sim.sock')
+    _serving(run('serve', wait=False), default)          # serve's own default, no --socket
+    out = run('status')
+    assert out.returncode == 0 and 'plate' in out.stdout, out.stderr
+
+
+def test_sim_cli_with_nothing_answering_names_every_place_it_looked(checkout):
+    root, env, run = checkout
+    stale = os.path.join(root, '.run', 'sim.sock')
+    _stale_socket(stale)
+    out = run('status')
+    assert out.returncode == 2
+    assert f"{stale} (make run's, in this checkout): Connection refused" in out.stderr
+    assert f"{env['XDG_RUNTIME_DIR']}/jafflr-sim.sock" in out.stderr
+    assert 'No such file or directory' in out.stderr and 'make run' in out.stderr
+    assert 'Traceback' not in out.stderr
+
+
+def test_sim_cli_an_explicit_socket_is_never_second_guessed(checkout):
+    root, env, run = checkout
+    made_by_make_run = os.path.join(root, '.run', 'sim.sock')
+    os.makedirs(os.path.dirname(made_by_make_run))
+    _serving(run('--socket', made_by_make_run, 'serve', wait=False), made_by_make_run)
+    env['JAFFLR_SIM_SOCKET'] = os.path.join(root, 'elsewhere.sock')
+    out = run('status')
+    assert out.returncode == 2, 'it reached a machine it was not told to'
+    assert f"{root}/elsewhere.sock ($JAFFLR_SIM_SOCKET): No such file" in out.stderr
+    assert made_by_make_run not in out.stderr
+    assert run('--socket', made_by_make_run, 'status').returncode == 0

@@ -9,14 +9,12 @@ import http.client
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 import warnings
 
 import pytest
+
+from api.launcher import Launcher
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ARTIFACTS = os.path.join(ROOT, 'test-artifacts', 'panel')
@@ -35,88 +33,32 @@ def in_ci():
     return os.environ.get('CI', '').lower() not in ('', '0', 'false', 'no')
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-class Stack:
-    """The three processes, each with its log file, and the means to poke them."""
+class PanelMachine(Launcher):
+    """The machine as the panel tests drive it: started by the launcher (api/launcher.py),
+    with the panel's API, its reset and its view of the dead-man."""
 
     def __init__(self, folder, speed=SPEED):
-        self.folder = str(folder)
-        self.state = os.path.join(self.folder, 'state')
-        os.makedirs(self.state, exist_ok=True)
-        self.sock = os.path.join(self.folder, 'sim.sock')
-        self.speed = speed
-        self.chillybin_port = free_port()
-        self.jafflr_port = free_port()
-        self.url = f'http://127.0.0.1:{self.jafflr_port}/'
-        self.env = dict(os.environ, JAFFLR_MACHINE='sim', JAFFLR_SIM_SOCKET=self.sock,
-                        JAFFLR_STATE_DIR=self.state, PYTHONUNBUFFERED='1', PYTHONPATH=ROOT,
-                        CHILLYBIN_URL=f'http://127.0.0.1:{self.chillybin_port}')
-        self.procs = {}
+        super().__init__(folder, speed=speed, stop_timeout_s=30)
         self.faults = set()          # simulated faults switched on, for ready() to undo
 
-    def _start(self, name, args):
-        log = open(os.path.join(self.folder, f'{name}.log'), 'ab')
-        self.procs[name] = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=self.env,
-                                            stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        return self.procs[name]
+    @property
+    def jafflr_port(self):
+        return self['jafflr'].port
 
-    def start(self):
-        sim = self._start('sim', ['-m', 'hardware.sim', '--socket', self.sock, 'serve',
-                                  '--speed', str(self.speed)])
-        deadline = time.monotonic() + 15
-        while not os.path.exists(self.sock):
-            assert sim.poll() is None and time.monotonic() < deadline, self.logs()
-            time.sleep(0.05)
-        self.start_chillybin()
-        self._start('jafflr', ['-m', 'api.jafflr', '--port', str(self.jafflr_port)])
-        self._wait_http('jafflr', self.jafflr_port)
-        with open(os.path.join(self.state, 'admin-token'), encoding='utf-8') as f:
-            self.token = f.read().strip()
-
-    def start_chillybin(self):
-        self._start('chillybin', ['-m', 'api.chillybin', '--port', str(self.chillybin_port)])
-        self._wait_http('chillybin', self.chillybin_port)
-
-    def stop_chillybin(self):
-        proc = self.procs.pop('chillybin')
-        proc.terminate()
-        assert proc.wait(timeout=30) == 0, self.logs()
-
-    def _wait_http(self, name, port, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.procs[name].poll() is None, f'{name} exited\n{self.logs()}'
-            conn = http.client.HTTPConnection('127.0.0.1', port, timeout=2)
-            try:
-                conn.request('GET', '/health')
-                if conn.getresponse().status == 200:
-                    return
-            except OSError:
-                pass
-            finally:
-                conn.close()
-            time.sleep(0.1)
-        raise AssertionError(f'{name} did not answer on {port} within {timeout} s\n{self.logs()}')
+    @property
+    def chillybin_port(self):
+        return self['chillybin'].port
 
     def sim(self, *args):
         """python -m hardware.sim ARGS, as a person at a shell would switch a fault."""
         if args[0] == 'fault':
             (self.faults.add if args[2] == 'on' else self.faults.discard)(args[1])
-        out = subprocess.run([sys.executable, '-m', 'hardware.sim', '--socket', self.sock, *args],
-                             cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=30)
-        assert out.returncode == 0, out.stderr
-        return out.stdout
+        return super().sim(*args)
 
     def api(self, method, path, body=None, admin=False):
         headers = {'Accept': 'application/json'}
         if admin:
-            headers['Authorization'] = f'Bearer {self.token}'
+            headers['Authorization'] = f'Bearer {self.token()}'
         payload = None
         if body is not None:
             payload = json.dumps(body).encode()
@@ -161,36 +103,15 @@ class Stack:
         _, answer = self.api('GET', '/v2/events?kind=fault&limit=20')
         return any(e['seq'] > seq and e.get('reason') == STALLED for e in answer['events'])
 
-    def logs(self, lines=25):
-        out = []
-        for name in ('sim', 'chillybin', 'jafflr'):
-            path = os.path.join(self.folder, f'{name}.log')
-            if os.path.exists(path):
-                with open(path, encoding='utf-8', errors='replace') as f:
-                    out.append(f'--- {name} log (last {lines} lines)\n' + ''.join(f.readlines()[-lines:]))
-        return '\n'.join(out)
-
-    def stop(self):
-        for name in ('jafflr', 'chillybin', 'sim'):      # jafflr drains while the machine is there
-            proc = self.procs.pop(name, None)
-            if proc is None or proc.poll() is not None:
-                continue
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
 
 @pytest.fixture(scope='module')
-def stack(tmp_path_factory):
-    s = Stack(tmp_path_factory.mktemp('panel'))
+def launched(tmp_path_factory):
+    s = PanelMachine(tmp_path_factory.mktemp('panel'))
     try:
-        s.start()
+        s.start_all()
         yield s
     finally:
-        s.stop()
+        s.close()
 
 
 @pytest.fixture(scope='session')
@@ -225,12 +146,12 @@ def browser(tmp_path_factory):
 
 
 @pytest.fixture
-def machine(stack):
-    """The machine as each browser test expects to find it (Stack.ready). Prints the
+def machine(launched):
+    """The machine as each browser test expects to find it (PanelMachine.ready). Prints the
     services' logs, which pytest shows when the test fails."""
-    stack.ready()
-    yield stack
-    print(stack.logs())
+    launched.ready()
+    yield launched
+    print(launched.logs())
 
 
 @pytest.fixture
@@ -264,7 +185,7 @@ def page(browser, machine, request):
     errors = []
     tab.on('pageerror', lambda exc: errors.append(str(exc)))
     tab.set_default_timeout(15_000)
-    tab.goto(machine.url)
+    tab.goto(machine.url('jafflr'))
     tab.wait_for_selector('#link-jafflr[data-up="online"]')
     machine.ready()       # again: a new tab's first seconds are the busiest for the host
     try:

@@ -120,7 +120,7 @@ def order_through_a_blip(page, machine):
 def test_panel_fault_banner_says_what_to_do_and_admin_reset_clears_it(page, machine, unless_starved):
     unless_starved(lambda: open_the_lid_mid_order(page, machine))
     machine.sim('fault', 'lid-open', 'off')
-    unlock_admin(page, machine.token)
+    unlock_admin(page, machine.token())
     banner = page.locator('#fault')
     banner.get_by_role('button', name='Reset machine').click()
     expect(banner).to_have_count(0)
@@ -146,7 +146,7 @@ def open_the_lid_mid_order(page, machine):
 def test_panel_fault_that_needs_a_person_says_so_and_clears_after_the_reset_button(
         page, machine, unless_starved):
     unless_starved(lambda: open_the_plate_probe(page, machine))
-    unlock_admin(page, machine.token)
+    unlock_admin(page, machine.token())
     banner = page.locator('#fault')
     banner.get_by_role('button', name='Reset machine').click()
     expect(page.locator('#admin-machine-result')).to_contain_text(
@@ -190,7 +190,7 @@ def stop_by_keyboard(page, machine):
 
 
 def test_panel_admin_restocks_switches_a_flag_and_lists_events(page, machine):
-    unlock_admin(page, machine.token)
+    unlock_admin(page, machine.token())
     page.get_by_label('Cheese (now').fill('12')
     page.get_by_role('button', name='Restock').click()
     expect(page.locator('#restock-result')).to_contain_text('Restocked: cheese 12')
@@ -218,12 +218,12 @@ def test_panel_admin_restocks_switches_a_flag_and_lists_events(page, machine):
 
 
 def test_panel_says_which_part_cannot_be_reached_and_recovers(page, machine):
-    machine.stop_chillybin()
+    assert machine.stop('chillybin') == 0, machine.logs()
     expect(page.locator('#link-chillybin')).to_have_attribute('data-up', 'unreachable')
     expect(page.locator('#link-jafflr')).to_have_attribute('data-up', 'online')
     expect(page.locator('#down-chillybin')).to_contain_text('Cannot reach chillybin')
     expect(page.get_by_role('button', name='Order toastie')).to_be_disabled()
-    machine.start_chillybin()
+    machine.restart('chillybin')
     expect(page.locator('#link-chillybin')).to_have_attribute('data-up', 'online')
     expect(page.locator('#down-chillybin')).to_have_count(0)
     expect(page.get_by_role('button', name='Order toastie')).to_be_enabled()

@@ -20,7 +20,9 @@ import threading
 
 import pytest
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, Stack, free_port
+from api.launcher import free_port
+
+from .conftest import CHROMIUM, CHROMIUM_ARGS, PanelMachine
 
 try:
     from playwright.sync_api import expect
@@ -35,16 +37,16 @@ SIGNATURE_VECTOR = '3f4afc4f7647ff70141518b5b5b2ea9a2f429c57b93c9b26a193307b0e24
 
 
 @pytest.fixture(scope='module')
-def stack(tmp_path_factory):
+def launched(tmp_path_factory):
     """The machine, answering also to the host names the browser is given (as a Pi answers
     to jafflr-kitchen.local)."""
-    s = Stack(tmp_path_factory.mktemp('lan'))
+    s = PanelMachine(tmp_path_factory.mktemp('lan'))
     s.env['JAFFLR_HOSTNAMES'] = f'{JAFFLR_NAME},{CHILLYBIN_NAME}'
     try:
-        s.start()
+        s.start_all()
         yield s
     finally:
-        s.stop()
+        s.close()
 
 
 @pytest.fixture(scope='module')
@@ -128,7 +130,7 @@ class AttackSite:
 
             def log_message(self, *args):
                 pass
-        self.server = http.server.ThreadingHTTPServer(('127.0.0.2', free_port()), Handler)
+        self.server = http.server.ThreadingHTTPServer(('127.0.0.2', free_port('127.0.0.2')), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -275,7 +277,7 @@ def test_lan_panel_admin_on_plain_http_signs_every_request_and_a_replay_fails(la
         tab.goto(f'http://{JAFFLR_NAME}:{machine.jafflr_port}/')
         assert tab.evaluate('[window.isSecureContext, typeof crypto.subtle]') == [False, 'undefined']
         tab.wait_for_selector('#link-jafflr[data-up="online"]')
-        tab.get_by_label('Admin token').fill(machine.token)
+        tab.get_by_label('Admin token').fill(machine.token())
         tab.get_by_role('button', name='Unlock admin').click()
         expect(tab.get_by_role('button', name='Lock admin')).to_be_visible()
         tab.get_by_role('button', name='Pause queue').click()
@@ -284,7 +286,7 @@ def test_lan_panel_admin_on_plain_http_signs_every_request_and_a_replay_fails(la
         context.close()
     assert machine.api('GET', '/v2/status')[1]['paused'] is True
     for method, url, headers, body in sent:
-        assert machine.token not in json.dumps([url, headers, body]), 'the token crossed the network'
+        assert machine.token() not in json.dumps([url, headers, body]), 'the token crossed the network'
     signed = [(m, u, h) for m, u, h, _ in sent if h.get('authorization')]
     assert signed and all(h['authorization'].startswith('Jafflr-HMAC ') for _, _, h in signed)
     method, url, headers = next(s for s in signed if s[1].endswith('/v2/queue/pause'))

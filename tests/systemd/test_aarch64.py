@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from api.launcher import free_port
+
 from .conftest import REPORT
 from .container import ContainerError
 from .test_real_systemd import ARTIFACTS, CHILLYBIN, JAFFLR, Host, _http, _wait, _why_not
@@ -97,13 +99,6 @@ def test_aarch64_the_playbook_deploys_from_the_wheelhouse_and_both_services_answ
                                   'state': status['state'], 'emulated': 'qemu-user'}
 
 
-def _free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 def test_aarch64_release_installs_offline_from_the_wheelhouse_and_serves(tmp_path):
     """No boot, no fixed port: the arm64 tree run with systemd-nspawn --pipe on a throwaway
     overlay; the on-Pi tool installs the release from the aarch64 wheelhouse (no index,
@@ -123,7 +118,7 @@ def test_aarch64_release_installs_offline_from_the_wheelhouse_and_serves(tmp_pat
     shutil.copy(release['archive'], inbox / 'release.tar.gz')
     shutil.copytree(wheels['wheelhouse'], inbox / 'wheelhouse')
     shutil.copy(os.path.join(ROOT, 'deploy/roles/jafflr_release/files/jafflr-release'), inbox)
-    chilly, jafflr = _free_port(), _free_port()
+    chilly, jafflr = free_port(), free_port()
     script = f"""set -e
 uname -m; python3 --version
 t0=$(date +%s.%N)
