@@ -26,7 +26,7 @@ import sys
 
 from firmware.heater.profiles import DONENESS, profile as profile_named
 
-from .rig import CHEESE_AND_VEGEMITE, plate_rig
+from inprocess.plate import CHEESE_AND_VEGEMITE, plate_rig
 
 OVERSHOOT_MAX_C = 5.0
 IN_BAND_MIN_PCT = 95.0

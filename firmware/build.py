@@ -4,7 +4,7 @@ dead-man), the order book, the tray and the two stations, the kitchen, and what 
 the machine when an error escapes a station or a thread.
 
 The service (api/jafflr/service.py), the whole machine in one process (inprocess/) and
-the plate rig (bench/rig.py) all build through here, so a test or a benchmark runs the
+the plate rig (inprocess/plate.py) all build through here, so a test or a benchmark runs the
 machine the Pi runs. Like the rest of firmware/ it imports nothing of hardware/ and reads
 no time for its logic: it is handed the machine (outputs and inputs), the sensors
 (`plate_c()`, `element_current_a()` and the errors a failed read raises), the store,

@@ -2,7 +2,8 @@
 
 hardware/ imports nothing else of ours; firmware/ imports neither hardware/ nor api/;
 inprocess/ (the whole machine in one process) builds from those two and never from api/;
-the firmware tests import nothing of api/; the bench imports nothing of tests/. And the
+the firmware tests import nothing of api/; the bench imports nothing of tests/, and
+no test but the bench's own imports the bench. And the
 machine's parts are constructed in one place, firmware/build.py, whoever runs them.
 """
 import ast
@@ -21,7 +22,7 @@ NOT_ALLOWED = {
     # api/ ships (deploy/build_release.py SHIPPED); inprocess/, bench/ and tests/ do not.
     'api': ('inprocess', 'bench', 'tests'),
     'inprocess': ('api', 'bench', 'tests'),
-    os.path.join('tests', 'firmware'): ('api',),
+    os.path.join('tests', 'firmware'): ('api', 'bench'),
     'bench': ('tests',),
 }
 
@@ -56,6 +57,14 @@ def test_layers_each_folder_imports_only_what_is_below_it(folder):
     assert wrong == []
 
 
+def test_layers_only_the_benchmarks_own_tests_import_the_bench():
+    """Tests and benchmarks share inprocess/ and api/launcher.py, never each other."""
+    wrong = [f'{path}:{line} imports bench' for path, tree in sources('tests')
+             if not path.startswith(os.path.join('tests', 'bench') + os.sep)
+             for top, line in our_imports(tree) if top == 'bench']
+    assert wrong == []
+
+
 def test_layers_the_machines_parts_are_constructed_only_by_the_builder():
     built = []
     for folder in ('api', 'inprocess', 'bench', 'firmware'):
@@ -65,10 +74,10 @@ def test_layers_the_machines_parts_are_constructed_only_by_the_builder():
             built += [f'{path}:{node.lineno} {node.func.id}()' for node in ast.walk(tree)
                       if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                       and node.func.id in PARTS]
-    # The bench's plate rig has a bare Shutdown of its own (no store to save it to).
-    assert built == [os.path.join('bench', 'rig.py') + f':{rig_shutdown_line()} Shutdown()']
+    # The plate rig (inprocess/plate.py) has a bare Shutdown of its own (no store to save it to).
+    assert built == [os.path.join('inprocess', 'plate.py') + f':{rig_shutdown_line()} Shutdown()']
 
 
 def rig_shutdown_line():
-    with open(os.path.join(ROOT, 'bench', 'rig.py'), encoding='utf-8') as f:
+    with open(os.path.join(ROOT, 'inprocess', 'plate.py'), encoding='utf-8') as f:
         return next(i for i, line in enumerate(f, 1) if 'Shutdown()' in line)

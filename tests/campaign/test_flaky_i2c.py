@@ -26,7 +26,7 @@ against the stated expectation, and at the high rates the time to the fault.
 """
 import math
 
-from bench.rig import PlateRig
+from inprocess.plate import PlateRig
 from firmware.binstore import BinStore
 from firmware.chillybin import FAILED_AFTER_READS, build_chillybin
 from firmware.heater.control import PlateController

@@ -2,7 +2,7 @@
 (World + SimBus + wired gpiozero pins + the real MCP9600 driver and HeaterRelay)."""
 import pytest
 
-from bench.rig import PlateRig
+from inprocess.plate import PlateRig
 
 
 @pytest.fixture

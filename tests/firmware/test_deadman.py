@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from bench.rig import PlateRig
+from inprocess.plate import PlateRig
 from firmware.deadman import DeadMan
 from firmware.errors import ConfigError
 from firmware.safety import CONTROL_LOOP_STALLED

@@ -4,7 +4,7 @@ builder (firmware.build.Plate: the PlateController, its interlocks, optionally t
 monitor, and the dead-man, wired but not started). Runs on a FakeClock, so ten minutes of
 toasting take about a second.
 
-Used by bench/control_quality.py and by the firmware tests.
+Used by bench/control_quality.py and by the firmware tests (tests and benchmarks share it here, not through each other).
 """
 import contextlib
 
