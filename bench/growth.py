@@ -14,8 +14,8 @@ from tinydb.table import Document
 
 from hardware.board import default_bays
 from firmware.binstore import BinStore
-from firmware.orders import Order
-from firmware.orderstore import OrderStore
+from firmware.orderbook import Order
+from firmware.jafflrstore import OrderStore
 from firmware.reservations import Reservation
 
 from .loadgen import percentile

@@ -21,7 +21,7 @@ from enum import StrEnum
 
 from .config import checked
 from .errors import RefusedError, SensorFault, Unavailable, Unsupported
-from .orders import DISPENSE_S_PER_UNIT, OrderState, Step
+from .orderbook import DISPENSE_S_PER_UNIT, OrderState, Step
 from .safety import ASSEMBLY_INTERRUPTED, DISPENSER_JAM, LOADCELL_ERROR
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """chillybin's answer about its bays, read the way jafflr's logic reads it: by the HTTP
-client (api/jafflr/stock_client.py) and by the chillybin answered in process (inprocess/).
+client (api/jafflr/chillybin_client.py) and by the chillybin answered in process (inprocess/).
 """
 from .errors import SensorFault
 

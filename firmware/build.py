@@ -19,7 +19,7 @@ from .deadman import DeadMan
 from .flags import Flags
 from .heater.control import PlateController
 from .kitchen import Kitchen
-from .orders import OrderBook
+from .orderbook import OrderBook
 from .press import PressStation
 from .safety import CONTROL_ERROR, CONTROL_LOOP_STALLED, Interlocks, ResetButton, Shutdown
 from .tray import Tray

@@ -18,7 +18,7 @@ import json
 from enum import StrEnum
 
 from .errors import Unavailable
-from .orders import DONE, QUEUED
+from .orderbook import DONE, QUEUED
 from .safety import HOW_TO_CLEAR, PANEL
 
 # Fields of a stored order that are not the customer's to see.

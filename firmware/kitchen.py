@@ -17,7 +17,7 @@ from enum import StrEnum
 from .errors import (BayLocked, InvalidRequest, NotEnoughStock, ResetRefused, SensorFault,
                      Unavailable)
 from .heater.profiles import DONENESS, profile
-from .orders import ACTIVE, ASSEMBLED, ASSEMBLING, QUEUED, STEP_S, TOASTING, Step
+from .orderbook import ACTIVE, ASSEMBLED, ASSEMBLING, QUEUED, STEP_S, TOASTING, Step
 from .safety import AT_MACHINE, FAULT_HELP, HOW_TO_CLEAR, STOPPED, UNCLEAN_START
 
 log = logging.getLogger(__name__)

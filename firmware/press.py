@@ -24,7 +24,7 @@ from enum import StrEnum
 from .config import checked
 from .errors import HeaterFaulted
 from .heater.profiles import profile
-from .orders import STEP_S, OrderState, Step
+from .orderbook import STEP_S, OrderState, Step
 from .safety import CONVEYOR_JAM, PRESS_JAM
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from firmware.binstore import BinStore
 from firmware.bays import bays_from_stock, grams_of
 from firmware.build import Jafflr
 from firmware.chillybin import build_chillybin
-from firmware.orderstore import OrderStore
+from firmware.jafflrstore import OrderStore
 from hardware.board import default_bays, load_cell_slots, nominal_calibration
 from hardware.platform import open_in_process
 

@@ -2,7 +2,7 @@
    python -m api.jafflr migrate [--to N]"""
 import sys
 
-from firmware.orderstore import DB_NAME, MIGRATIONS
+from firmware.jafflrstore import DB_NAME, MIGRATIONS
 
 from ..common import cli
 

@@ -14,12 +14,12 @@ import bottle
 
 from firmware import errors
 from firmware.frontdesk import MAX_PAUSE_S, Wait
-from firmware.orders import DONE
+from firmware.orderbook import DONE
 from ..common.web import ApiError, client_address, install_error_pages, json_answer, json_body, \
     query_int, query_one
 from . import schemas
 from .openapi import build_document
-from .panel import add_panel_routes
+from .panel_routes import add_panel_routes
 
 log = logging.getLogger('jafflr')
 

@@ -90,7 +90,7 @@ def build_document(version):
 
 
 def panel_paths():
-    """What the kitchen panel needs besides the core (api/jafflr/panel.py). The chillybin
+    """What the kitchen panel needs besides the core (api/jafflr/panel_routes.py). The chillybin
     routes forward to chillybin and answer with its status and body."""
     return {
         '/v2/plate/history': {'get': operation(

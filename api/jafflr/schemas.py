@@ -1,7 +1,7 @@
 """The shapes of jafflr's v2 requests and answers: validated against and documented."""
 from firmware.heater.profiles import DONENESS
 from firmware.kitchen import MachineState
-from firmware.orders import OrderState, Step
+from firmware.orderbook import OrderState, Step
 
 NAME = {'type': 'string', 'pattern': r'^[a-z][a-z-]{0,30}$',
         'description': 'an ingredient name: lower-case letters and dashes'}
@@ -115,7 +115,7 @@ EVENTS = {'type': 'object', 'required': ['events'],
 READY = {'type': 'object', 'required': ['ready', 'checks'],
          'properties': {'ready': {'type': 'boolean'}, 'checks': {'type': 'object'}}}
 
-# -- what the kitchen panel asks besides the above (api/jafflr/panel.py) --------------------
+# -- what the kitchen panel asks besides the above (api/jafflr/panel_routes.py) --------------------
 # Forwarded to chillybin as they are: chillybin's own request schemas, so jafflr refuses
 # exactly what chillybin would, without a round trip.
 from ..chillybin.schemas import CALIBRATE_REQUEST, RESTOCK_REQUEST  # noqa: E402,F401

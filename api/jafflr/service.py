@@ -17,7 +17,7 @@ from hardware.platform import open_platform
 from firmware.build import DEADMAN_S, Jafflr
 from firmware.frontdesk import FrontDesk
 from firmware.heater.history import PlateHistory
-from firmware.orderstore import DB_NAME, OrderStore
+from firmware.jafflrstore import DB_NAME, OrderStore
 
 from ..common.health import Readiness, storage_writable
 from ..common.loop import PeriodicLoop
@@ -29,8 +29,8 @@ from ..common.adminauth import AdminAuth
 from ..common.web import Edge, HostNames
 from .app import V1_SUCCESSORS, build_app
 from .collector import JafflrCollector
-from .panel import panel_page
-from .stock_client import ChillybinClient
+from .panel_routes import panel_page
+from .chillybin_client import ChillybinClient
 from .stopping import DRAIN_BOUND_S, REQUEST_DRAIN_S
 
 log = logging.getLogger('jafflr')

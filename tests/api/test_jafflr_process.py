@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from firmware.orderstore import OrderStore
+from firmware.jafflrstore import OrderStore
 from tests.api.conftest import restock
 from api.jafflr.stopping import DRAIN_BOUND_S as BOUND_S   # simulated seconds
 from tests.support.client import request

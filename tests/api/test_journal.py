@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from api.common import journal
-from firmware.orders import OrderBook
+from firmware.orderbook import OrderBook
 from firmware.safety import Shutdown
 
 

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from firmware.build import DEADMAN_S, Jafflr
-from firmware.orderstore import OrderStore
+from firmware.jafflrstore import OrderStore
 from firmware.safety import CONTROL_ERROR, CONTROL_LOOP_STALLED
 from inprocess import InProcessMachine
 from tests.support.kitchen import outputs_safe

@@ -7,7 +7,7 @@ import pytest
 
 from firmware.errors import Conflict, NotFound
 from firmware.frontdesk import FrontDesk, Wait
-from firmware.orders import OrderState
+from firmware.orderbook import OrderState
 
 
 def front_desk(k, released=None, order_key=b'k' * 32):

@@ -525,7 +525,7 @@ def test_kitchen_drain_that_stopped_a_toastie_half_way_is_not_clean(restartable)
 
 # -- faults survive restarts; who may clear what ---------------------------------------------------
 def test_kitchen_fault_is_on_disk_as_soon_as_it_latches_and_back_after_a_crash(restartable):
-    from firmware.orderstore import OrderStore
+    from firmware.jafflrstore import OrderStore
     k = restartable
     toasting, _ = k.submit(['cheese'], 'light')
     run_to_step(k, toasting, 'toasting')
@@ -561,7 +561,7 @@ def test_kitchen_fault_is_on_disk_as_soon_as_it_latches_and_back_after_a_crash(r
 
 def test_kitchen_outputs_go_off_before_the_fault_is_saved_and_never_wait_for_the_disk(
         make_kitchen, monkeypatch):
-    from firmware.orderstore import OrderStore
+    from firmware.jafflrstore import OrderStore
     disk, saving = threading.Event(), threading.Event()
 
     def stuck_disk(store, record):

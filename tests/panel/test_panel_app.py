@@ -13,7 +13,7 @@ from api.common.adminauth import AdminAuth, authorization
 from api.jafflr import schemas
 from api.jafflr.app import build_app
 from api.jafflr.openapi import build_document
-from api.jafflr.panel import assets, panel_page
+from api.jafflr.panel_routes import assets, panel_page
 from firmware.errors import Unavailable
 from firmware.frontdesk import FrontDesk
 from firmware.heater.history import PlateHistory

@@ -107,10 +107,10 @@ def _scratch_repo(path):
                 "    runpy.run_module('api.jafflr._main_before_break', run_name='__main__')\n"
                 "sys.exit('release C is broken on purpose: it cannot become ready')\n")
     refs['C'] = _commit(path, 'release C: jafflr cannot start')
-    store = os.path.join(path, 'firmware/orderstore.py')
+    store = os.path.join(path, 'firmware/jafflrstore.py')
     text = open(store).read()
     last = "    Migration(2, 'feature flags', _create_flags, _drop('flags')),\n]"
-    assert last in text, 'firmware/orderstore.py MIGRATIONS changed: update the proof'
+    assert last in text, 'firmware/jafflrstore.py MIGRATIONS changed: update the proof'
     with open(store, 'w') as f:
         f.write(text.replace(last, last[:-1] + (
             "    Migration(3, 'not additive (proof)', lambda db: db.table('meta').update("

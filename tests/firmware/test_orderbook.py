@@ -1,9 +1,9 @@
-"""Orders and the bounded queue (firmware/orders.py), on a real OrderStore in a temp dir."""
+"""Orders and the bounded queue (firmware/orderbook.py), on a real OrderStore in a temp dir."""
 import pytest
 
 from firmware.errors import Conflict, NotFound, QueueFull
-from firmware.orders import Order, OrderBook
-from firmware.orderstore import OrderStore
+from firmware.orderbook import Order, OrderBook
+from firmware.jafflrstore import OrderStore
 
 WALL = 1_700_000_000.0
 
@@ -162,7 +162,7 @@ OLD_RECORD = {   # an order as the code before the enums wrote it to jafflr.json
 
 def test_orders_stored_by_the_old_code_load_as_enums_and_store_the_same_strings(tmp_path):
     import json
-    from firmware.orders import OrderState, Step
+    from firmware.orderbook import OrderState, Step
     from tinydb.table import Document
     store = OrderStore(str(tmp_path), fsync=False)
     store.db.table('orders').insert(Document(dict(OLD_RECORD), doc_id=7))
@@ -189,7 +189,7 @@ def test_orders_an_unknown_state_or_step_is_an_error_not_a_new_string(book):
 
 
 def test_orders_finish_sets_the_step_to_the_end_state(book):
-    from firmware.orders import OrderState, Step
+    from firmware.orderbook import OrderState, Step
     order, _ = book.submit(['cheese'], 'light', WALL)
     book.cancel(order.id, WALL)
     assert order.state is OrderState.CANCELLED and order.step is Step.CANCELLED

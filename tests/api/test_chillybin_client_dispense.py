@@ -9,7 +9,7 @@ import pytest
 
 from api.chillybin.schemas import RESERVATION_REQUEST
 from api.common.schema import SchemaError, validate
-from api.jafflr.stock_client import ChillybinClient
+from api.jafflr.chillybin_client import ChillybinClient
 from firmware.errors import SensorFault
 
 BEFORE_DISPENSE = {**RESERVATION_REQUEST, 'properties': {

@@ -1,8 +1,8 @@
-"""jafflr's storage (firmware/orderstore.py): orders, meta, flags, the archive."""
+"""jafflr's storage (firmware/jafflrstore.py): orders, meta, flags, the archive."""
 import pytest
 
-from firmware.orders import Order
-from firmware.orderstore import ARCHIVE_MEMORY, OrderStore
+from firmware.orderbook import Order
+from firmware.jafflrstore import ARCHIVE_MEMORY, OrderStore
 from firmware.store import schema_version
 
 WALL = 1_700_000_000.0

@@ -9,7 +9,7 @@ import os
 
 from tinydb.table import Document
 
-from .orders import Order
+from .orderbook import Order
 from .store import Journal, Migration, migrate, open_db, transaction
 
 DB_NAME = 'jafflr.json'
