@@ -14,7 +14,9 @@ def _open(host, port):
     from ..common.serve import bind_socket, inherited_sockets
     from ..common.settings import load_settings
     from .edge import edge
+    from .tick import tick_period
     settings = load_settings('chillybin')
+    tick_period()                 # every setting is checked before anything is forked
     sockets = inherited_sockets() or [bind_socket(host, port)]
     replica = fork_replica('chillybin', sockets,
                            lambda app, metrics: edge(app, settings, metrics))

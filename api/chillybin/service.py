@@ -17,6 +17,7 @@ from ..common.replica import ReplicaCollector
 from ..common.sdnotify import Notifier
 from ..common.serve import HttpService, bind_socket, inherited_sockets
 from ..common.settings import SettingsError, admin_token, load_settings
+from .tick import TICK_RANGE_S, TICK_S, tick_period  # noqa: F401 (TICK_* re-exported)
 from ..common.adminauth import AdminAuth
 from .app import build_app
 from .edge import edge
@@ -24,27 +25,6 @@ from .parts import BinParts
 from .v1answer import V1StockAnswer
 
 log = logging.getLogger('chillybin')
-TICK_S = 0.1                 # clock seconds between rounds of the bin loop
-TICK_RANGE_S = (0.01, 60.0)
-
-
-def tick_period(env=os.environ):
-    """The bin loop's period in clock seconds: CHILLYBIN_TICK_S, default 0.1. On a sped-up
-    simulator the loop runs on the scaled clock, so at --speed 2000 a 0.1 s tick would be
-    asked for every 50 real microseconds; a longer tick keeps such a run light."""
-    raw = env.get('CHILLYBIN_TICK_S')
-    if not raw:
-        return TICK_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f'CHILLYBIN_TICK_S={raw!r} is not a number of seconds') from None
-    lo, hi = TICK_RANGE_S
-    if not lo <= value <= hi:
-        raise SettingsError(f'CHILLYBIN_TICK_S={value:g} is out of range ({lo:g}:{hi:g} s)')
-    return value
-
-
 class BinCollector:
     """Prometheus gauges read from the bin at scrape time."""
 
