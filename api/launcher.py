@@ -357,10 +357,18 @@ class Launcher:
         still there), the simulator last, the rest last started first. {name: status}."""
         order = sorted(reversed(self.started),
                        key=lambda p: {'jafflr': 0, 'sim': 2}.get(p.name, 1))
-        statuses = {}
+        statuses, hurry = {}, False
         for process in order:
-            if process.alive():
-                statuses[process.name] = self.stop(process)
+            if not process.alive():
+                continue
+            try:
+                # Asked again while stopping (a second Ctrl-C, SIGTERM): stop the rest at
+                # once, but never leave one running, in its own session out of reach.
+                statuses[process.name] = self.stop(process, timeout=1.0 if hurry else None)
+            except KeyboardInterrupt:
+                hurry = True
+                process.popen.kill()
+                statuses[process.name] = process.popen.wait()
         if self._link is not None:
             self._link.close()
             self._link = None

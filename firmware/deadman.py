@@ -76,6 +76,8 @@ class DeadMan:
         thread does this every poll_s; a caller that runs the loop itself, in turn with
         everything else on one thread (the in-process machine), calls it instead."""
         with self._lock:
+            if self._last is None:        # never refreshed nor started: armed from now
+                self._last = now
             stalled = not self._fired and now - self._last >= self.timeout_s
             if stalled:
                 self._fired = True

@@ -373,7 +373,10 @@ class Kitchen:
         with self.tray.lock:
             in_press, loading, toast_ends = self.press.snapshot()
             assembling, waiting = self.assembler.snapshot()
-            return _Line(in_press, loading, toast_ends, waiting, assembling, self.press.busy)
+            # Busy while the machine holds any toastie: being assembled, waiting on the
+            # tray, or in the press (a deploy waits for busy: false before a restart).
+            busy = assembling is not None or waiting is not None or self.press.busy
+            return _Line(in_press, loading, toast_ends, waiting, assembling, busy)
 
     def state(self, now, line=None):
         line = line or self._line()

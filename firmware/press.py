@@ -149,13 +149,18 @@ class PressStation:
         if tray is not None and tray.step != Step.WAITING_FOR_PLATE and not self._ready_to_load(now, tray):
             self.book.move(tray, tray.state, Step.WAITING_FOR_PLATE, wall)
         if self._ready_to_load(now, tray):
-            with self.tray.lock:
-                self._begin_index(now, wall)
+            self._begin_index(now, wall)
 
-    def _begin_index(self, now, wall):
-        """Called holding the tray's lock: claims the belt, takes the waiting toastie."""
-        self.tray.claim()
-        self.loading = self.tray.take()
+    def _begin_index(self, now, wall, assembler=None):
+        """Claims the belt and takes the waiting toastie under the tray's lock (unless the
+        assembler is building on the tray); the book's writes and the conveyor follow
+        outside it, so a status read never waits on the disk. Returns whether it began."""
+        with self.tray.lock:
+            if assembler is not None and assembler.busy:
+                return False
+            self.tray.claim()
+            self.loading = self.tray.take()
+            self.phase = Phase.INDEXING
         if self.loading is not None:
             self.book.move(self.loading, OrderState.TOASTING, Step.LOADING, wall,
                            expected_s=STEP_S[Step.LOADING])
@@ -163,7 +168,7 @@ class PressStation:
             self.book.move(self.in_press, OrderState.TOASTING, Step.EJECTING, wall,
                            expected_s=STEP_S[Step.EJECTING])
         self._run_conveyor(now)
-        self.phase = Phase.INDEXING
+        return True
 
     def _run_conveyor(self, now):
         self.marks_at_start = self.conveyor.marks_reached
@@ -251,10 +256,7 @@ class PressStation:
     def _delivering(self, now, wall, assembler):
         """The toasted one leaves by the next index, which also loads whatever is on the
         tray: so not while a toastie is half built there."""
-        with self.tray.lock:
-            if assembler.busy:
-                return
-            self._begin_index(now, wall)
+        self._begin_index(now, wall, assembler)
 
     def _deliver(self, now, wall):
         order = self.in_press

@@ -86,7 +86,11 @@ def open_platform(mode=None, sim_socket=None, *, i2c=True):
         return _open_pi(i2c)
     from .sim.link import connect
     from .sim.pins import SimPinFactory
-    link = connect(sim_socket)
+    from .sim.protocol import default_socket_path
+    # A service attaches to the simulator it is told of (or `serve`'s default), never to
+    # another checkout's `make run` found by looking around: that machine's pins are
+    # already driven by its own services. Looking around is for the CLI.
+    link = connect(sim_socket or default_socket_path())
     factory = SimPinFactory(link)
     return Platform('sim', link.clock, factory, link.bus(1) if i2c else None, link=link,
                     closers=(link.close, factory.close))

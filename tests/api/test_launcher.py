@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -140,3 +141,31 @@ def test_launcher_make_run_serves_until_stopped_then_stops_everything_in_order(t
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
+
+
+def test_launcher_asked_again_while_stopping_still_stops_everything(tmp_path, monkeypatch):
+    """A second Ctrl-C (or SIGTERM) while jafflr drains: the rest are stopped at once, none
+    left running in its own session where the terminal cannot reach it."""
+    launcher = Launcher(str(tmp_path))
+    for name in ('sim', 'chillybin', 'jafflr'):
+        popen = subprocess.Popen(['sleep', '60'], start_new_session=True)
+        launcher.started.append(Process(name, popen, str(tmp_path / f'{name}.log')))
+    real_stop = Process.stop
+
+    def draining_then_interrupted(self, timeout, signum=signal.SIGTERM):
+        if self.name == 'jafflr':
+            raise KeyboardInterrupt()          # Ctrl-C again during jafflr's drain
+        return real_stop(self, timeout, signum)
+    monkeypatch.setattr(Process, 'stop', draining_then_interrupted)
+    started = time.monotonic()
+    try:
+        statuses = launcher.close()
+        left = [p.name for p in launcher.started if p.alive()]
+    except KeyboardInterrupt:
+        pytest.fail('the second interrupt escaped close(): the rest were left running')
+    finally:
+        for p in launcher.started:
+            p.popen.kill()
+            p.popen.wait()
+    assert left == [], statuses
+    assert set(statuses) == {'sim', 'chillybin', 'jafflr'} and time.monotonic() - started < 10

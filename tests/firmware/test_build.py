@@ -91,3 +91,19 @@ def test_build_a_saved_fault_latches_before_anything_is_wired(tmp_path):
         assert again.shutdown.fault.restored
     finally:
         again.close()
+
+
+def test_build_a_control_loop_stalled_from_the_first_step_and_after_a_restart_still_trips(tmp_path):
+    """The dead-man is armed by its first check when the loop never refreshed it: a loop
+    stalled before its first tick (or in the jafflr "process" started again) latches
+    control-loop-stalled, it does not crash the checker."""
+    k = InProcessMachine(tmp_path)
+    try:
+        k.stall_control_loop()
+        k.run(DEADMAN_S + 0.5)
+        assert k.shutdown.fault.reason == CONTROL_LOOP_STALLED
+        k.restart_jafflr()
+        k.run(DEADMAN_S + 0.5)
+        assert k.shutdown.latched and outputs_safe(k) == SAFE
+    finally:
+        k.close()

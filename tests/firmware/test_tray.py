@@ -86,3 +86,19 @@ def test_tray_status_reads_the_line_under_the_trays_lock(kitchen):
     reader.join(5)
     station.join(5)
     assert answered and answered[0]['tray'] is None
+
+
+def test_tray_busy_while_the_machine_holds_any_toastie(kitchen):
+    """`busy` (what a deploy waits on before a restart) is true while a toastie is being
+    assembled or waits on the tray, not only while the press holds one."""
+    k = kitchen
+    order, _ = k.submit(['cheese'], 'burnt')
+    seen = set()
+
+    def note():
+        status = k.kitchen.status(k.clock.monotonic(), k.clock.time())
+        if order.state in ('assembling', 'assembled'):
+            seen.add((order.state, status['busy']))
+        return order.state == 'toasting'
+    k.run_until(note, 600)
+    assert seen and all(busy for _, busy in seen), seen
