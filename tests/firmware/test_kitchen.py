@@ -731,22 +731,25 @@ def test_kitchen_no_toastie_starts_on_the_tray_while_the_press_starts_the_convey
     k.run_until(lambda: k.press.phase == 'delivering', 900)
     second, _ = k.submit(['cheese'], 'light')
     k.assembler.set_paused(False)
-    begin_index = k.press._begin_index
+    claim = k.tray.claim
     raced = {}
 
-    def begin_index_with_the_assembler_ticking(now, wall):
+    def claim_with_the_assembler_ticking():
+        # The press has decided to index (the assembler idle) and claims the belt: the
+        # assembler's tick on its own thread comes in at exactly this moment.
         other = threading.Thread(target=k.assembler.tick, args=(now, wall))
         other.start()
         other.join(0.5)
         raced['started'] = k.assembler.order is not None
-        begin_index(now, wall)
+        claim()
         raced['thread'] = other
 
-    k.press._begin_index = begin_index_with_the_assembler_ticking
+    k.tray.claim = claim_with_the_assembler_ticking
     now, wall = k.clock.monotonic(), k.clock.time()
     k.press.tick(now, wall, k.assembler, k.book.queued())
     raced['thread'].join(5)
-    k.press._begin_index = begin_index
+    k.tray.claim = claim
+    assert k.assembler.order is None, 'the assembler started after the belt was claimed'
     assert raced['started'] is False, 'the assembler started while the conveyor was starting'
     assert k.assembler.order is None and k.press.phase == 'indexing'
     k.run_until(lambda: second.finished, 900)
