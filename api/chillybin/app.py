@@ -30,25 +30,34 @@ def refused(exc):
                     allowed=exc.allowed)
 
 
+def call(fn, *args, **kw):
+    """fn(...), a refusal answered as its HTTP error."""
+    try:
+        return fn(*args, **kw)
+    except errors.RefusedError as exc:
+        raise refused(exc) from None
+
+
 def build_app(chilly, *, v1_answer, clock, auth: AdminAuth, metrics, readiness, version,
               simulated, debug_stall=None):
-    """`v1_answer`: the v1 answer kept ready (api/chillybin/v1answer.py); `debug_stall`:
-    only with JAFFLR_DEBUG_HOOKS=1 (tests), adds POST /v2/debug/stall."""
+    """chillybin's routes. `chilly`: the bin (every domain operation); `v1_answer`: the v1
+    answer kept ready (api/chillybin/v1answer.py); the rest is HTTP's own: the `clock`, the
+    admin `auth`, `readiness`, `metrics`, and `debug_stall`: only with JAFFLR_DEBUG_HOOKS=1
+    (tests), adds POST /v2/debug/stall."""
     app = bottle.Bottle()
     app.uninstall(True)       # no JSON plugin or templates: handlers shape their own bytes
     install_error_pages(app, log)
-    openapi = []          # built at its first request: nobody asks for it at idle
+    add_v1_routes(app, chilly, clock, v1_answer, auth, version, simulated)
+    add_stock_routes(app, chilly, clock, version)
+    add_reservation_routes(app, chilly, clock)
+    add_admin_routes(app, chilly, clock, auth)
+    add_history_routes(app, chilly, clock)
+    add_service_routes(app, version, readiness, metrics, debug_stall)
+    return app
 
-    def wall():
-        return clock.time()
 
-    def call(fn, *args, **kw):
-        try:
-            return fn(*args, **kw)
-        except errors.RefusedError as exc:
-            raise refused(exc) from None
-
-    # -- v1 ------------------------------------------------------------------------------
+def add_v1_routes(app, chilly, clock, v1_answer, auth, version, simulated):
+    """v1, as the original project answered: the stock, a pick, a restock, the version."""
     @app.get('/')
     def v1_stock():
         bottle.response.content_type = 'application/json'
@@ -58,7 +67,7 @@ def build_app(chilly, *, v1_answer, clock, auth: AdminAuth, metrics, readiness, 
     def v1_pick():
         name = query_one('name', required=True)
         quantity = query_int('quantity', 1, 10, required=True)
-        call(chilly.desk.pick, name, quantity, wall())
+        call(chilly.desk.pick, name, quantity, clock.time())
         bottle.response.content_type = 'text/plain; charset=utf-8'
         return 'ok'
 
@@ -66,7 +75,7 @@ def build_app(chilly, *, v1_answer, clock, auth: AdminAuth, metrics, readiness, 
     def v1_restock():
         if not simulated:
             auth.check()    # in simulation it stays open, so the original integration test runs
-        call(chilly.restocking.restock, {'bread': 10, 'cheese': 10, 'vegemite': 10}, wall())
+        call(chilly.restocking.restock, {'bread': 10, 'cheese': 10, 'vegemite': 10}, clock.time())
         bottle.response.content_type = 'text/plain; charset=utf-8'
         return 'ok'
 
@@ -75,7 +84,9 @@ def build_app(chilly, *, v1_answer, clock, auth: AdminAuth, metrics, readiness, 
         bottle.response.content_type = 'text/plain; charset=utf-8'
         return version
 
-    # -- v2 ------------------------------------------------------------------------------
+
+def add_stock_routes(app, chilly, clock, version):
+    """v2's index, the stock per bay and the bin."""
     @app.get('/v2/')
     def v2_index():
         return json_answer({'service': 'chillybin', 'version': version, 'links': {
@@ -95,6 +106,9 @@ def build_app(chilly, *, v1_answer, clock, auth: AdminAuth, metrics, readiness, 
     def v2_bin():
         return json_answer(chilly.air.status(clock.monotonic()))
 
+
+def add_reservation_routes(app, chilly, clock):
+    """v2's reservations: reserve (idempotent with a key), read, confirm, cancel."""
     @app.post('/v2/reservations')
     def v2_reserve():
         body = json_body(schemas.RESERVATION_REQUEST)
@@ -103,8 +117,9 @@ def build_app(chilly, *, v1_answer, clock, auth: AdminAuth, metrics, readiness, 
             raise ApiError(400, 'Idempotency-Key must be 1 to 100 characters',
                            field='Idempotency-Key', allowed='1-100 characters')
         fingerprint = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-        r, replayed = call(chilly.desk.reserve, body['items'], wall(), key=key, fingerprint=fingerprint,
-                           ttl_s=body.get('ttl_s', 120), dispense=body.get('dispense', False))
+        r, replayed = call(chilly.desk.reserve, body['items'], clock.time(), key=key,
+                           fingerprint=fingerprint, ttl_s=body.get('ttl_s', 120),
+                           dispense=body.get('dispense', False))
         headers = {'Location': f'/v2/reservations/{r.id}'}
         if replayed:
             headers['Idempotent-Replayed'] = 'true'
@@ -116,12 +131,15 @@ def build_app(chilly, *, v1_answer, clock, auth: AdminAuth, metrics, readiness, 
 
     @app.post('/v2/reservations/<rid>/confirm')
     def v2_confirm(rid):
-        return json_answer(public(call(chilly.desk.confirm, rid, wall())))
+        return json_answer(public(call(chilly.desk.confirm, rid, clock.time())))
 
     @app.post('/v2/reservations/<rid>/cancel')
     def v2_cancel(rid):
-        return json_answer(public(call(chilly.desk.cancel, rid, wall())))
+        return json_answer(public(call(chilly.desk.cancel, rid, clock.time())))
 
+
+def add_admin_routes(app, chilly, clock, auth):
+    """v2's admin: the challenge, then signed restock, calibration, food check, bay setup."""
     @app.get('/v2/admin/challenge')
     def v2_admin_challenge():
         return json_answer(auth.challenge(), headers={'Cache-Control': 'no-store'})
@@ -130,20 +148,22 @@ def build_app(chilly, *, v1_answer, clock, auth: AdminAuth, metrics, readiness, 
     def v2_restock():
         auth.check()
         body = json_body(schemas.RESTOCK_REQUEST)
-        call(chilly.restocking.restock, body['items'], wall(), replaced=body.get('replaced', True))
+        call(chilly.restocking.restock, body['items'], clock.time(),
+             replaced=body.get('replaced', True))
         return json_answer(chilly.snapshot(clock.monotonic()))
 
     @app.post('/v2/bays/<name>/calibrate')
     def v2_calibrate(name):
         auth.check()
         body = json_body(schemas.CALIBRATE_REQUEST)
-        return json_answer(call(chilly.scales.calibrate, name, body['step'], wall(), body.get('known_g')))
+        return json_answer(call(chilly.scales.calibrate, name, body['step'], clock.time(),
+                                body.get('known_g')))
 
     @app.post('/v2/bays/<name>/food-check')
     def v2_food_check(name):
         auth.check()
         body = json_body(schemas.FOOD_CHECK_REQUEST)
-        return json_answer(call(chilly.food.food_check, name, body['confirmed'], wall()))
+        return json_answer(call(chilly.food.food_check, name, body['confirmed'], clock.time()))
 
     @app.put('/v2/bays/<name>')
     def v2_configure_bay(name):
@@ -152,9 +172,12 @@ def build_app(chilly, *, v1_answer, clock, auth: AdminAuth, metrics, readiness, 
             raise ApiError(400, f'{name!r} is not an ingredient name', field='name',
                            allowed=schemas.NAME['description'])
         body = json_body(schemas.BAY_REQUEST)
-        call(chilly.scales.configure, name, body['slot'], body['unit_g'], wall())
+        call(chilly.scales.configure, name, body['slot'], body['unit_g'], clock.time())
         return json_answer(chilly.bay_snapshot(name))
 
+
+def add_history_routes(app, chilly, clock):
+    """v2's events and the alerts active now."""
     @app.get('/v2/events')
     def v2_events():
         limit = query_int('limit', 1, 500, default=50)
@@ -164,6 +187,11 @@ def build_app(chilly, *, v1_answer, clock, auth: AdminAuth, metrics, readiness, 
     @app.get('/v2/alerts')
     def v2_alerts():
         return json_answer({'alerts': chilly.alerts(clock.monotonic())})
+
+
+def add_service_routes(app, version, readiness, metrics, debug_stall):
+    """What every service answers: readiness, the OpenAPI document, metrics; the debug hook."""
+    openapi = []          # built at its first request: nobody asks for it at idle
 
     @app.get('/v2/ready')
     def v2_ready():
@@ -188,8 +216,6 @@ def build_app(chilly, *, v1_answer, clock, auth: AdminAuth, metrics, readiness, 
         def v2_debug_stall():
             debug_stall()
             return json_answer({'stalled': True})
-
-    return app
 
 
 def public(r):
