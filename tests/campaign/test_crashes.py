@@ -232,7 +232,7 @@ def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path, size):
                          'every hold closed', every=1.0)
         lost_at_end = check_acknowledged(machine, acks)
         after = machine.status()
-        removals = chillybin_journal(machine.dir, 'removal')
+        removals = chillybin_journal(machine['chillybin'].state_dir, 'removal')
         log = machine.log_text()
 
     acked_orders, acked_holds = acks.snapshot()
@@ -340,16 +340,18 @@ def test_kill_9_with_a_reservation_in_flight_books_every_unit(tmp_path):
     booked the next toastie's first slice to it, and that toastie failed as a dispenser jam
     with the slice on its tray. Now the restart finds it by the order's key and gives it back."""
     cutter = ReplyCutter()
-    env = {'JAFFLR_DEADMAN_S': str(min(10.0, max(2.0, 0.4 * SPEED))),
-           'CHILLYBIN_URL': f'http://127.0.0.1:{cutter.port}'}
+    env = {'JAFFLR_DEADMAN_S': str(min(10.0, max(2.0, 0.4 * SPEED)))}
     machine = Machine(str(tmp_path / 'state'), speed=SPEED, seed=5, env=env)
-    cutter.target = machine.ports['chillybin']
     resets = {}
 
     def order(name):
         return machine.http('jafflr', 'POST', '/v2/toasties', {'ingredients': ['cheese'],
                             'doneness': 'light', 'name': name}, {**JSON, 'Idempotency-Key': name})
-    with machine:
+    try:
+        machine.start_sim()
+        cutter.target = machine.start('chillybin').port
+        # jafflr reaches chillybin through the cutter (kept on restart: same start).
+        machine.start('jafflr', env={'CHILLYBIN_URL': f'http://127.0.0.1:{cutter.port}'})
         cutter.cut = lambda: machine.kill9('jafflr')
         restocked = machine.http('chillybin', 'POST', '/v2/restock', {'items': {
             'bread': 10, 'cheese': 10}}, {**JSON, **machine.admin()})
@@ -368,10 +370,12 @@ def test_kill_9_with_a_reservation_in_flight_books_every_unit(tmp_path):
         assert order('next').status == 202     # within the old reservation's 120 s
         orders = settle(machine, resets, 300)
         after = machine.status()
-        removals = chillybin_journal(machine.dir, 'removal')
+        removals = chillybin_journal(machine['chillybin'].state_dir, 'removal')
         cut_off, following = orders
         made = reservation(machine, cut_off['stock']['reservation']) \
             if 'reservation' in cut_off['stock'] else None
+    finally:
+        machine.close()
     booked = add(add({}, order_units(cut_off)), order_units(following))
     assert following['state'] == 'done', following
     assert difference(world_drops(after), world_drops(before)) == \
