@@ -115,7 +115,16 @@ def _scratch_repo(path):
         f.write(text.replace(last, last[:-1] + (
             "    Migration(3, 'not additive (proof)', lambda db: db.table('meta').update("
             "{'layout': 3}), lambda db: None, min_reader=3),\n]")))
-    refs['M'] = _commit(path, 'release M: a migration B-Q cannot read, then cannot start')
+    bins = os.path.join(path, 'firmware/binstore.py')
+    text = open(bins).read()
+    last = "        Migration(3, 'reservations and meta', _add_meta, _drop('meta', 'reservations')),\n    ]"
+    assert last in text, 'firmware/binstore.py migrations changed: update the proof'
+    with open(bins, 'w') as f:   # chillybin's store, in its own directory, migrated too
+        f.write(text.replace(last, last[:-5] + (
+            "        Migration(4, 'not additive (proof)', lambda db: db.table('meta').update("
+            "{'layout': 4}), lambda db: None, min_reader=4),\n    ]")))
+    refs['M'] = _commit(path, 'release M: migrations B-Q cannot read (both stores), then '
+                              'jafflr cannot start')
     _git(path, 'checkout', refs['Q'], '--', '.')
     with open(os.path.join(path, 'api/jafflr/__main__.py'), 'a') as f:
         f.write('# release R: Q with one more jafflr change\n')
@@ -765,8 +774,15 @@ def test_11_a_deploy_during_a_well_done_toastie_waits_and_finishes_it(host):
 
 
 def test_12_a_rollback_across_an_unreadable_migration_restores_the_snapshot(host):
+    """Release M migrates both stores (jafflr's in /var/lib/jafflr, chillybin's in its own
+    /var/lib/chillybin) to layouts Q cannot read, then jafflr cannot start: the rollback
+    restores both directories from the snapshot, owners and modes as they were."""
     orders_before = _orders()
     assert orders_before, 'the earlier tests made toasties'
+    stock_before = json.loads(_http(CHILLYBIN, '/')[1])
+    c = host.container
+    owners = {d: _owner(c, d) for d in ('/var/lib/jafflr', '/var/lib/chillybin',
+                                        '/var/lib/chillybin/chillybin.json')}
     out, took = host.deploy('M')
     assert out.returncode != 0
     assert 'rolled back to Q' in out.stdout and 'restored the snapshot taken before M' in \
@@ -774,16 +790,26 @@ def test_12_a_rollback_across_an_unreadable_migration_restores_the_snapshot(host
     assert host.current() == 'Q'
     assert _wait(lambda: _http(JAFFLR, '/health')[0] == 200, 60, 0.5)
     assert _http(JAFFLR, '/health')[1] == host.versions('Q')['jafflr']
+    assert _wait(lambda: _http(CHILLYBIN, '/v2/ready')[0] == 200, 60, 0.5)
+    assert _http(CHILLYBIN, '/health')[1] == host.versions('Q')['chillybin']
     assert [o['id'] for o in _orders()] == [o['id'] for o in orders_before]
+    assert json.loads(_http(CHILLYBIN, '/')[1]) == stock_before
     # The restored data was taken while jafflr ran; the stop before it was a drain, so
     # jafflr is not held as after a crash (jafflr-release carries the clean-stop marker).
     assert _status()['fault'] is None, _status()['fault']
-    store = json.load(open(host.container.path('/var/lib/jafflr/jafflr.json')))
-    assert sorted(int(n) for n in store['_migrations']) == [1, 2], store['_migrations']
-    aside = [n for n in os.listdir(host.container.path('/var/lib')) if 'unreadable' in n]
-    assert aside, 'the data the new release migrated was not kept aside'
+    for name, last in (('jafflr', 2), ('chillybin', 3)):
+        store = json.load(open(c.path(f'/var/lib/{name}/{name}.json')))
+        assert sorted(int(n) for n in store['_migrations']) == list(range(1, last + 1)), \
+            (name, store['_migrations'])
+    assert {d: _owner(c, d) for d in owners} == owners
+    aside = sorted(n for n in os.listdir(c.path('/var/lib')) if 'unreadable' in n)
+    assert [n.split('.')[0] for n in aside] == ['chillybin', 'jafflr'], \
+        f'the data the new release migrated was not kept aside: {aside}'
+    moved = json.load(open(c.path(f'/var/lib/{aside[0]}/chillybin.json')))
+    assert sorted(int(n) for n in moved['_migrations']) == [1, 2, 3, 4]
     REPORT['12 rollback across an unreadable migration'] = {
-        'deploy_and_rollback_s': round(took, 1), 'kept_aside': aside[0]}
+        'deploy_and_rollback_s': round(took, 1), 'kept_aside': aside,
+        'restored': {d: list(o) for d, o in owners.items()}}
 
 
 def test_13_a_canary_that_fails_its_smoke_test_stops_the_rollout(host):
