@@ -49,14 +49,14 @@ test-systemd: $(VENV)/.deploy
 
 # The fleet deploys on real systemd (tests/systemd/test_fleet.py, steps 9-13: -l panel-only,
 # an interrupted deploy, a deploy during a well-done toastie, a migration rollback of both
-# stores, a failing canary), on a host of their own. Root; about 11 minutes, so not in
+# stores, a failing canary), on a host of their own. Root; about 9 minutes, so not in
 # make test: .ci/run runs it after make test.
 test-fleet: $(VENV)/.deploy
 	JAFFLR_FLEET=1 $(PY) -m pytest -q -m systemd tests/systemd/test_fleet.py
 
 # The aarch64 proof: an arm64 bookworm tree under qemu-user emulation (binfmt), the release
 # installed from the aarch64 wheelhouse and served; and the same playbook deploying to it
-# booted by systemd. Root; slow (an emulated CPU: about 16 minutes on a loaded two-core
+# booted by systemd. Root; slow (an emulated CPU: about 8 minutes on a loaded two-core
 # machine), so neither in make test nor in .ci/run (it does not fit CI's 45 minutes).
 test-aarch64: $(VENV)/.deploy
 	JAFFLR_AARCH64=1 $(PY) -m pytest -q -m systemd tests/systemd/test_aarch64.py

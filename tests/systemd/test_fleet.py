@@ -4,7 +4,7 @@ order (they share the host): 9 a limited (-l), panel-only deploy restarts jafflr
 10 an interrupted deploy leaves the Pi unpaused; 11 a deploy during the same well-done
 toastie waits and finishes it; 12 a rollback across migrations of both stores that the
 old release cannot read restores both services' snapshots; 13 a canary that fails its
-smoke test stops the rollout. Kept out of `make test` to keep it short (about 11 minutes
+smoke test stops the rollout. Kept out of `make test` to keep it short (about 9 minutes
 of toasties and deploys); `JAFFLR_FLEET=1` asks for it. Figures go to the report.
 """
 import json
