@@ -153,8 +153,15 @@ def stat_unchanged(before, after):
     return (before.st_uid, before.st_gid, before.st_mode) == (after.st_uid, after.st_gid, after.st_mode)
 
 
+def _states(state):
+    """--state arguments: jafflr's directory `state`, chillybin's beside it (never the
+    machine's own /var/lib/chillybin)."""
+    return ('--state', f'jafflr={state}', '--state', f'chillybin={state}-chillybin')
+
+
 def _release_that_refuses(base, name, mtime):
-    """A release whose `migrate` refuses the data (exit 2) when the state holds `schema-3`."""
+    """A release whose `migrate` refuses the data (exit 2) when the service's state
+    directory holds `schema-3`."""
     _fake_release(base, name, mtime)
     python = os.path.join(base, 'releases', name, 'venv', 'bin', 'python')
     os.makedirs(os.path.dirname(python))
@@ -173,17 +180,74 @@ def test_jafflr_release_rollback_across_an_unreadable_migration_restores_the_sna
     (state / 'jafflr.json').write_text('{"orders": "before"}')
     stopped = []
     tool.stop_services = lambda: stopped.append(True)
-    assert _run(tool, base, 'snapshot', 'NEW', '--state', str(state), capsys=capsys)[0] == 0
+    assert _run(tool, base, 'snapshot', 'NEW', *_states(state), capsys=capsys)[0] == 0
     # NEW starts: it migrates to schema 3, which OLD cannot read; then NEW fails, rollback.
     (state / 'jafflr.json').write_text('{"orders": "after", "schema": 3}')
     (state / 'schema-3').write_text('')
-    rc, out = _run(tool, base, 'restore-if-unreadable', 'OLD', '--newer', 'NEW', '--state',
-                   str(state), capsys=capsys)
+    rc, out = _run(tool, base, 'restore-if-unreadable', 'OLD', '--newer', 'NEW', *_states(state),
+                   capsys=capsys)
     assert rc == 0 and out['restored'] is True and stopped
     assert 'restored the snapshot taken before NEW' in out['message']
     assert (state / 'jafflr.json').read_text() == '{"orders": "before"}'
     assert not (state / 'schema-3').exists() and not (state / '.snapshot.json').exists()
-    assert json.loads(open(os.path.join(out['aside'], 'jafflr.json')).read())['schema'] == 3
+    assert json.loads(open(os.path.join(out['aside']['jafflr'], 'jafflr.json')).read())['schema'] == 3
+    assert 'chillybin kept its data' in out['message'] and set(out['aside']) == {'jafflr'}
+
+
+def _tree(path):
+    """{relative path: (uid, gid, mode, content)} of a directory, itself included."""
+    found = {}
+    for top, dirs, files in os.walk(path):
+        for name in ['.'] + dirs + files:
+            full = os.path.normpath(os.path.join(top, name))
+            st = os.lstat(full)
+            content = open(full).read() if os.path.isfile(full) else None
+            found[os.path.relpath(full, path)] = (st.st_uid, st.st_gid, st.st_mode & 0o7777, content)
+    return found
+
+
+def test_jafflr_release_rollback_restores_chillybins_own_directory_with_owners_and_modes(
+        tool, tmp_path, capsys):
+    """chillybin keeps its state in its own directory (/var/lib/chillybin, 0700, its own
+    user): a migration of chillybin's store that the old release cannot read is undone from
+    the snapshot of that directory, owners and modes as they were; jafflr's data, which the
+    old release reads, is kept as it is."""
+    base, state = tmp_path / 'opt', tmp_path / 'jafflr'
+    chilly = tmp_path / 'jafflr-chillybin'
+    _release_that_refuses(base, 'OLD', 1000)
+    _fake_release(base, 'NEW', 1001)
+    state.mkdir(mode=0o700)
+    chilly.mkdir(mode=0o700)
+    (state / 'jafflr.json').write_text('{"orders": "before"}')
+    (chilly / 'chillybin.json').write_text('{"stock": "before"}')
+    os.chmod(chilly / 'chillybin.json', 0o600)
+    if os.geteuid() == 0:     # as on a Pi: each directory its service's user
+        for path in (chilly, chilly / 'chillybin.json'):
+            os.chown(path, 4242, 4343)
+    before = _tree(chilly)
+    tool.stop_services = lambda: None
+    rc, snap = _run(tool, base, 'snapshot', 'NEW', *_states(state), capsys=capsys)
+    assert rc == 0 and snap['present'] == {'jafflr': True, 'chillybin': True}, snap
+    copy = os.path.join(snap['snapshot'], 'chillybin')
+    assert _tree(copy) == before
+    assert os.stat(snap['snapshot']).st_mode & 0o777 == 0o700
+    # NEW migrates chillybin's store to a layout OLD cannot read, and jafflr's additively.
+    (chilly / 'chillybin.json').write_text('{"stock": "after", "schema": 3}')
+    (chilly / 'schema-3').write_text('')
+    (state / 'jafflr.json').write_text('{"orders": "after"}')
+    rc, out = _run(tool, base, 'restore-if-unreadable', 'OLD', '--newer', 'NEW', *_states(state),
+                   capsys=capsys)
+    assert rc == 0 and out['restored'] is True and set(out['refused']) == {'chillybin'}, out
+    assert _tree(chilly) == before
+    assert (state / 'jafflr.json').read_text() == '{"orders": "after"}'
+    assert set(out['aside']) == {'chillybin'} and 'jafflr kept its data' in out['message']
+    assert json.loads(open(os.path.join(out['aside']['chillybin'], 'chillybin.json')).read())[
+        'schema'] == 3
+
+
+def test_jafflr_release_snapshot_refuses_a_state_argument_without_its_service(tool, tmp_path):
+    with pytest.raises(SystemExit, match=r"--state '/var/lib/x': give SERVICE=/ABSOLUTE/DIR"):
+        tool.main(['--base', str(tmp_path), 'snapshot', 'NEW', '--state', '/var/lib/x'])
 
 
 def test_jafflr_release_rollback_keeps_data_the_old_release_reads(tool, tmp_path, capsys):
@@ -192,11 +256,11 @@ def test_jafflr_release_rollback_keeps_data_the_old_release_reads(tool, tmp_path
     _fake_release(base, 'NEW', 1001)
     state.mkdir()
     (state / 'jafflr.json').write_text('{"orders": "before"}')
-    _run(tool, base, 'snapshot', 'NEW', '--state', str(state), capsys=capsys)
+    _run(tool, base, 'snapshot', 'NEW', *_states(state), capsys=capsys)
     (state / 'jafflr.json').write_text('{"orders": "after"}')   # an additive migration
     tool.stop_services = lambda: pytest.fail('stopped the services for nothing')
-    rc, out = _run(tool, base, 'restore-if-unreadable', 'OLD', '--newer', 'NEW', '--state',
-                   str(state), capsys=capsys)
+    rc, out = _run(tool, base, 'restore-if-unreadable', 'OLD', '--newer', 'NEW', *_states(state),
+                   capsys=capsys)
     assert rc == 0 and out['restored'] is False and 'kept' in out['message']
     assert (state / 'jafflr.json').read_text() == '{"orders": "after"}'
 
@@ -238,11 +302,11 @@ def test_jafflr_release_restored_snapshot_keeps_the_drain_that_preceded_it(tool,
         state.mkdir()
         (state / 'jafflr.json').write_text(store({'clean_stop': None}))
         tool.stop_services = lambda: None
-        _run(tool, base, 'snapshot', 'NEW', '--state', str(state), capsys=capsys)
+        _run(tool, base, 'snapshot', 'NEW', *_states(state), capsys=capsys)
         (state / 'jafflr.json').write_text(store({'clean_stop': {'tray': 't9'} if drained else None}))
         (state / 'schema-3').write_text('')
-        rc, out = _run(tool, base, 'restore-if-unreadable', 'OLD', '--newer', 'NEW', '--state',
-                       str(state), capsys=capsys)
+        rc, out = _run(tool, base, 'restore-if-unreadable', 'OLD', '--newer', 'NEW', *_states(state),
+                       capsys=capsys)
         assert rc == 0 and out['restored'] is True
         meta = json.loads((state / 'jafflr.json').read_text())['meta']['1']
         assert meta['clean_stop'] == carried and meta['next_order'] == 4

@@ -48,6 +48,48 @@ def _only_when_asked_and_able():
         pytest.fail(why) if os.environ.get('CI') else pytest.skip(why)
 
 
+# What qemu-user cannot do, and the test-only drop-ins that turn exactly that off on the
+# emulated host. The arm64 systemd (PID 1) runs under qemu-user, so every namespace it sets
+# up for a service goes through qemu's system-call translation. Seen here (systemd 252,
+# bookworm's qemu-user-static), each alone with `systemd-run -p ... /bin/true`:
+#   PrivateNetwork=yes  "Failed to set up network namespacing: Input/output error" (225/NETWORK)
+#   PrivateIPC=yes      "Failed to set up IPC namespacing: Input/output error" (226/NAMESPACE)
+#   PrivateUsers=yes    exit 217/USER
+#   LoadCredential=     "Failed to set up credentials: Invalid argument" (243/CREDENTIALS)
+# Every other setting of the units starts. The system-call filters (SystemCallFilter=,
+# MemoryDenyWriteExecute=, RestrictAddressFamilies=...) start but are not enforced under
+# emulation (a filtered uname() still runs): the x86 proof (test_real_systemd) and
+# test_units_verify are what show the sandbox; this proof shows the architecture.
+# These files are written by this test into the emulated host only: deploy/ and systemd/
+# never carry them, so no Pi gets them (test_aarch64_the_real_units_are_deployed_unchanged
+# checks the emulated host runs the release's own unit files beside them).
+QEMU_DROP_IN = 'qemu-user-cannot-namespace.conf'
+QEMU_NO_NAMESPACES = """# TEST ONLY (tests/systemd/test_aarch64.py), on the qemu-user emulated arm64 host:
+# qemu-user cannot set up these namespaces for a service. Never on a Pi.
+[Service]
+PrivateNetwork=no
+PrivateIPC=no
+PrivateUsers=no
+"""
+QEMU_NO_CREDENTIALS = QEMU_NO_NAMESPACES + """# qemu-user cannot set up the credentials directory either: the admin token is copied
+# into the service's own runtime directory (0700, its user) instead, readable by it only.
+LoadCredential=
+ExecStartPre=+/usr/bin/install -o {user} -g {user} -m 0400 /etc/jafflr/admin-token /run/{user}/admin-token
+Environment=JAFFLR_ADMIN_TOKEN_FILE=/run/{user}/admin-token
+"""
+QEMU_DROP_INS = {'jafflr-sim.service': QEMU_NO_NAMESPACES,
+                 'jafflr.service': QEMU_NO_CREDENTIALS.format(user='jafflr'),
+                 'chillybin.service': QEMU_NO_CREDENTIALS.format(user='chillybin')}
+
+
+def _write_qemu_drop_ins(container):
+    for unit, text in QEMU_DROP_INS.items():
+        folder = container.path(f'/etc/systemd/system/{unit}.d')
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, QEMU_DROP_IN), 'w') as f:
+            f.write(text)
+
+
 @pytest.fixture(scope='module')
 def arm_host(tmp_path_factory):
     _only_when_asked_and_able()
@@ -64,6 +106,7 @@ def arm_host(tmp_path_factory):
     h.container.boot(h.key.with_suffix('.pub').read_text(), timeout=600)
     REPORT['aarch64 host'] = {'rootfs_ready_s': round(built, 1),
                               'boot_s': round(time.monotonic() - started, 1)}
+    _write_qemu_drop_ins(h.container)
     try:
         yield h
     finally:
@@ -96,7 +139,38 @@ def test_aarch64_the_playbook_deploys_from_the_wheelhouse_and_both_services_answ
     start_s = (int(active) - int(started)) / 1e6 if started.isdigit() and active.isdigit() else None
     status = json.loads(_http(JAFFLR, '/v2/status', timeout=60)[1])
     REPORT['aarch64 deploy A'] = {'deploy_s': round(took, 1), 'jafflr_start_to_ready_s': start_s,
-                                  'state': status['state'], 'emulated': 'qemu-user'}
+                                  'state': status['state'], 'emulated': 'qemu-user',
+                                  'test_only_drop_in': QEMU_DROP_IN}
+
+
+def test_aarch64_the_real_units_are_deployed_unchanged(arm_host):
+    """The emulated host runs the release's own hardened unit files: only the test's
+    drop-ins (above) differ, and they turn off nothing but what qemu-user cannot do."""
+    from .test_real_systemd import ROOT
+    c = arm_host.container
+    for unit in QEMU_DROP_INS:
+        with open(c.path(f'/etc/systemd/system/{unit}')) as f:
+            deployed = f.read()
+        with open(os.path.join(ROOT, 'systemd', unit)) as f:
+            assert deployed == f.read(), f'{unit} on the emulated host is not the release\'s'
+        drop_ins = c.show(unit, 'DropInPaths').split()
+        assert drop_ins and all(os.path.basename(p) in (QEMU_DROP_IN, 'simulated-machine.conf')
+                                for p in drop_ins), (unit, drop_ins)
+        assert c.show(unit, 'PrivateNetwork') == 'no', unit
+    # What the drop-ins leave on stays on: least privilege apart from the namespaces.
+    for prop, value in (('User', 'jafflr'), ('ProtectSystem', 'strict'),
+                        ('NoNewPrivileges', 'yes'), ('RestrictNamespaces', 'yes'),
+                        ('ProtectKernelTunables', 'yes'), ('DevicePolicy', 'closed')):
+        assert c.show('jafflr.service', prop) == value, (prop, c.show('jafflr.service', prop))
+    token = c.run(['stat', '-c', '%U %a', '/run/jafflr/admin-token']).stdout.split()
+    assert token == ['jafflr', '400'], token
+    for name in os.listdir(os.path.join(ROOT, 'deploy', 'roles')) + ['systemd']:
+        folder = os.path.join(ROOT, 'deploy', 'roles', name) if name != 'systemd' else \
+            os.path.join(ROOT, 'systemd')
+        for top, _, files in os.walk(folder):
+            for file in files:
+                with open(os.path.join(top, file), errors='replace') as f:
+                    assert QEMU_DROP_IN not in f.read(), os.path.join(top, file)
 
 
 def test_aarch64_release_installs_offline_from_the_wheelhouse_and_serves(tmp_path):
