@@ -29,8 +29,10 @@ from .ledger import (JSON, Answers, StockWatch, add, all_orders, all_reservation
 from .procs import Machine, send_and_drop
 from .report import report, sizes
 
-BUSY = os.getloadavg()[0] > 0.75 * (os.cpu_count() or 1)
-SPEED = float(os.environ.get('JAFFLR_TEST_SPEED') or (10 if BUSY else 20))
+# x10 by default, as tests/api: x20 was chosen when the machine looked idle at import, and
+# 50 clients then starved the control loop past the heartbeat's 50 real ms (a dispenser
+# stopped by its enable, failed as jammed: seen on a quiet machine, 2026-11-30).
+SPEED = float(os.environ.get('JAFFLR_TEST_SPEED') or 10)
 
 
 class Client:
