@@ -51,10 +51,9 @@ class Tray:
             self._waiting = order
 
     def discard(self):
-        """The machine stopped: the toastie waiting is not going to the press. Returns it."""
-        with self.lock:
-            order, self._waiting = self._waiting, None
-            return order
+        """The machine stopped: the toastie waiting is not going to the press. Returns it
+        (taken off the tray as `take` does; only the reason differs)."""
+        return self.take()
 
     # -- the press's side -----------------------------------------------------------------
     def claim(self):
