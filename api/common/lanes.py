@@ -6,6 +6,11 @@ Two things can starve a waitress server, and each gets its own guard:
   a slow chillybin): `LaneDispatcher` keeps `reserved` threads that answer only the
   priority requests (STOP first, then the machine's status and the panel), and every
   thread takes a priority request before an ordinary one.
+- The GIL. Under load every thread is runnable, and each time a STOP's thread gives the
+  GIL away (a socket, a contended lock) it waits its turn behind all of them; on a Pi's
+  CPU budget a turn is many milliseconds. While a STOP is being answered no thread starts
+  another request (those already running finish), so the STOP competes with few: for
+  at most STOP_FIRST_S, and at most half the time however many STOPs come.
 - Connections. waitress stops accepting at its connection limit, and its
   channel_timeout counts inactivity only, so clients that trickle a byte now and then
   (slowloris) hold every slot for ever and a new connection, STOP's included, waits in
@@ -26,6 +31,9 @@ log = logging.getLogger('api.lanes')
 STOP_RANK, PRIORITY_RANK, ORDINARY_RANK = 0, 1, 2
 CONNECTION_LIMIT = 200
 REQUEST_DEADLINE_S = 10.0     # a request line, headers and body must arrive within this
+# A STOP holds back other requests at most this long (one that hangs), and a new hold
+# starts at most once every two of these (a flood of STOPs leaves the others half the time).
+STOP_FIRST_S = 1.0
 
 
 def rank_by_paths(paths):
@@ -56,6 +64,9 @@ class LaneDispatcher(ThreadedTaskDispatcher):
         self.rank = rank
         self.lanes = (deque(), deque(), deque())     # stop, priority, ordinary
         self.reserved_cv = self.queue_cv.__class__(self.lock)
+        self.stops_running = 0      # STOP requests being answered: nothing else starts ...
+        self.stop_first_until = 0.0     # ... until this (time.monotonic()) at the latest
+        self.next_hold_at = 0.0         # no new hold before this
 
     def start(self):
         self.set_thread_count(self.ordinary + self.reserved)
@@ -80,23 +91,41 @@ class LaneDispatcher(ThreadedTaskDispatcher):
             self.queue_cv.notify()
 
     def _next(self, reserved):
+        """(rank, task) to run next on this thread, or (None, None)."""
         for rank, lane in enumerate(self.lanes):
+            if rank > STOP_RANK and self._stop_first():
+                break           # a STOP is being answered: it has the process first
             if lane and (rank < ORDINARY_RANK or not reserved):
-                return lane.popleft()
-        return None
+                return rank, lane.popleft()
+        return None, None
+
+    def _stop_first(self):
+        return self.stops_running and time.monotonic() < self.stop_first_until
+
+    def _stop_started(self):
+        """Under the lock: a STOP task begins. The first of overlapping ones starts a hold,
+        unless one started less than 2 x STOP_FIRST_S ago."""
+        self.stops_running += 1
+        now = time.monotonic()
+        if self.stops_running == 1 and now >= self.next_hold_at:
+            self.stop_first_until = now + STOP_FIRST_S
+            self.next_hold_at = now + 2 * STOP_FIRST_S
 
     def handler_thread(self, thread_no):
         reserved = thread_no >= self.ordinary
         cv = self.reserved_cv if reserved else self.queue_cv
         while True:
             with self.lock:
-                task = None
+                task = rank = None
                 while self.stop_count == 0:
-                    task = self._next(reserved)
+                    rank, task = self._next(reserved)
                     if task is not None:
+                        if rank == STOP_RANK:
+                            self._stop_started()
                         break
                     self.active_count -= 1
-                    cv.wait()
+                    cv.wait(max(0.0, self.stop_first_until - time.monotonic())
+                            if self._stop_first() else None)
                     self.active_count += 1
                 if task is None:           # asked to stop
                     self.active_count -= 1
@@ -108,6 +137,13 @@ class LaneDispatcher(ThreadedTaskDispatcher):
                 task.service()
             except BaseException:
                 self.logger.exception('Exception when servicing %r', task)
+            finally:
+                if rank == STOP_RANK:
+                    with self.lock:
+                        self.stops_running -= 1
+                        if not self.stops_running:      # the others may start again
+                            self.queue_cv.notify_all()
+                            self.reserved_cv.notify_all()
 
     def set_thread_count(self, count):
         super().set_thread_count(count)

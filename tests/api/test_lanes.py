@@ -1,6 +1,7 @@
 """The waitress thread pool's lanes, in process: a reserved thread answers STOP and the
 status while every ordinary thread is stuck, and never takes ordinary work."""
 import threading
+import time
 from types import SimpleNamespace
 
 from api.common.lanes import LaneDispatcher, rank_by_paths
@@ -16,6 +17,7 @@ class Task:
         self.cancelled = False
 
     def service(self):
+        self.at = time.monotonic()
         self.started.set()
         if self.gate is not None:
             self.gate.wait()
@@ -25,6 +27,14 @@ class Task:
 
     def cancel(self):
         self.cancelled = True
+
+
+def started_stop(dispatcher, gate):
+    """A STOP task given to `dispatcher`, once a thread is answering it (until `gate`)."""
+    stop = Task('POST', '/v2/stop', gate)
+    dispatcher.add_task(stop)
+    assert stop.started.wait(2)
+    return stop
 
 
 def test_lanes_rank_stop_first_then_status_and_the_panel():
@@ -72,3 +82,65 @@ def test_lanes_stop_goes_ahead_of_everything_queued():
     finally:
         gate.set()
         dispatcher.shutdown(timeout=2)
+
+
+def test_lanes_while_a_stop_is_answered_no_other_request_starts(monkeypatch):
+    """Under load each GIL hand-off on a STOP's way waits behind every runnable thread: while
+    it is answered, queued requests wait (those already running finish) and start after."""
+    from api.common import lanes
+    monkeypatch.setattr(lanes, 'STOP_FIRST_S', 5.0)     # no slack lost to a loaded machine
+    dispatcher = LaneDispatcher(3, 1, rank_by_paths(PRIORITY_PATHS)).start()
+    stopping = threading.Event()
+    try:
+        started_stop(dispatcher, stopping)
+        held = [Task('GET', '/v2/status'), Task('GET', '/v2/events')]
+        for task in held:
+            dispatcher.add_task(task)
+        assert not any(t.started.wait(0.3) for t in held), 'a request started beside the STOP'
+        second = Task('POST', '/v2/stop')           # another STOP is not held back
+        dispatcher.add_task(second)
+        assert second.done.wait(2)
+        stopping.set()
+        assert all(t.done.wait(2) for t in held), 'held requests did not start after the STOP'
+    finally:
+        stopping.set()
+        assert dispatcher.shutdown(timeout=2)
+
+
+def test_lanes_a_stop_that_hangs_holds_the_others_back_one_second_at_most(monkeypatch):
+    from api.common import lanes
+    monkeypatch.setattr(lanes, 'STOP_FIRST_S', 0.3)
+    dispatcher = LaneDispatcher(2, 0, rank_by_paths(PRIORITY_PATHS)).start()
+    hung = threading.Event()
+    try:
+        started_stop(dispatcher, hung)
+        status = Task('GET', '/v2/status')
+        dispatcher.add_task(status)
+        assert not status.started.wait(0.15)
+        assert status.done.wait(2), 'a hung STOP held the others back for good'
+    finally:
+        hung.set()
+        assert dispatcher.shutdown(timeout=2)
+
+
+def test_lanes_a_flood_of_stops_leaves_the_others_half_the_time(monkeypatch):
+    """STOP needs no login: STOPs sent one after another, overlapping, must not hold the
+    rest back for good. The first starts a hold; none starts another until 2 x STOP_FIRST_S."""
+    from api.common import lanes
+    monkeypatch.setattr(lanes, 'STOP_FIRST_S', 0.3)
+    dispatcher = LaneDispatcher(12, 0, rank_by_paths(PRIORITY_PATHS)).start()
+    flood = threading.Event()
+    try:
+        started_stop(dispatcher, flood)
+        started = time.monotonic()
+        status = Task('GET', '/v2/status')
+        dispatcher.add_task(status)
+        for _ in range(8):          # a STOP every 0.15 s for 1.2 s, each hanging
+            time.sleep(0.15)
+            dispatcher.add_task(Task('POST', '/v2/stop', flood))
+        assert status.done.wait(2)
+        assert status.at - started < 0.3 + 0.3, \
+            f'overlapping STOPs held the others back {status.at - started:.2f} s'
+    finally:
+        flood.set()
+        assert dispatcher.shutdown(timeout=2)
