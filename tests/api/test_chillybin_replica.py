@@ -82,6 +82,28 @@ def test_shared_answer_crosses_a_fork():
         shared.publish(b'x' * (64 * 1024))
 
 
+def test_shared_answer_hot_path_takes_no_system_call_until_a_new_publish(monkeypatch):
+    """The replica's GET /: reading the same version again and counting take no record
+    lock (each was a system call that gave the GIL away, under a lock every thread queued
+    on); a new publish is read, under the lock, at once."""
+    from api.common import replica
+    shared = SharedAnswer()
+    shared.publish(b'{"cheese": 1}')
+    assert shared.read() == b'{"cheese": 1}'
+    calls = []
+    real = replica.fcntl.lockf
+    monkeypatch.setattr(replica.fcntl, 'lockf', lambda *a: (calls.append(a[1]), real(*a)))
+    for _ in range(5):
+        assert shared.read() == b'{"cheese": 1}'
+        shared.count(200, 0.001)
+    assert calls == [], 'the hot path took the record lock'
+    shared.publish(b'{"cheese": 2}')
+    calls.clear()
+    assert shared.read() == b'{"cheese": 2}'
+    assert calls, 'a new version must be read under the lock'
+    assert shared.stats()[0] == {'200': 5}
+
+
 def test_replica_reads_follow_acknowledged_writes_whoever_answers(chilly):
     replica = children(chilly.proc.pid)
     assert len(replica) == 1, 'chillybin forked one replica'
@@ -171,3 +193,38 @@ def test_no_replica_when_asked_and_a_bad_setting_is_named(machine, tmp_path):
     out = run_chillybin(machine, str(tmp_path / 'other'), '--port', '0',   # 7001 may be taken
                         CHILLYBIN_REPLICAS='2')
     assert out.returncode == 2 and "CHILLYBIN_REPLICAS='2'" in out.stderr
+
+
+def test_a_replica_that_does_not_stop_says_where_it_is_stuck_then_is_killed(tmp_path, caplog):
+    """Seen once on real systemd: a replica that did not even log "draining" after
+    SIGTERM, killed 30 s later with nothing to say why. Now its threads' stacks reach
+    stderr (the journal) at half the bound, before systemd's TimeoutStopSec could kill it. The child stands in for a stuck replica: it
+    ignores SIGTERM, and dumps its stacks as the replica does (dump_stacks_on_signal)."""
+    from api.common import replica
+    err = tmp_path / 'stderr'
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            out = open(err, 'w')
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            replica.dump_stacks_on_signal(out)
+            os.write(ready_w, b'x')
+            while True:
+                time.sleep(1)
+        finally:
+            os._exit(1)
+    os.close(ready_w)
+    assert os.read(ready_r, 1) == b'x'
+    os.close(ready_r)
+    stuck = replica.Replica('test', [], edge_for=None)
+    stuck.pid = pid
+    started = time.monotonic()
+    with caplog.at_level('ERROR', logger='api.replica'):
+        assert stuck.stop(timeout=0.5) is None          # killed, not exited
+    assert time.monotonic() - started < 3
+    assert stuck.pid is None
+    stacks = err.read_text()
+    assert 'most recent call first' in stacks and 'test_chillybin_replica.py' in stacks, stacks
+    assert f'replica (pid {pid}) has not stopped 0 s after SIGTERM' in caplog.text, caplog.text
+    stuck.upstream.close()
