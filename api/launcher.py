@@ -1,7 +1,7 @@
 """The simulated machine and the services as processes, started one way for everyone:
 `make run` (`python -m api.launcher`), the benchmarks and every test harness.
 
-    with Launcher(folder, speed=10) as machine:      # simulator, then chillybin, then jafflr
+    with Launcher(folder, speed=10) as machine:      # simulator, chillybin, the plate, jafflr
         machine.url('jafflr', '/v2/status')
 
 or a piece at a time (a test that starts its own jafflr, kills chillybin, ...):
@@ -11,7 +11,10 @@ or a piece at a time (a test that starts its own jafflr, kills chillybin, ...):
     chilly = launcher.start('chillybin')
     jafflr = launcher.start('jafflr', state_dir=..., env={'JAFFLR_DEADMAN_S': '8'})
     launcher.kill9('chillybin'); launcher.restart('chillybin')
-    launcher.close()          # jafflr first, the simulator last; each waited for
+    launcher.close()          # jafflr first, then its plate, the simulator last; each waited for
+
+Starting jafflr starts its plate process first (`start_plate`: the heater control, which
+jafflr reaches on a local socket), unless one runs for the same state directory.
 
 Every process gets the same environment (`environment`), is ready by the same test (the
 simulator's socket answers; a service's `/v2/ready` is 200) and is stopped the same way
@@ -42,6 +45,10 @@ LIVE_PATH = '/health'                       # answers as soon as it serves, read
 ONE_PROCESS_ONLY = ('LISTEN_FDS', 'LISTEN_PID', 'LISTEN_FDNAMES', 'NOTIFY_SOCKET',
                     'WATCHDOG_USEC', 'WATCHDOG_PID', 'CREDENTIALS_DIRECTORY')
 SETTINGS_PREFIXES = ('JAFFLR_', 'CHILLYBIN_')
+# The plate process's priority, as systemd/jafflr-plate.service gives it (Nice=-10). Not
+# its SCHED_FIFO: a real-time process would escape bench/pi.py's CPU quota (the quota
+# governs the normal scheduler), so the Pi figures are measured without that advantage.
+PLATE_NICE = -10
 
 
 def free_port(host='127.0.0.1'):
@@ -87,6 +94,17 @@ def join_cgroup(group, pid=0):
     """Put pid (0: this process) into a cgroup directory; run in the child before exec."""
     with open(os.path.join(group, 'cgroup.procs'), 'w') as f:
         f.write(str(pid or os.getpid()))
+
+
+def _before_exec(group, nice):
+    """In the child, before exec: its cgroup, and a higher priority where allowed (root)."""
+    if group:
+        join_cgroup(group)
+    if nice:
+        try:
+            os.nice(nice)
+        except OSError:
+            pass            # not root: the plate runs at the same priority as the rest
 
 
 class Process:
@@ -185,7 +203,8 @@ class Launcher:
         return env
 
     # -- starting --------------------------------------------------------------------------
-    def _spawn(self, name, argv, state_dir=None, env=None, port=None, group=None, start=None):
+    def _spawn(self, name, argv, state_dir=None, env=None, port=None, group=None, start=None,
+               nice=0):
         log_path, out = None, None
         if not self.console:
             log_path = os.path.join(self.folder, f'{next(self._count):02d}-{name}.log')
@@ -197,7 +216,7 @@ class Launcher:
                 [sys.executable, *argv], cwd=ROOT, env=self.environment(state_dir, env),
                 stdout=out, stderr=subprocess.STDOUT if out else None,
                 start_new_session=True,
-                preexec_fn=(lambda: join_cgroup(group)) if group else None)
+                preexec_fn=(lambda: _before_exec(group, nice)) if group or nice else None)
         finally:
             if out:
                 out.close()
@@ -231,6 +250,9 @@ class Launcher:
         chillybin = chillybin or self.processes.get('chillybin')
         if name == 'jafflr' and chillybin is not None:
             extra.setdefault('CHILLYBIN_URL', f'http://127.0.0.1:{chillybin.port}')
+        if name == 'jafflr' and module is None:
+            plate = self.start_plate(state_dir, env)
+            extra.setdefault('JAFFLR_PLATE_SOCKET', plate.socket)
         group = self.cpu_group(name) if self.cpu_group else None
         process = self._spawn(name, ['-m', module or f'api.{name}', '--port', str(port)],
                               state_dir, extra, port, group, kwargs)
@@ -239,6 +261,37 @@ class Launcher:
         if group:
             self._confine(process, group)
         return process
+
+    def start_plate(self, state_dir=None, env=None, timeout=40.0):
+        """The plate process (`python -m api.plate`: the heater control) for a jafflr on
+        `state_dir`, as systemd keeps it: one per machine, left running when jafflr is
+        killed or restarts. One left by a jafflr on another state dir is stopped first (two
+        would drive the same heater). Started again for the same state dir (`restart('plate')`
+        after a kill -9) it listens on the same socket, where that jafflr reconnects. Ready
+        when its socket answers."""
+        state_dir = state_dir or self.folder
+        plate = self.processes.get('plate')
+        if plate is not None and plate.alive() and plate.state_dir == state_dir:
+            return plate
+        if plate is not None and plate.alive():
+            self.stop(plate)
+        # A plate started again for the same jafflr listens where that jafflr connects
+        # (systemd's is always /run/jafflr-plate/plate.sock).
+        if plate is not None and plate.state_dir == state_dir:
+            socket_path = plate.socket
+        else:
+            socket_path = os.path.join(self.folder, f'plate-{next(self._count):02d}.sock')
+        extra = {**(env or {}), 'JAFFLR_PLATE_SOCKET': socket_path}
+        group = self.cpu_group('plate') if self.cpu_group else None
+        plate = self._spawn('plate', ['-m', 'api.plate'], state_dir, extra, group=group,
+                            nice=PLATE_NICE,
+                            start={'state_dir': state_dir, 'env': env, 'timeout': timeout})
+        plate.socket = socket_path
+        self.wait_for(lambda: self._up(plate) and socket_answers(socket_path), timeout,
+                      'the plate process did not start')
+        if group:
+            self.groups['plate'] = group
+        return plate
 
     def wait_ready(self, process, until='ready', timeout=40.0):
         path = {'ready': READY_PATH, 'live': LIVE_PATH}[until]
@@ -350,13 +403,15 @@ class Launcher:
         process = self.processes[name]
         if process.alive():
             self.kill9(name)
+        if name == 'plate':
+            return self.start_plate(**process.start_kwargs)
         return self.start(name, **process.start_kwargs)
 
     def close(self):
         """Stop whatever still runs: jafflr first (it drains while the machine it drives is
         still there), the simulator last, the rest last started first. {name: status}."""
         order = sorted(reversed(self.started),
-                       key=lambda p: {'jafflr': 0, 'sim': 2}.get(p.name, 1))
+                       key=lambda p: {'jafflr': 0, 'plate': 1, 'sim': 3}.get(p.name, 2))
         statuses, hurry = {}, False
         for process in order:
             if not process.alive():
@@ -436,6 +491,10 @@ def _print_where(launcher):
     print(f'  simulated machine  {launcher.sim_socket}  ({sim})')
     for name in SERVICES:
         print(f'  {name:18} {launcher.url(name)}')
+    plate = launcher.processes.get('plate')
+    if plate is not None:
+        print(f'  {"heater control":18} {plate.socket}  '
+              f'(JAFFLR_PLATE_SOCKET={plate.socket} python -m api.plate status)')
     print('Ctrl-C stops everything.\n', flush=True)
 
 

@@ -9,7 +9,10 @@ module of ours (api, firmware, hardware) those files import, followed transitive
 including imports inside functions, found by parsing with `ast` (nothing is imported or
 run); plus the packages' __init__.py files, data files beside the imported modules and in
 their sub-folders that are not packages (api/jafflr/panel/*), requirements.txt, and the
-service's systemd units. Its version is
+service's systemd units. A process deployed as part of a service (`PARTS`: jafflr's plate,
+api/plate with systemd/jafflr-plate.service) counts as the service: it runs the same
+release and is restarted with it, so a change to the plate moves jafflr's version. Its
+version is
 `git log -1 --format=%H -- <those files>`, so a commit that changes only chillybin's
 code changes chillybin's version and not jafflr's.
 """
@@ -24,6 +27,8 @@ SERVICES = ('chillybin', 'jafflr')
 OUR_PACKAGES = ('api', 'firmware', 'hardware')
 ALWAYS = ('requirements.txt', 'systemd/simulated-machine.conf')
 NOT_CODE = ('.md', '.pyc')
+# Processes of a service, as (folder under api/, unit name): the deploy restarts them with it.
+PARTS = {'jafflr': (('plate', 'jafflr-plate'),)}
 
 
 def _module_file(tree, module):
@@ -112,11 +117,14 @@ def _data_files(tree, folder):
 def service_files(tree, service):
     """The module closure, data files beside it and under it (sub-folders too), the
     requirements and the service's units."""
-    code = module_closure(tree, service)
+    parts = [(service, service)] + [p for p in PARTS.get(service, ())
+                                    if os.path.isdir(os.path.join(tree, 'api', p[0]))]
+    code = sorted({f for folder, _ in parts for f in module_closure(tree, folder)})
     files = set(code)
     for folder in {os.path.dirname(p) for p in code}:
         files.update(_data_files(tree, folder))
-    for path in (*ALWAYS, f'systemd/{service}.service', f'systemd/{service}.socket'):
+    units = [f'systemd/{unit}.{kind}' for _, unit in parts for kind in ('service', 'socket')]
+    for path in (*ALWAYS, *units):
         if os.path.exists(os.path.join(tree, path)):
             files.add(path)
     return sorted(files)

@@ -20,13 +20,16 @@ from .flags import Flags
 from .heater.control import PlateController
 from .kitchen import Kitchen
 from .orderbook import OrderBook
+from .platehost import GatedHeater, PlateHost
 from .press import PressStation
+from .remoteplate import RemotePlate
 from .safety import CONTROL_ERROR, CONTROL_LOOP_STALLED, Interlocks, ResetButton, Shutdown
 from .tray import Tray
 
 log = logging.getLogger('jafflr')
 
 DEADMAN_S = 2.0     # clock seconds without a control tick before the dead-man trips
+PLATE_GRACE_S = 10.0  # clock seconds jafflr waits at start for the plate process to answer
 
 
 class Plate:
@@ -35,7 +38,9 @@ class Plate:
     `on_tick(now)` is called first on every control tick, then the dead-man is refreshed."""
 
     def __init__(self, machine, sensors, shutdown, clock, *, deadman_s=DEADMAN_S, chain=True,
-                 chain_timing=None, on_tick=None, config=None, controller='pid'):
+                 chain_timing=None, on_tick=None, config=None, controller='pid', heater=None):
+        """`heater`: what the controller drives (default machine.heater; the plate process
+        hands a GatedHeater, whose heartbeat beats only while jafflr is attached)."""
         self.machine = machine
         self.shutdown = shutdown
         self._monotonic = clock.monotonic
@@ -46,10 +51,16 @@ class Plate:
                                       lambda: machine.chain_closed, lambda: machine.estop_pressed,
                                       chain_timing)
         self.controller = PlateController(
-            machine.heater, lambda: sensors.plate_c(), shutdown, config, controller=controller,
+            heater or machine.heater, lambda: sensors.plate_c(), shutdown, config, controller=controller,
             interlocks=Interlocks(machine, shutdown, clock.monotonic), on_tick=self._ticked,
             chain=self.chain, open_errors=sensors.open_errors, stale_errors=sensors.stale_errors)
         self.deadman = DeadMan(clock, deadman_s, self.on_stall)
+
+    def tick(self, now):
+        self.controller.tick(now)
+
+    def reset_with(self, clear):
+        return clear(None)  # one shutdown in this process: nothing else to clear
 
     def _ticked(self, now):
         if self._on_tick is not None:
@@ -75,7 +86,9 @@ class Jafflr:
     sends an escaped error to `station_failed` / `thread_died`, and starts the dead-man."""
 
     def __init__(self, machine, sensors, clock, store, stock, *, env=None, deadman_s=DEADMAN_S,
-                 chain_timing=None, on_control_tick=None):
+                 chain_timing=None, on_control_tick=None, plate_link=None):
+        """`plate_link`: the plate runs in a process of its own, reached by
+        `plate_link(request) -> answer` (`RemotePlate`); without it, here (`Plate`)."""
         self.machine = machine
         self.clock = clock
         self.store = store
@@ -89,9 +102,16 @@ class Jafflr:
         self.reset_button = ResetButton()
         self.reset_button.watch(machine.reset_button, clock.monotonic)
         self.flags = Flags(store.flags(), env if env is not None else {})
-        self.plate = Plate(machine, sensors, self.shutdown, clock, deadman_s=deadman_s,
-                           chain_timing=chain_timing, on_tick=on_control_tick)
-        self.controller = self.plate.controller
+        if plate_link is None:
+            self.plate = Plate(machine, sensors, self.shutdown, clock, deadman_s=deadman_s,
+                               chain_timing=chain_timing, on_tick=on_control_tick)
+            self.controller = self.plate.controller
+        else:
+            self.plate = self.controller = RemotePlate(plate_link, self.shutdown, clock,
+                                                       grace_s=max(deadman_s, PLATE_GRACE_S),
+                                                       on_tick=on_control_tick)
+            self.plate.deadman = DeadMan(clock, deadman_s, self.plate.on_stall,
+                                         name='plate-link-dead-man')
         self.book = OrderBook(store, store.orders(), store.meta()['next_order'])
         self.tray = Tray()
         self.assembler = Assembler(self.book, stock, machine.dispensers, self.flags,
@@ -100,7 +120,11 @@ class Jafflr:
                                   self.shutdown, self.events, self.tray)
         self.kitchen = Kitchen(self.book, store, self.controller, self.shutdown, self.assembler,
                                self.press, self.tray, stock, self.events, machine.all_off,
-                               reset_button=self.reset_button)
+                               reset_button=self.reset_button, plate=self.plate)
+        if plate_link is not None:
+            # After the kitchen's: jafflr's own outputs off first (instant), then the plate
+            # is told over its socket.
+            self.shutdown.add_listener(self.plate.tell_fault, first=True)
 
     @property
     def deadman(self):
@@ -112,7 +136,7 @@ class Jafflr:
 
     # -- the three loops' steps, in one place ------------------------------------------------
     def control_tick(self, now):
-        self.controller.tick(now)
+        self.plate.tick(now)
 
     def press_tick(self, now, wall):
         self.press.tick(now, wall, self.assembler, self.book.queued())
@@ -136,3 +160,32 @@ class Jafflr:
         self.machine.all_off()
         self.shutdown.trip(CONTROL_ERROR, f'{args.exc_type.__name__} in thread {name}: '
                            f'{args.exc_value}', self.clock.monotonic())
+
+
+class PlateProcess:
+    """The plate in a process of its own (api/plate): its own shutdown, saved and restored
+    through `store` (saved_fault(), save_fault(record)), the Plate with its interlocks, chain
+    monitor and dead-man, driving a heater whose heartbeat beats only while jafflr is
+    attached, and the PlateHost that answers jafflr (firmware/platehost.py). The caller runs
+    `tick(now)` on a loop, starts the dead-man and serves `host.handle`."""
+
+    def __init__(self, machine, sensors, clock, store, *, lease_s, deadman_s=DEADMAN_S,
+                 chain_timing=None, on_control_tick=None, lateness=None):
+        self.machine = machine
+        self.clock = clock
+        self.shutdown = Shutdown(wall_clock=clock.time, save=store.save_fault)
+        self.shutdown.restore(store.saved_fault(), clock.monotonic())
+        self.host = None
+        heater = GatedHeater(machine.heater, lambda: self.host is not None and
+                             self.host.beat_allowed())
+        self.plate = Plate(machine, sensors, self.shutdown, clock, deadman_s=deadman_s,
+                           chain_timing=chain_timing, on_tick=on_control_tick, heater=heater)
+        self.controller = self.plate.controller
+        self.host = PlateHost(self.plate, self.shutdown, lease_s=lease_s, lateness=lateness)
+
+    @property
+    def deadman(self):
+        return self.plate.deadman
+
+    def tick(self, now):
+        self.host.tick(now)

@@ -149,8 +149,9 @@ class FrontDesk:
                 'to_clear': HOW_TO_CLEAR[self.shutdown.clearance() or PANEL] if fault else None}
 
     def stop(self, by):
-        """Anyone: every output off, latched until reset."""
-        return self.kitchen.stop(*self._now_wall(), by)
+        """Anyone: every output off, latched until reset. Answered once they are off; the
+        fault is saved and recorded just after (Kitchen.stop, `record_later`)."""
+        return self.kitchen.stop(*self._now_wall(), by, record_later=True)
 
     def reset(self, by):
         """Clear the latched fault, if it allows (ResetRefused says what to do)."""

@@ -80,7 +80,7 @@ def check_toastie(ingredients, doneness):
 
 class Kitchen:
     def __init__(self, book, store, controller, shutdown, assembler, press, tray, stock, events,
-                 all_off, reset_button):
+                 all_off, reset_button, plate=None):
         self.book = book
         self.store = store
         self.controller = controller
@@ -92,6 +92,9 @@ class Kitchen:
         self.events = events
         self.all_off = all_off
         self.reset_button = reset_button
+        # A reset clears the plate's latch too when the plate runs in its own process
+        # (firmware/remoteplate.py); in this one there is one shutdown.
+        self._reset_with = plate.reset_with if plate is not None else (lambda clear: clear(None))
         self.draining = False
         # Checking the stock and queueing are one step: two customers at once must not
         # both be promised the last two slices.
@@ -201,9 +204,11 @@ class Kitchen:
         return order
 
     # -- a person's buttons ----------------------------------------------------------------------
-    def stop(self, now, wall, by):
+    def stop(self, now, wall, by, record_later=False):
+        """Every output off, latched. `record_later`: answer once they are off (STOP from
+        HTTP); the fault is saved and recorded just after (Shutdown.trip)."""
         return self.shutdown.trip(STOPPED, f'stop pressed ({by})', now, wall,
-                                  by=f'stop ({by})')
+                                  by=f'stop ({by})', record_later=record_later)
 
     def reset(self, now, wall, by):
         """Clear the latched fault if the fault allows it (CLEARED_BY: a fault that needs a
@@ -211,21 +216,31 @@ class Kitchen:
         empties its tray and press before new work. ResetRefused says what to do."""
         needs = self.shutdown.clearance()
 
-        def allowed(shutdown):      # under the shutdown's lock: nothing latches meanwhile
-            if shutdown.clearance() != AT_MACHINE:
-                return
-            hold = self.reset_button.armed_hold(now)
-            if hold is None or hold[0] < shutdown.at_machine_since():
-                raise ResetRefused(self._refusal(now, None if hold is None else hold[1]))
-            self.reset_button.disarm()
+        def allowed(shutdown, reasons):     # under the shutdown's lock: nothing latches meanwhile
+            if reasons is not None:         # what the plate was reset for (remoteplate)
+                new = [r for r in shutdown.reasons() if r not in reasons]
+                if new:
+                    raise ResetRefused(f'{", ".join(new)} latched during the reset: reset again')
+            if shutdown.clearance() == AT_MACHINE:
+                self._check_reset_button(now)
+                self.reset_button.disarm()
         if needs == AT_MACHINE:
             by = f'{by}, after the reset button on the machine'
-        cleared = self.shutdown.reset(now, by, check=allowed)
+            self._check_reset_button(now)       # said before the plate is asked
+        cleared = self._reset_with(lambda reasons: self.shutdown.reset(
+            now, by, check=lambda shutdown: allowed(shutdown, reasons)))
         if cleared is not None:
             self.assembler.resume()
             self.press.clear()
             self.events('reset', reason=cleared.reason, detail=f'reset by {by}')
         return cleared
+
+    def _check_reset_button(self, now):
+        """ResetRefused unless the reset button was held since the newest fault that needs
+        a person at the machine latched, within the last armed_s."""
+        hold = self.reset_button.armed_hold(now)
+        if hold is None or hold[0] < self.shutdown.at_machine_since():
+            raise ResetRefused(self._refusal(now, None if hold is None else hold[1]))
 
     def _refusal(self, now, armed):
         b = self.reset_button
@@ -312,6 +327,7 @@ class Kitchen:
         It records what is on the tray so that start can carry on with it; with a fault
         latched (a drain that had to stop a toastie half way, or a machine that was
         stopped already) the fault is saved and comes back, and the tray is not kept."""
+        self.shutdown.recorded()     # a STOP's fault saved before the marker that follows it
         tray = None if self.shutdown.latched else self.tray.waiting
         self.store.set_meta(clean_stop={'tray': tray.id if tray else None})
 

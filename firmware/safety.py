@@ -12,6 +12,7 @@ dead-man thread, so the shutdown is thread-safe. Nothing here reads a clock: `no
 """
 import logging
 import math
+import queue
 import threading
 from dataclasses import dataclass, field, replace
 
@@ -47,6 +48,8 @@ HEATER_NO_CURRENT = 'heater-no-current'
 CURRENT_SENSE_ERROR = 'current-sense-error'
 SAFETY_CHAIN_OPEN = 'safety-chain-open'
 CONTACTOR_WELDED = 'contactor-welded'
+# The plate process (heater control and its checks, api/plate) stopped answering jafflr.
+PLATE_LOST = 'plate-lost'
 
 # Reason -> what a person should do about it (shown on the kitchen panel).
 FAULT_HELP = {
@@ -66,6 +69,8 @@ FAULT_HELP = {
                           'forced off: reset; report it if it happens again.',
     CONTROL_ERROR: 'The control software hit an internal error and switched the heater '
                    'off: note what you were doing, reset, and report it.',
+    PLATE_LOST: 'The heater control process stopped answering (heater and motors are off): '
+                'see journalctl -u jafflr-plate, then reset.',
     LID_OPEN: 'The lid is open: close it, make sure nothing is caught, then reset.',
     ESTOP: 'The emergency stop is pressed: make the press safe, release the button '
            '(twist), then reset.',
@@ -122,6 +127,7 @@ CLEARED_BY = {
     CURRENT_SENSE_ERROR: AT_MACHINE,
     SAFETY_CHAIN_OPEN: AT_MACHINE,
     CONTACTOR_WELDED: AT_MACHINE,
+    PLATE_LOST: AT_MACHINE,
     LID_OPEN: PANEL,
     ESTOP: PANEL,
     STOPPED: PANEL,
@@ -201,7 +207,17 @@ class Shutdown:
         self._listeners = []
         self._fault = None
         self._later = {}
+        # What readers see: (fault, *later) or (), replaced whole under the lock by every
+        # change and read without it. Status readers under load held the lock while the
+        # GIL was away, and a STOP's trip waited behind them (up to 200 ms on a Pi 4's
+        # CPU budget).
+        self._latched = ()
         self._restored = None       # the fault restore() latched, once
+        self._pending = None        # faults to record on the recorder thread (record_later)
+        self._pending_lock = threading.Lock()
+        self._unrecorded = 0        # latched, not yet saved and told
+        self._recorded = threading.Condition(self._lock)
+        self._resets = 0            # resets so far: see trip's `epoch`
 
     def add_listener(self, listener, first=False):
         """listener(fault) is called, in the tripping thread, whenever a fault latches. It
@@ -212,72 +228,133 @@ class Shutdown:
 
     @property
     def latched(self):
-        return self._fault is not None
+        return bool(self._latched)
 
     @property
     def fault(self):
         """The latched fault, or None."""
-        return self._fault
+        latched = self._latched
+        return latched[0] if latched else None
 
     @property
     def later(self):
         """Faults of other reasons tripped while already latched, the first of each."""
-        with self._lock:
-            return list(self._later.values())
+        return list(self._latched[1:])
+
+    def reasons(self):
+        """The latched reasons, the first then the later ones ([] if none)."""
+        return [f.reason for f in self._latched]
+
+    def _publish(self):
+        """Under the lock, after a change: what readers see from now on."""
+        self._latched = () if self._fault is None else (self._fault, *self._later.values())
 
     def clearance(self):
         """Who may clear what is latched: AT_MACHINE if the fault or any later one needs
         a person at the machine, PANEL if none does, None if nothing is latched."""
-        with self._lock:
-            if self._fault is None:
-                return None
-            kinds = {f.cleared_by for f in (self._fault, *self._later.values())}
-        return AT_MACHINE if AT_MACHINE in kinds else PANEL
+        latched = self._latched
+        if not latched:
+            return None
+        return AT_MACHINE if any(f.cleared_by == AT_MACHINE for f in latched) else PANEL
 
     def at_machine_reasons(self):
         """The latched reasons (the fault and later ones) that need a person at the machine."""
-        with self._lock:
-            return [f.reason for f in (self._fault, *self._later.values())
-                    if f is not None and f.cleared_by == AT_MACHINE]
+        return [f.reason for f in self._latched if f.cleared_by == AT_MACHINE]
 
     def at_machine_since(self):
         """When (monotonic) the newest fault that needs a person at the machine latched:
         a reset button held before it does not count for it. None if none needs one."""
-        with self._lock:
-            faults = [f for f in (self._fault, *self._later.values())
-                      if f is not None and f.cleared_by == AT_MACHINE]
-        return max((f.at for f in faults), default=None)
+        return max((f.at for f in self._latched if f.cleared_by == AT_MACHINE), default=None)
 
-    def trip(self, reason, detail, now, wall=None, by=None):
+    @property
+    def resets(self):
+        """How many times a fault was cleared here: an epoch for trip(epoch=...)."""
+        return self._resets
+
+    def trip(self, reason, detail, now, wall=None, by=None, record_later=False, epoch=None):
         """Latch a fault unless one is latched already. Never refuses: an unknown reason
         still shuts down. Returns the latched fault. `by` says what tripped it (default:
-        the tripping thread's name)."""
+        the tripping thread's name).
+
+        `record_later`: return once the first listeners ran (outputs off); the fault is
+        saved and the other listeners run on the shutdown's recorder thread. For STOP from
+        HTTP: on a Pi's busy CPU each disk write and log line on the way was a wait for a
+        CPU the HTTP threads held, and the answer says the outputs are off, which they are.
+        Whoever depends on what is recorded waits `recorded()` first (a reset, the drain's
+        clean-stop marker).
+
+        `epoch` (`resets` when what is tripped was learned): ignored if a reset came since.
+        For faults mirrored from another process: an answer read before a reset says what
+        the reset cleared, and must not latch it again."""
         if wall is None and self._wall_clock is not None:
             wall = self._wall_clock()
         fault = Fault(str(reason), str(detail), now, wall,
                       by or f'thread {threading.current_thread().name}')
         with self._lock:
+            if epoch is not None and epoch != self._resets:
+                return self._fault          # learned before a reset: stale
             if self._fault is not None:
                 new = fault.reason not in self._later and fault.reason != self._fault.reason
                 if new:
                     self._later[fault.reason] = fault
+                    self._unrecorded += 1
+                    self._publish()
                 latched = self._fault
             else:
                 new, latched = None, None
                 self._fault = fault
+                self._publish()
+                self._unrecorded += 1       # until saved and told: see recorded()
                 first, listeners = list(self._first), list(self._listeners)
         if latched is not None:
             if new:
-                self._persist()
+                try:
+                    self._persist()
+                finally:
+                    self._done_recording()
             return latched
-        log.error('heater shutdown: %s: %s (%s)', fault.reason, fault.detail, fault.by,
-                  extra={'fault_reason': fault.reason})
         # Outside the lock: a listener that blocks cannot hold up other trips. Outputs
         # are safe meanwhile because they switch on only through run_unless_latched.
         self._notify(first, fault)
-        self._persist()
-        self._notify(listeners, fault)
+        if record_later:
+            self._recorder().put((fault, listeners))
+        else:
+            self._record(fault, listeners)
         return fault
+
+    def _record(self, fault, listeners):
+        try:
+            log.error('heater shutdown: %s: %s (%s)', fault.reason, fault.detail, fault.by,
+                      extra={'fault_reason': fault.reason})
+            self._persist()
+            self._notify(listeners, fault)
+        finally:
+            self._done_recording()
+
+    def _done_recording(self):
+        with self._recorded:
+            self._unrecorded -= 1
+            self._recorded.notify_all()
+
+    def _recorder(self):
+        with self._pending_lock:            # not the shutdown's lock: see _latched
+            if self._pending is None:
+                self._pending = queue.Queue()
+                threading.Thread(target=self._record_pending, name='shutdown-recorder',
+                                 daemon=True).start()
+            return self._pending
+
+    def _record_pending(self):
+        while True:
+            fault, listeners = self._pending.get()
+            self._record(fault, listeners)
+
+    def recorded(self):
+        """Wait until every fault latched so far is saved and its listeners told: counted
+        from the moment it latched, so a trip still switching outputs off (its first
+        listeners) or waiting on the recorder thread counts. Never call it from a listener."""
+        with self._recorded:
+            self._recorded.wait_for(lambda: self._unrecorded == 0)
 
     @staticmethod
     def _notify(listeners, fault):
@@ -289,11 +366,27 @@ class Shutdown:
 
     def record(self):
         """What is latched, as saved: {'fault': ..., 'later': [...]}, or None."""
-        with self._lock:
-            if self._fault is None:
-                return None
-            return {'fault': self._fault.record(),
-                    'later': [f.record() for f in self._later.values()]}
+        latched = self._latched
+        if not latched:
+            return None
+        return {'fault': latched[0].record(), 'later': [f.record() for f in latched[1:]]}
+
+    def records(self):
+        """The latched faults as saved, the first then the later ones ([] if none)."""
+        record = self.record()
+        return [] if record is None else [record['fault'], *record['later']]
+
+    def adopt(self, records, now, by, epoch=None):
+        """Latch another process's faults (as its records() gives them) here too: a reason
+        already latched is a no-op (trip's own rule), so each side ends up holding the
+        other's. `by` names the other process; each fault's own `by` follows it. `epoch`:
+        see trip (records read before a reset here are not latched again)."""
+        have = set(self.reasons())      # these need not take the lock
+        for fault in records or ():
+            if fault['reason'] in have:
+                continue
+            self.trip(fault['reason'], fault.get('detail', ''), now, wall=fault.get('wall'),
+                      by=f'{by} ({fault.get("by")})', epoch=epoch)
 
     def _persist(self):
         if self._save is None:
@@ -329,6 +422,7 @@ class Shutdown:
             for later in record.get('later') or ():
                 if later['reason'] != self._fault.reason:
                     self._later.setdefault(later['reason'], Fault.from_record(later, now))
+            self._publish()
             first, latched = list(self._first), self._fault
             self._restored = fault
         log.error('fault kept from before the restart: %s: %s', fault.reason, fault.detail)
@@ -349,11 +443,15 @@ class Shutdown:
         """Clear the fault. Who may is the caller's `check(shutdown)`, run under the lock so
         no fault can latch between it and the clearing; it raises to refuse (see
         Kitchen.reset and CLEARED_BY). Returns the fault cleared (None if none was)."""
+        self.recorded()         # a fault still being recorded is saved and told first
         with self._lock:
             if check is not None and self._fault is not None:
                 check(self)
             cleared, self._fault = self._fault, None
             self._later.clear()
+            self._publish()
+            if cleared is not None:
+                self._resets += 1
         if cleared is not None:
             log.warning('heater fault %s reset by %s at %.1f', cleared.reason, by, now)
             self._persist()

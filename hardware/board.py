@@ -17,7 +17,7 @@ class GpioPart:
     direction: str          # 'out' or 'in'
     active_high: bool = True
     pull: str = 'none'      # 'up' / 'down' (internal, inputs) or 'external-down' (outputs)
-    owner: str = 'jafflr'   # the service that claims the line
+    owner: str = 'jafflr'   # the process that claims the line: jafflr, plate, chillybin
     note: str = ''
 
 
@@ -77,10 +77,11 @@ BAY_HOPPER_G = 240.0
 
 
 GPIO_PARTS = (
-    GpioPart('heater_relay', 17, 'out', pull='external-down',
+    GpioPart('heater_relay', 17, 'out', pull='external-down', owner='plate',
              note='SSR input, AND-ed with the heartbeat monostable; 10k pull-down'),
-    GpioPart('heater_heartbeat', 27, 'out',
-             note='toggled by the control loop; retriggers the 1.0 s monostable'),
+    GpioPart('heater_heartbeat', 27, 'out', owner='plate',
+             note='toggled by the control loop while jafflr is attached; retriggers the '
+                  '1.0 s monostable'),
     GpioPart('chiller_relay', 22, 'out', pull='external-down', owner='chillybin'),
     *(GpioPart(f'dispenser_{b.index}', b.dispenser_pin, 'out', pull='external-down',
                note=f'bay {b.index} dispenser motor driver') for b in BAYS),
@@ -93,9 +94,9 @@ GPIO_PARTS = (
              note='limit switch to ground, low when the press is fully open'),
     GpioPart('press_closed_limit', 8, 'in', active_high=False, pull='up',
              note='limit switch to ground, low when the press is fully closed'),
-    GpioPart('lid_closed', 7, 'in', active_high=False, pull='up',
+    GpioPart('lid_closed', 7, 'in', active_high=False, pull='up', owner='plate',
              note='closes to ground when the lid is shut; open lid or cut wire reads high'),
-    GpioPart('estop_ok', 4, 'in', active_high=False, pull='up',
+    GpioPart('estop_ok', 4, 'in', active_high=False, pull='up', owner='plate',
              note='normally-closed e-stop to ground; pressed or cut wire reads high'),
     GpioPart('reset_button', 10, 'in', active_high=False, pull='up',
              note='normally-open push button to ground on the machine, low while pressed; '
@@ -103,21 +104,21 @@ GPIO_PARTS = (
     GpioPart('buzzer', 18, 'out'),
     GpioPart('status_led', 21, 'out'),
     # The safety chain's read-backs (see SAFETY_CHAIN): what the hardware actually does.
-    GpioPart('heater_feedback', 12, 'in', pull='down',
+    GpioPart('heater_feedback', 12, 'in', pull='down', owner='plate',
              note='SSR drive after the AND gate, through a 10k/20k divider (5 V to 3.3 V); '
                   'high while the SSR is told to conduct'),
-    GpioPart('contactor_closed', 9, 'in', active_high=False, pull='up',
+    GpioPart('contactor_closed', 9, 'in', active_high=False, pull='up', owner='plate',
              note="K1's auxiliary NO contact to ground: low while the e-stop chain powers "
                   'the heater and the motors; a dropped K1 or a cut wire reads high'),
 )
 
 I2C_PARTS = (
-    I2CPart('plate_thermocouple', 'MCP9600', 0x60, note='type K probe in the press plate'),
+    I2CPart('plate_thermocouple', 'MCP9600', 0x60, owner='plate', note='type K probe in the press plate'),
     I2CPart('bin_air', 'MCP9808', 0x18, owner='chillybin', note='chilly bin air temperature'),
     I2CPart('mux', 'TCA9548A', 0x70, owner='chillybin', note='one channel per bay load cell'),
     *(I2CPart(f'loadcell_{b.index}', 'NAU7802', 0x2A, mux_channel=b.mux_channel,
               owner='chillybin', note=f'bay {b.index} load cell') for b in BAYS),
-    I2CPart('element_current', 'ADS1115', 0x48,
+    I2CPart('element_current', 'ADS1115', 0x48, owner='plate',
             note='current transformer on the element, rectified and filtered, on AIN0'),
 )
 

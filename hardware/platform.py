@@ -152,7 +152,8 @@ class Sensors:
         self.board = board
         self.plate = self.bin_air = self.mux = self.current_adc = None
         self.loadcells = {}
-        parts = [p for p in board.i2c if owner is None or p.owner == owner]
+        owners = (owner,) if isinstance(owner, str) else owner
+        parts = [p for p in board.i2c if owners is None or p.owner in owners]
         by_chip = {p.chip: p for p in parts if p.mux_channel is None}
         if 'MCP9600' in by_chip:
             self.plate = MCP9600(bus, by_chip['MCP9600'].address, name='plate_thermocouple',

@@ -1,6 +1,6 @@
 """Drive the heater (and every other output a service owns) off, then exit.
 
-    python -m hardware.safe_off [--owner jafflr|chillybin]
+    python -m hardware.safe_off [--owner plate|jafflr|chillybin]
 
 systemd runs this as ExecStopPost= of each service, so however the service ended
 (normal stop, crash, SIGKILL, watchdog), its outputs are driven off before the next
@@ -19,7 +19,7 @@ from .platform import open_platform
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m hardware.safe_off')
-    parser.add_argument('--owner', default='jafflr', choices=('jafflr', 'chillybin'))
+    parser.add_argument('--owner', default='jafflr', choices=('plate', 'jafflr', 'chillybin'))
     parser.add_argument('--machine', default=None, choices=('auto', 'pi', 'sim'))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='safe_off: %(message)s')

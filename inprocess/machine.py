@@ -100,13 +100,20 @@ class InProcessMachine:
             now=clock.monotonic(), wall=clock.time())
         self.stock = LocalStock(self.chilly, clock)
 
+    # The parts jafflr's "process" claims: here the plate's too, which runs inside it.
+    JAFFLR_OWNERS = ('jafflr', 'plate')
+
     def _build_jafflr(self, platform):
         self.jafflr_platform = platform
-        self.sensors = platform.sensors('jafflr')
-        self.machine = platform.machine('jafflr')
+        self.sensors = platform.sensors(self.JAFFLR_OWNERS)
+        self.machine = platform.machine(self.JAFFLR_OWNERS)
         self.store = OrderStore(self.state_dir, fsync=self.fsync, now_wall=self.clock.time())
         self.jafflr = Jafflr(self.machine, self.sensors, self.clock, self.store, self.stock,
-                             env=self.env)
+                             env=self.env, **self._jafflr_options())
+
+    def _jafflr_options(self):
+        """More of the builder's options (a machine whose plate is apart gives its link)."""
+        return {}
 
     def restart_jafflr(self):
         """jafflr's process ends (as a crash leaves it: the lines as they were until the

@@ -28,8 +28,8 @@ class PlateRig:
         service does; without it only the plate temperature checks the heater.
         `on_tick(now)` is called every control tick, before the dead-man is refreshed."""
         self.clock, self.world = clock, world
-        self.machine = Machine(pin_factory=pin_factory, owner='jafflr')
-        self.sensors = Sensors(bus, owner='jafflr')
+        self.machine = Machine(pin_factory=pin_factory, owner=('jafflr', 'plate'))
+        self.sensors = Sensors(bus, owner=('jafflr', 'plate'))
         self.shutdown = Shutdown()
         self.parts = Plate(self.machine, self.sensors, self.shutdown, clock, chain=chain,
                            on_tick=on_tick, config=config, controller=controller)

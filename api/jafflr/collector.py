@@ -1,5 +1,5 @@
 """Prometheus gauges read from jafflr at scrape time."""
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from firmware.safety import AT_MACHINE
 
@@ -54,13 +54,32 @@ class JafflrCollector:
         for outcome, count in s.book.outcomes.items():
             outcomes.add_metric([outcome], count)
         yield outcomes
+        yield from self._plate_loop(s)
         late = s.control_loop.lateness_summary()
         lateness = GaugeMetricFamily('jafflr_control_loop_recent_lateness_seconds',
-                                     'Control loop lateness over the last 2000 ticks',
+                                     'Lateness of jafflr\'s link to the plate over the last 2000 ticks',
                                      labels=['quantile'])
         if late['count']:
             for q, key in (('0.5', 'p50_ms'), ('0.99', 'p99_ms'), ('1', 'max_ms')):
                 lateness.add_metric([q], late[key] / 1000.0)
         yield lateness
-        yield CounterMetricFamily('jafflr_control_loop_errors', 'Control steps that raised',
+        yield CounterMetricFamily('jafflr_control_loop_errors', 'Plate link steps that raised',
                                   value=s.control_loop.errors)
+
+    @staticmethod
+    def _plate_loop(s):
+        """The heater control loop runs in the plate process: its lateness histogram and
+        dead-man count, asked for at scrape time (absent while it does not answer)."""
+        plate = s.jafflr.plate.metrics()
+        yield GaugeMetricFamily('jafflr_plate_process_up', 'The plate process (heater control) '
+                                'answers jafflr', value=int(plate is not None))
+        if plate is None or 'lateness' not in plate:
+            return
+        late = plate['lateness']
+        yield HistogramMetricFamily(
+            'jafflr_control_loop_lateness_seconds', 'How late each heater control tick started '
+            '(real seconds), in the plate process',
+            buckets=[('+Inf' if le is None else repr(float(le)), count)
+                     for le, count in late['buckets']], sum_value=late['sum'])
+        yield CounterMetricFamily('jafflr_plate_deadman_stalls', 'Times the plate process\'s '
+                                  'dead-man found its control loop stalled', value=plate['stalls'])

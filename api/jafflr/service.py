@@ -1,5 +1,6 @@
-"""jafflr put together: the press's parts, the plate controller and its safety, the two
-stations and their threads, the store, the chillybin client, the HTTP app and server.
+"""jafflr put together: the press's parts, the link to the plate process (the heater
+control and its safety checks run in a process of their own: api/plate), the two stations
+and their threads, the store, the chillybin client, the HTTP app and server.
 
 Every way out leaves the heater off: a normal stop and SIGTERM/SIGINT drain and switch
 every output off; an unhandled exception in any thread trips the shutdown (outputs
@@ -14,19 +15,23 @@ import time
 
 from hardware.board import BOARD
 from hardware.platform import open_platform
-from firmware.build import DEADMAN_S, Jafflr
+from firmware.build import Jafflr
 from firmware.frontdesk import FrontDesk
 from firmware.heater.history import PlateHistory
 from firmware.jafflrstore import DB_NAME, OrderStore
+from firmware.platehost import BUCKETS_S
 
 from ..common.health import Readiness, storage_writable
 from ..common.loop import PeriodicLoop
 from ..common.metrics import ServiceMetrics
 from ..common.sdnotify import Notifier
 from ..common.serve import HttpService, bind_socket, inherited_sockets
-from ..common.settings import SettingsError, admin_token, load_settings, secret_key
+from ..common.settings import admin_token, load_settings, secret_key
 from ..common.adminauth import AdminAuth
 from ..common.web import Edge, HostNames
+from ..plate.link import LinkClient
+from ..plate.service import socket_path
+from ..plate.timing import CONTROL_PERIOD_S, deadman_seconds, link_timeout_s
 from .app import V1_SUCCESSORS, build_app
 from .collector import JafflrCollector
 from .panel_routes import panel_page
@@ -35,18 +40,11 @@ from .stopping import DRAIN_BOUND_S, REQUEST_DRAIN_S
 
 log = logging.getLogger('jafflr')
 
-CONTROL_PERIOD_S = 0.1
 STATION_PERIOD_S = 0.05
-DEADMAN_RANGE_S = (0.5, 10.0)
-DEADMAN_MIN_REAL_S = 1.0    # by default never less than this in real seconds: at speed 10 two
-                            # simulated seconds are 200 ms, within a loaded laptop's hiccup.
-                            # The heartbeat monostable still opens the relay after 1
-                            # simulated second, so the heater stays bounded either way.
 # Answered by threads of their own that ordinary requests never take (serve.LaneDispatcher):
 # STOP first, then the machine's status and the panel's page and files.
 PRIORITY_PATHS = {('POST', '/v2/stop'): 0, ('POST', '/stop'): 0, ('GET', '/v2/status'): 1,
                   ('GET', '/status'): 1, ('GET', '/'): 1, ('GET', '/panel/'): 1}
-CHAIN_MIN_REAL_S = 0.02    # real seconds of slack in the chain read-backs' timings (see chain_timing)
 HISTORY_PERIOD_S = 1.0      # the panel's plate chart: one sample a second
 
 
@@ -69,21 +67,26 @@ class JafflrService:
                                                      if b.default_ingredient},
                                      {n: i.unit_g for n, i in BOARD.ingredients.items()})
         self.deadman_s = deadman_seconds(env, clock)
+        # The heater control runs in the plate process; jafflr reaches it on a local socket.
+        self.plate_link = LinkClient(socket_path(env, settings.state_dir),
+                                     link_timeout_s(self.deadman_s, clock))
         # Every part of the machine's logic and its safety wiring: firmware/build.py, the
         # one builder the in-process machine and the bench use too.
         self.jafflr = parts = Jafflr(machine, platform.sensors('jafflr'), clock, self.store,
                                      self.stock, env=env, deadman_s=self.deadman_s,
-                                     chain_timing=chain_timing(clock),
-                                     on_control_tick=self._on_control_tick)
+                                     on_control_tick=self._on_control_tick,
+                                     plate_link=self.plate_link)
         self.shutdown, self.reset_button, self.flags = parts.shutdown, parts.reset_button, parts.flags
         self.controller, self.deadman, self.book = parts.controller, parts.deadman, parts.book
         self.assembler, self.press, self.kitchen = parts.assembler, parts.press, parts.kitchen
         self.events = parts.events
         self.metrics = ServiceMetrics('jafflr', settings.version)
+        # jafflr's own loop: each tick renews the plate's lease and brings its status back
+        # (the plate's control loop lateness is exported from the plate: collector.py).
         lateness = self.metrics.histogram(
-            'control_loop_lateness_seconds', 'How late each control tick started (real seconds)',
-            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0))
-        self.control_loop = PeriodicLoop('control', clock, CONTROL_PERIOD_S, parts.control_tick,
+            'plate_link_lateness_seconds', 'How late each tick of the link to the plate '
+            'process started (real seconds)', buckets=BUCKETS_S)
+        self.control_loop = PeriodicLoop('plate-link', clock, CONTROL_PERIOD_S, parts.control_tick,
                                          observe=lateness.observe)
         self.press_loop = PeriodicLoop('press', clock, STATION_PERIOD_S, self._press_tick,
                                        on_error=self.jafflr.station_failed)
@@ -166,6 +169,9 @@ class JafflrService:
         r.add('storage', storage_writable(os.path.join(self.settings.state_dir, DB_NAME)))
         r.add('migrations', lambda: (True, f'schema {len(self.store.migrations)}'))
         r.add('control-loop', self._control_loop_check)
+        r.add('plate', lambda: (self.jafflr.plate.attached,
+                                f'the plate process {"answers" if self.jafflr.plate.attached else "does not answer"} '
+                                f'on {self.plate_link.path}'))
         r.add('plate-sensor', lambda: (self.controller.status()['temp_c'] is not None,
                                        f'{self.controller.status()["temp_c"]} C'))
         r.add('chillybin', self._chillybin_check, required=False)
@@ -174,10 +180,11 @@ class JafflrService:
     def _control_loop_check(self):
         loop = self.control_loop
         if not loop.alive or loop.last_run is None:
-            return False, 'the control loop is not running'
+            return False, 'the link to the plate is not running'
         # In real seconds: a sped-up clock makes simulated seconds short.
         quiet = (self.clock.monotonic() - loop.last_run) / self.clock.speed
         return quiet < 1.0, f'last tick {quiet * 1000:.0f} ms ago; lateness {loop.lateness_summary()}'
+
 
     def _chillybin_check(self):
         from firmware.errors import RefusedError
@@ -233,44 +240,16 @@ class JafflrService:
         # A loop the dead-man found stuck will not come back: do not wait 5 s for it.
         self.control_loop.stop(timeout=0.5 if self.deadman.stalls else 5.0)
         self.machine.all_off()
+        self.plate_link.close()       # the plate sees jafflr go: off, no heartbeat
+        self.shutdown.recorded()      # a STOP's fault is on disk before the store closes
         self.store.close()
         self.platform.close()
-
-
-def deadman_seconds(env, clock):
-    """JAFFLR_DEADMAN_S, checked: the dead-man's limit in clock seconds (default 2, and
-    under a sped-up simulator never less than one real second). On the machine leave it."""
-    raw = env.get('JAFFLR_DEADMAN_S')
-    if raw is None:
-        return max(DEADMAN_S, DEADMAN_MIN_REAL_S * clock.speed)
-    lo, hi = DEADMAN_RANGE_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = None
-    if value is None or not lo <= value <= hi:
-        raise SettingsError(f'JAFFLR_DEADMAN_S={raw!r}: use a number of seconds from {lo:g} '
-                            f'to {hi:g} (default {DEADMAN_S:g})')
-    return value
-
-
-def chain_timing(clock):
-    """ChainMonitor's timings. On the machine (speed 1) its defaults: a pulse of one
-    100 ms tick is evidence. Under a sped-up simulator a tick's own real milliseconds
-    (reading the plate, switching) are tenths of a simulated second on a loaded computer,
-    and a switching edge lands that much later than the tick's `now`: every timing gets
-    CHAIN_MIN_REAL_S real seconds of slack, so it judges only commands held that long."""
-    slack = CHAIN_MIN_REAL_S * clock.speed
-    if slack <= 0.05:
-        return None
-    return {'min_tick_s': min(1.5, 0.075 + slack), 'on_settle_s': min(1.5, 0.2 + slack),
-            'off_settle_s': min(1.5, 0.3 + slack)}
 
 
 def open_service(host, port, env=os.environ):
     settings = load_settings('jafflr', env)
     sockets = inherited_sockets(env) or [bind_socket(host, port)]
-    platform = open_platform()
+    platform = open_platform(i2c=False)      # the plate's sensors are the plate process's
     try:
         return JafflrService(settings, platform, sockets=sockets,
                              chillybin_url=env.get('CHILLYBIN_URL', 'http://127.0.0.1:7001'), env=env)

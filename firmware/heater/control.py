@@ -40,6 +40,21 @@ TARGET_MARGIN_C = 15.0
 LOCK_WAIT_S = 0.5
 
 
+def refuse_if_faulted(shutdown):
+    """HeaterFaulted, saying what is latched, when the shutdown is: no new target."""
+    fault = shutdown.fault
+    if fault is not None:
+        raise HeaterFaulted(f'heater faulted ({fault.reason}: {fault.detail}); '
+                            f'a person must reset it first')
+
+
+def check_order_budget(max_heater_on_s):
+    """OutOfRange unless an order's heater on-time budget is above 0 s."""
+    if not max_heater_on_s > 0:
+        raise OutOfRange(f'Requested heater on-time budget ({max_heater_on_s}) must be '
+                         f'above 0 s')
+
+
 class PlateController:
     """Holds the press plate at a target.
 
@@ -157,9 +172,7 @@ class PlateController:
 
     def begin_order(self, now, max_heater_on_s):
         """Start counting heater on-time against this order's budget."""
-        if not max_heater_on_s > 0:
-            raise OutOfRange(f'Requested heater on-time budget ({max_heater_on_s}) must be '
-                             f'above 0 s')
+        check_order_budget(max_heater_on_s)
         with self._held():
             self._order = {'budget_s': float(max_heater_on_s), 'on_s': 0.0}
             self.keep_alive(now)
@@ -183,10 +196,7 @@ class PlateController:
             self._lock.release()
 
     def _refuse_if_faulted(self):
-        fault = self._shutdown.fault
-        if fault is not None:
-            raise HeaterFaulted(f'heater faulted ({fault.reason}: {fault.detail}); '
-                                f'a person must reset it first')
+        refuse_if_faulted(self._shutdown)
 
     def _hold(self, target_c, mode, now):
         if target_c != self._target_c:

@@ -5,6 +5,7 @@ drives on an output reaches the world, and the world drives the program's inputs
 world can be in this process (LocalWire) or in the simulator process (see link.py);
 both offer the same three calls, so the devices and drivers cannot tell the difference.
 """
+import contextlib
 from collections import deque
 
 from gpiozero.pins.mock import MockFactory, MockPin
@@ -93,5 +94,11 @@ class SimPinFactory(MockFactory):
     def __init__(self, wire, revision='d04170'):   # a Pi 5, 8 GB
         super().__init__(revision=revision, pin_class=WiredPin)
         self.wire = wire
+
+    def batch(self):
+        """Writes made within reach the world together when the wire can (SimLink.batch:
+        one round trip to the simulator process instead of one each)."""
+        batch = getattr(self.wire, 'batch', None)
+        return batch() if batch is not None else contextlib.nullcontext()
 
     # The wire belongs to whoever made it (a platform, a test): it outlives the factory.

@@ -69,6 +69,16 @@ class SimServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             return getattr(self.buses[request.get('bus', 1)], call)(*request['args'])
         if op == 'drive':
             return world.drive(int(request['pin']), bool(request['level']))
+        if op == 'drive_many':      # SimLink.batch: every write tried, the first failure said
+            failed = None
+            for pin, level in request['pins']:
+                try:
+                    world.drive(int(pin), bool(level))
+                except Exception as exc:
+                    failed = failed or exc
+            if failed is not None:
+                raise failed
+            return None
         if op == 'release':
             return world.release(int(request['pin']))
         if op == 'level':

@@ -2,7 +2,7 @@
 defaults on the machine, and real-time slack under a sped-up simulator."""
 import pytest
 
-from api.jafflr.service import CHAIN_MIN_REAL_S, chain_timing
+from api.plate.timing import CHAIN_MIN_REAL_S, chain_timing
 from firmware.chain import ChainMonitor
 from hardware.clock import RealClock, ScaledClock
 

@@ -64,7 +64,9 @@ def test_launcher_ready_restart_confinement_and_stop_order(tmp_path, monkeypatch
         assert (groups / 'chillybin' / 'cgroup.procs').read_text() == str(chilly.pid)
         replica = (groups / 'chillybin-replica' / 'cgroup.procs').read_text()
         assert replica and replica != str(chilly.pid)
-        assert sorted(machine.groups) == ['chillybin', 'chillybin-replica', 'jafflr']
+        # the plate process (the heater control) started before jafflr, in a group of its own
+        assert (groups / 'plate' / 'cgroup.procs').read_text() == str(machine['plate'].pid)
+        assert sorted(machine.groups) == ['chillybin', 'chillybin-replica', 'jafflr', 'plate']
         # a crash and a restart: the same port and state, ready again
         machine.kill9('chillybin')
         assert chilly.returncode == -signal.SIGKILL
@@ -72,17 +74,19 @@ def test_launcher_ready_restart_confinement_and_stop_order(tmp_path, monkeypatch
         assert again is machine['chillybin'] and again.port == chilly.port
         assert http_status(again.port, '/v2/ready') == 200
         assert machine.token('chillybin') == machine.token('jafflr'), 'one state folder'
-    # jafflr first (it drains while the machine is there), the simulator last, though
-    # chillybin was started after jafflr
-    assert stopped == ['jafflr', 'chillybin', 'sim']
-    assert [p.returncode for p in machine.started] == [0, -signal.SIGKILL, 0, 0]
+    # jafflr first (it drains while the machine is there), then its plate, the simulator
+    # last, though chillybin was started after jafflr
+    assert stopped == ['jafflr', 'plate', 'chillybin', 'sim']
+    assert [p.name for p in machine.started] == ['sim', 'chillybin', 'plate', 'jafflr', 'chillybin']
+    assert [p.returncode for p in machine.started] == [0, -signal.SIGKILL, 0, 0, 0]
 
 
 def test_launcher_a_service_that_exits_at_start_is_named_with_its_log(tmp_path):
     machine = Launcher(tmp_path)
     with pytest.raises(RuntimeError) as caught:
         machine.start('jafflr', env={'JAFFLR_MACHINE': 'pi', 'JAFFLR_DEBUG_HOOKS': '1'})
-    assert 'jafflr exited with status 2' in str(caught.value)
+    # jafflr's plate process starts first, with the same settings, and refuses them first
+    assert 'plate exited with status 2' in str(caught.value)
     assert 'JAFFLR_DEBUG_HOOKS' in str(caught.value), 'its log is in the message'
     assert machine.close() == {}
 

@@ -5,6 +5,7 @@ import json
 import os
 import sys
 import tarfile
+import types
 
 import pytest
 
@@ -311,3 +312,33 @@ def test_jafflr_release_restored_snapshot_keeps_the_drain_that_preceded_it(tool,
         meta = json.loads((state / 'jafflr.json').read_text())['meta']['1']
         assert meta['clean_stop'] == carried and meta['next_order'] == 4
         assert ('starts held' in out['message']) is (not drained)
+
+
+def test_jafflr_release_a_restore_stops_the_plate_with_jafflr_in_one_job(tool, monkeypatch):
+    """The plate (jafflr-plate.service) writes /var/lib/jafflr (plate.json): a restore that
+    puts that directory aside stops it with the services, after the sockets (a socket with
+    a waiting connection starts its service again the moment it stops, and jafflr pulls in
+    the plate, cancelling its stop: seen on real systemd, test_fleet step 12). The plate's
+    stop stops jafflr in the same transaction (Requires=)."""
+    calls = []
+
+    def run(argv, **kw):
+        calls.append(argv)
+        return types.SimpleNamespace(returncode=0)
+    monkeypatch.setattr(tool.subprocess, 'run', run)
+    tool.stop_services()
+    assert calls == [['systemctl', 'stop', 'chillybin.socket', 'jafflr.socket',
+                      'jafflr-plate.service', 'chillybin.service', 'jafflr.service']]
+
+
+def test_jafflr_release_a_stop_cancelled_by_a_start_is_tried_again(tool, monkeypatch):
+    """A stop that a start cancels ("Job for jafflr-plate.service canceled.") is tried
+    again; one that keeps failing stops the restore before it touches anything."""
+    codes, slept = [1, 1, 0], []
+    monkeypatch.setattr(tool.subprocess, 'run',
+                        lambda argv, **kw: types.SimpleNamespace(returncode=codes.pop(0)))
+    tool.stop_services(sleep=slept.append)
+    assert codes == [] and slept == [1.0, 1.0]
+    codes[:] = [1, 1, 1]
+    with pytest.raises(SystemExit, match='failed 3 times'):
+        tool.stop_services(sleep=slept.append)

@@ -37,6 +37,10 @@ FILES = {
     'requirements.txt': 'bottle==0.13.4\n',
     'systemd/chillybin.service': '[Service]\n',
     'systemd/jafflr.service': '[Service]\n',
+    'api/plate/__init__.py': '',
+    'api/plate/__main__.py': 'from firmware import platehost\n',
+    'firmware/platehost.py': 'X = 1\n',
+    'systemd/jafflr-plate.service': '[Service]\n',
     'README.md': '# scratch\n',
     'api/README.md': '# api\n',
 }
@@ -130,6 +134,18 @@ def test_service_version_unrelated_commits_move_neither(repo):
     _commit(repo, {'README.md': '# changed\n', 'api/common/unused.py': 'Y = 1\n',
                    'hardware/sim/__init__.py': 'Z = 1\n', 'api/README.md': 'x\n'}, 'others')
     assert _versions(repo) == before
+
+
+@pytest.mark.parametrize('path', ['api/plate/__main__.py', 'firmware/platehost.py',
+                                  'systemd/jafflr-plate.service'])
+def test_service_version_the_plate_is_part_of_jafflr(repo, path):
+    # The plate process (api/plate, jafflr-plate.service) runs jafflr's release and the
+    # deploy restarts it with jafflr: a change to it alone must move jafflr's version.
+    before = _versions(repo)
+    assert path in service_files(str(repo), 'jafflr')
+    assert path not in service_files(str(repo), 'chillybin')
+    commit = _commit(repo, {path: open(repo / path).read() + '# changed\n'}, 'plate only')
+    assert _versions(repo) == {'chillybin': before['chillybin'], 'jafflr': commit}
 
 
 def test_service_version_command_line(repo):

@@ -29,13 +29,14 @@ def rig(make_rig):
 
 @pytest.fixture
 def make_kitchen(tmp_path):
-    """make_kitchen(state_dir=None, **InProcessMachine options) -> InProcessMachine, closed afterwards.
-    The whole machine in process on a fake clock: see inprocess/machine.py."""
+    """make_kitchen(state_dir=None, kind=InProcessMachine, **its options) -> the machine,
+    closed afterwards. The whole machine in process on a fake clock: see
+    inprocess/machine.py (kind: a subclass, tests/support/plate.py's SplitMachine)."""
     from inprocess import InProcessMachine
     made = []
 
-    def make(state_dir=None, **options):
-        made.append(InProcessMachine(state_dir or tmp_path, **options))
+    def make(state_dir=None, kind=InProcessMachine, **options):
+        made.append(kind(state_dir or tmp_path, **options))
         return made[-1]
     try:
         yield make
@@ -52,3 +53,24 @@ def kitchen(make_kitchen):
     hot_plate(k)
     k.run(0.5)          # chillybin's load cells have a reading: stock is known
     return k
+
+
+@pytest.fixture
+def make_split(make_kitchen):
+    """make_split(state_dir=None, **SplitMachine options) -> SplitMachine, closed afterwards:
+    the whole machine in process with the plate in a "process" of its own (see
+    tests/support/plate.py). Its plate starts hot, and has ticked half a second."""
+    from tests.support.kitchen import hot_plate
+    from tests.support.plate import SplitMachine
+
+    def make(state_dir=None, **options):
+        m = make_kitchen(state_dir, kind=SplitMachine, **options)
+        hot_plate(m)
+        m.run(0.5)
+        return m
+    return make
+
+
+@pytest.fixture
+def split(make_split):
+    return make_split()

@@ -8,6 +8,7 @@ import pytest
 from firmware import safety
 from firmware.errors import ConfigError
 from firmware.safety import FAULT_HELP, Fault, HeaterVerifier, Shutdown
+from tests.support.threads import held_by_another_thread
 
 TICK = 0.1
 
@@ -115,6 +116,43 @@ def test_shutdown_output_switched_on_by_one_thread_stays_off_after_a_trip_from_a
         stop.set()
         loop.join()
     assert relay['switched'] <= switched + 1     # at most one that began before the trip
+
+
+def test_shutdown_adopt_ignores_records_read_before_a_reset_here():
+    """Another process's faults, read before a reset here (epoch = resets then), are what
+    the reset cleared: adopting them later latches nothing. Read after, they latch."""
+    s = Shutdown()
+    s.trip('stopped', 'stop pressed', 1.0, by='a test')
+    theirs = [{'reason': 'stopped', 'detail': 'stop pressed', 'wall': None, 'by': 'x'}]
+    epoch = s.resets
+    s.reset(2.0, 'a test')
+    assert s.resets == epoch + 1
+    s.adopt(theirs, 3.0, 'the plate process', epoch=epoch)
+    assert not s.latched
+    s.adopt(theirs, 4.0, 'the plate process', epoch=s.resets)
+    assert s.fault.reason == 'stopped' and s.fault.by == 'the plate process (x)'
+
+
+def test_shutdown_readers_do_not_wait_for_its_lock():
+    """A thread holding the shutdown's lock (a station switching an output on, in
+    run_unless_latched) must not hold up the status readers: under load the GIL leaves
+    such a holder waiting, and every reader queued behind it (a STOP's answer too)."""
+    s = Shutdown()
+    s.trip('stopped', 'stop pressed', 1.0, by='a test')
+    s.trip('lid-open', 'lid opened', 2.0, by='a test')
+    answers = {}
+    with held_by_another_thread(s._lock):
+        reader = threading.Thread(target=lambda: answers.update(
+            later=[f.reason for f in s.later], clearance=s.clearance(), record=s.record(),
+            records=s.records(), since=s.at_machine_since(), reasons=s.at_machine_reasons()))
+        reader.start()
+        reader.join(2)
+        alive = reader.is_alive()
+    reader.join(5)
+    assert not alive, 'a reader waited for the lock'
+    assert answers['later'] == ['lid-open'] and answers['clearance'] == safety.PANEL
+    assert [r['reason'] for r in answers['records']] == ['stopped', 'lid-open']
+    assert answers['since'] is None and answers['reasons'] == []
 
 
 def test_fault_help_covers_every_public_reason_with_one_sentence():
@@ -421,3 +459,54 @@ def test_reset_button_hold_reports_when_it_began_as_well_as_when_it_armed():
     b.released(13.0)
     assert b.armed_hold(20.0) == (10.0, 12.0)
     assert b.armed_hold(140.0) is None
+
+
+def test_shutdown_record_later_answers_once_outputs_are_off_and_saves_just_after():
+    """STOP from HTTP: the trip returns when the first listeners (outputs) ran; the save
+    and the other listeners follow on the recorder thread; a reset waits for them."""
+    import threading
+    disk_free = threading.Event()
+    saved, told, order = [], [], []
+
+    def save(record):
+        disk_free.wait(5)
+        saved.append(record)
+        order.append('saved')
+    s = Shutdown(save=save)
+    s.add_listener(lambda f: order.append('outputs off'), first=True)
+    s.add_listener(lambda f: (told.append(f.reason), order.append('told')))
+    fault = s.trip('stopped', 'stop pressed', 1.0, record_later=True)
+    assert s.latched and fault.reason == 'stopped'
+    assert order == ['outputs off'] and saved == [] and told == []   # the disk is held
+    resetting = threading.Thread(target=s.reset, args=(2.0, 'test'))
+    resetting.start()
+    resetting.join(0.2)
+    assert resetting.is_alive() and s.latched, 'the reset went ahead of the recording'
+    disk_free.set()
+    resetting.join(5)
+    s.recorded()
+    assert order == ['outputs off', 'saved', 'told', 'saved']
+    assert saved[0]['fault']['reason'] == 'stopped' and saved[-1] is None
+    assert not s.latched
+
+
+def test_shutdown_recorded_counts_a_trip_still_switching_outputs_off():
+    """recorded() (the drain's marker, a reset, the close) must wait for a fault whose
+    first listeners are still running, not only for one already queued to be recorded."""
+    import threading
+    outputs_off, saved = threading.Event(), []
+    s = Shutdown(save=lambda record: saved.append(record))
+    s.add_listener(lambda f: outputs_off.wait(5), first=True)
+    tripping = threading.Thread(target=s.trip, args=('stopped', 'stop pressed', 1.0),
+                                kwargs={'record_later': True})
+    tripping.start()
+    while not s.latched:
+        pass
+    waiting = threading.Thread(target=s.recorded)
+    waiting.start()
+    waiting.join(0.2)
+    assert waiting.is_alive() and saved == [], 'recorded() returned before the fault was saved'
+    outputs_off.set()
+    waiting.join(5)
+    tripping.join(5)
+    assert not waiting.is_alive() and saved and saved[-1]['fault']['reason'] == 'stopped'

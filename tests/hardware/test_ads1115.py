@@ -71,7 +71,7 @@ def test_ads1115_retries_then_names_the_part(bus):
 
 def test_ads1115_reads_the_element_current(bus, world, clock, pin_factory):
     adc = ADS1115(bus, name='element_current')
-    with Machine(owner='jafflr', pin_factory=pin_factory) as m:
+    with Machine(owner=('jafflr', 'plate'), pin_factory=pin_factory) as m:
         m.heater.on()
         for _ in range(3):
             m.heater.beat()

@@ -35,8 +35,15 @@ def test_machine_opens_only_the_parts_its_owner_claims(pin_factory):
         assert bin_side.chiller is not None
         assert bin_side.heater is None and bin_side.press is None and not bin_side.dispensers
         with Machine(owner='jafflr', pin_factory=pin_factory) as press_side:
-            assert press_side.chiller is None
+            assert press_side.chiller is None and press_side.heater is None
+            assert press_side.lid is None and press_side.estop is None
             assert set(press_side.dispensers) == {b.index for b in BOARD.bays}
+            assert press_side.reset_button is not None
+            with Machine(owner='plate', pin_factory=pin_factory) as plate:
+                assert plate.heater is not None and plate.heater.driven is not None
+                assert plate.lid is not None and plate.estop is not None
+                assert plate.contactor is not None
+                assert plate.press is None and not plate.dispensers
 
 
 def test_machine_failed_construction_closes_the_parts_already_made(pin_factory):
@@ -44,7 +51,7 @@ def test_machine_failed_construction_closes_the_parts_already_made(pin_factory):
     squatter = DigitalOutputDevice(BOARD.gpio_part('tray_motor').pin, pin_factory=pin_factory)
     try:
         with pytest.raises(GPIOPinInUse):
-            Machine(owner='jafflr', pin_factory=pin_factory)
+            Machine(owner=('jafflr', 'plate'), pin_factory=pin_factory)
         # Everything made before the conveyor was released again, so it can be made anew.
         heater_pin = BOARD.gpio_part('heater_relay').pin
         DigitalOutputDevice(heater_pin, pin_factory=pin_factory).close()
@@ -53,7 +60,7 @@ def test_machine_failed_construction_closes_the_parts_already_made(pin_factory):
 
 
 def test_machine_interlocks_read_fail_safe(pin_factory, world):
-    with Machine(owner='jafflr', pin_factory=pin_factory) as m:
+    with Machine(owner=('jafflr', 'plate'), pin_factory=pin_factory) as m:
         assert not m.lid_open and not m.estop_pressed
         world.set_fault('lid-open', True)
         world.set_fault('estop', True)
@@ -62,7 +69,7 @@ def test_machine_interlocks_read_fail_safe(pin_factory, world):
 
 def test_machine_input_events_arrive_from_the_world(pin_factory, world, clock):
     world.heartbeat_generator()      # the motors' enable needs the heartbeat
-    with Machine(owner='jafflr', pin_factory=pin_factory) as m:
+    with Machine(owner=('jafflr', 'plate'), pin_factory=pin_factory) as m:
         seen = []
         m.press.closed_limit.when_activated = lambda: seen.append(clock.monotonic())
         m.press.start_closing()
@@ -74,7 +81,7 @@ def test_machine_input_events_arrive_from_the_world(pin_factory, world, clock):
 def test_machine_conveyor_counts_each_index_mark_it_comes_to(pin_factory, world, clock):
     """However briefly the eye sees a mark between two looks, the count has it."""
     world.heartbeat_generator()
-    with Machine(owner='jafflr', pin_factory=pin_factory) as m:
+    with Machine(owner=('jafflr', 'plate'), pin_factory=pin_factory) as m:
         assert m.conveyor.at_index and m.conveyor.marks_reached == 0
         m.conveyor.run()
         clock.advance(2.8)                 # one index is 3 s; the next mark starts at 2.85
@@ -87,7 +94,7 @@ def test_machine_conveyor_counts_each_index_mark_it_comes_to(pin_factory, world,
 
 
 def test_machine_pin_history_is_bounded(pin_factory):
-    with Machine(owner='jafflr', pin_factory=pin_factory) as m:
+    with Machine(owner=('jafflr', 'plate'), pin_factory=pin_factory) as m:
         for _ in range(5000):
             m.heater.beat()
         assert len(m.heater.heartbeat.pin.states) <= 1000

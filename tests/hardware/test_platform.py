@@ -62,9 +62,12 @@ def test_safe_off_switches_outputs_off_on_a_pi_whose_i2c_bus_is_broken(monkeypat
         pin.state = True
     bus_opens = _fake_pi(monkeypatch, factory)
     assert safe_off.main(['--machine', 'pi', '--owner', 'jafflr']) == 0, capsys.readouterr()
-    assert bus_opens == [], 'safe_off opened the I2C bus'
-    assert heater.state is False and conveyor.state is False
+    assert heater.state is True and conveyor.state is False     # the heater is the plate's
     assert 'every jafflr output driven off' in capsys.readouterr().out
+    assert safe_off.main(['--machine', 'pi', '--owner', 'plate']) == 0, capsys.readouterr()
+    assert factory.pin(BOARD.gpio_part('heater_relay').pin).state is False
+    assert 'every plate output driven off' in capsys.readouterr().out
+    assert bus_opens == [], 'safe_off opened the I2C bus'
 
 
 def test_platform_pi_services_still_fail_on_a_broken_i2c_bus(monkeypatch):

@@ -8,7 +8,7 @@ from hardware.machine import Machine
 
 @pytest.fixture
 def machine(pin_factory):
-    with Machine(owner='jafflr', pin_factory=pin_factory) as m:
+    with Machine(owner=('jafflr', 'plate'), pin_factory=pin_factory) as m:
         yield m
 
 

@@ -76,7 +76,7 @@ def test_sim_process_shares_its_clock_and_world_with_two_clients(sim):
     b = open_platform('sim', sim)
     try:
         assert abs(a.clock.monotonic() - b.clock.monotonic()) < 0.05 * SPEED
-        press_side = a.machine('jafflr')
+        press_side = a.machine(('jafflr', 'plate'))
         bin_side = b.machine('chillybin')
         press_side.dispensers[1].on()
         beat_for(press_side, a.clock, 1.2)
@@ -95,7 +95,7 @@ def test_sim_process_shares_its_clock_and_world_with_two_clients(sim):
 def test_sim_process_input_changes_are_pushed(sim):
     p = open_platform('sim', sim)
     try:
-        m = p.machine('jafflr')
+        m = p.machine(('jafflr', 'plate'))
         assert m.press.is_open
         m.press.start_closing()
         beat_for(m, p.clock, 4.3)
@@ -113,7 +113,7 @@ def test_sim_process_relay_opens_after_client_is_killed_with_heater_on(sim, tmp_
         'import sys\n'
         'from hardware.platform import open_platform\n'
         'p = open_platform("sim", sys.argv[1])\n'
-        'm = p.machine("jafflr")\n'
+        'm = p.machine(("jafflr", "plate"))\n'
         'm.heater.on()\n'
         'print("on", flush=True)\n'
         'while True:\n'
@@ -167,7 +167,7 @@ def test_safe_off_drives_a_killed_programs_outputs_low(sim, tmp_path):
         'import sys, time\n'
         'from hardware.platform import open_platform\n'
         'p = open_platform("sim", sys.argv[1])\n'
-        'm = p.machine("jafflr")\n'
+        'm = p.machine(("jafflr", "plate"))\n'
         'm.heater.on(); m.heater.beat(); m.conveyor.run()\n'
         'print("on", flush=True)\n'
         'time.sleep(60)\n')
@@ -180,13 +180,16 @@ def test_safe_off_drives_a_killed_programs_outputs_low(sim, tmp_path):
     try:
         before = p.link.status()
         assert before['heater_pin'] and before['tray_motor_on'], 'the killed program left them on'
-        out = subprocess.run([sys.executable, '-m', 'hardware.safe_off', '--machine', 'sim'],
-                             capture_output=True, text=True, cwd=ROOT, timeout=30,
-                             env=dict(os.environ, JAFFLR_SIM_SOCKET=sim))
-        assert out.returncode == 0, out.stderr
-        after = p.link.status()
-        assert not after['heater_pin'] and not after['relay_closed']
-        assert not after['tray_motor_on']
+        for owner in ('jafflr', 'plate'):     # each unit's ExecStopPost, its own parts
+            out = subprocess.run([sys.executable, '-m', 'hardware.safe_off', '--machine', 'sim',
+                                  '--owner', owner],
+                                 capture_output=True, text=True, cwd=ROOT, timeout=30,
+                                 env=dict(os.environ, JAFFLR_SIM_SOCKET=sim))
+            assert out.returncode == 0, out.stderr
+            after = p.link.status()
+            assert not after['tray_motor_on']
+            assert after['heater_pin'] == (owner == 'jafflr')
+        assert not after['relay_closed']
     finally:
         p.close()
 
@@ -314,3 +317,52 @@ def test_sim_cli_an_explicit_socket_is_never_second_guessed(checkout):
     assert f"{root}/elsewhere.sock ($JAFFLR_SIM_SOCKET): No such file" in out.stderr
     assert made_by_make_run not in out.stderr
     assert run('--socket', made_by_make_run, 'status').returncode == 0
+
+
+def test_sim_process_all_off_sends_the_heater_then_the_rest_in_one_request(sim):
+    """Machine.all_off over the simulator's socket: the heater's write alone and first, then
+    every other output in one request (a Pi writes a line with an ioctl that keeps the GIL;
+    a round trip each made a STOP under load wait for the GIL once per line). Everything
+    is off in the world afterwards, and a write that fails still lets the others through."""
+    p = open_platform('sim', sim)
+    try:
+        m = p.machine(('jafflr', 'plate'))
+        m.heater.on()
+        m.conveyor.run()
+        for d in m.dispensers.values():
+            d.on()
+        m.buzzer.on()
+        calls, call = [], p.link.call
+
+        def counted(op, **fields):
+            calls.append((op, fields))
+            return call(op, **fields)
+        p.link.call = counted
+        m.all_off()
+        assert [op for op, _ in calls] == ['drive', 'drive_many']
+        heater_pin = BOARD.gpio_part('heater_relay').pin
+        assert calls[0][1] == {'pin': heater_pin, 'level': False}
+        sent = {pin for pin, level in calls[1][1]['pins'] if not level}
+        assert {BOARD.gpio_part('tray_motor').pin, BOARD.gpio_part('buzzer').pin} <= sent
+        assert {b.dispenser_pin for b in BOARD.bays} <= sent
+        world = p.link.status()
+        assert not world['relay_closed'] and not world['heater_pin'], world
+        assert not world['tray_motor_on'] and not any(b['dispenser_on'] for b in world['bays'])
+        # a device whose write fails: the others are still written, the failure is raised
+        m.conveyor.run()
+        m.dispensers[1].on()
+
+        def fails():
+            raise OSError('the buzzer line cannot be written')
+        m.buzzer.off = fails
+        calls.clear()
+        with pytest.raises(OSError, match='buzzer line'):
+            m.all_off()
+        assert [op for op, _ in calls] == ['drive', 'drive_many']
+        world = p.link.status()
+        assert not world['tray_motor_on'] and not world['bays'][0]['dispenser_on'], world
+        del m.buzzer.off
+        p.link.call = call
+        m.close()
+    finally:
+        p.close()

@@ -78,6 +78,7 @@ ExecStartPre=+/usr/bin/install -o {user} -g {user} -m 0400 /etc/jafflr/admin-tok
 Environment=JAFFLR_ADMIN_TOKEN_FILE=/run/{user}/admin-token
 """
 QEMU_DROP_INS = {'jafflr-sim.service': QEMU_NO_NAMESPACES,
+                 'jafflr-plate.service': QEMU_NO_NAMESPACES,
                  'jafflr.service': QEMU_NO_CREDENTIALS.format(user='jafflr'),
                  'chillybin.service': QEMU_NO_CREDENTIALS.format(user='chillybin')}
 

@@ -4,7 +4,14 @@ configured for the simulated machine, deployed to over SSH as an operator would.
 Steps, in order (they share one host): 1 deploy release A; 2 deploy B and restart ten
 times under load, no request may fail; 3 a release that cannot become ready rolls back
 by itself; 4 SIGKILL mid-toast opens the relay, systemd restarts, the order fails with
-its reason; 5 a stalled process is restarted by the watchdog. After 4 and 5 the restarted
+its reason (the plate, jafflr-plate.service, switches off the moment jafflr's connection
+drops, and keeps running); 4b SIGKILL of the plate mid-toast: the relay opens within the
+heartbeat hold, jafflr latches plate-lost, systemd restarts the plate (and, through
+Requires=, jafflr), nothing heats until a person resets at the machine; 5 a stalled
+process is restarted by the watchdog (the plate's lease latches control-loop-stalled too).
+Step 1 also reads every plate thread's scheduling (SCHED_FIFO 10, nice -10; jafflr's
+SCHED_OTHER, nice 0) and jafflr's groups (no i2c); step 2 restarts the plate under load
+(jafflr restarts after it, no request fails). After 4, 4b and 5 the restarted
 jafflr is held: the fault (or unclean-start) is kept, the relay stays open and nothing
 moves for 60 simulated seconds, a queued toastie waits; the admin reset alone is refused,
 and the simulator's reset button plus the admin reset clear it, after which the queued
@@ -339,6 +346,33 @@ def _ip_filter_in_effect(c):
     return (out.stdout + out.stderr).strip()[-300:]
 
 
+SCHED_POLICIES = {0: 'other', 1: 'fifo', 2: 'rr', 3: 'batch', 5: 'idle'}
+
+
+def _scheduling(c, pid):
+    """{thread name: (policy, real-time priority, nice)} of every thread of container `pid`,
+    from /proc/PID/task/TID/stat (fields 40 rt_priority, 19 nice, 41 policy)."""
+    found = {}
+    task_dir = c.path(f'/proc/{pid}/task')
+    for tid in os.listdir(task_dir):
+        try:
+            stat = open(os.path.join(task_dir, tid, 'stat')).read()
+        except OSError:
+            continue        # a thread that ended meanwhile
+        name = stat[stat.index('(') + 1:stat.rindex(')')]
+        fields = stat[stat.rindex(')') + 2:].split()      # fields[0] is field 3 (state)
+        found[f'{name}/{tid}'] = (SCHED_POLICIES.get(int(fields[38]), fields[38]),
+                                  int(fields[37]), int(fields[16]))
+    return found
+
+
+def _groups(c, pid):
+    """Names of the supplementary groups of container process `pid`."""
+    gids = [line.split()[1:] for line in open(c.path(f'/proc/{pid}/status'))
+            if line.startswith('Groups:')][0]
+    return sorted(c.run(['getent', 'group', gid]).stdout.split(':')[0] for gid in gids)
+
+
 def test_1_deploy_release_a_serves_through_socket_activation(host, tmp_path):
     _seed_old_layout(host, tmp_path)
     fresh, fresh_took = host.deploy('A', '--check')
@@ -360,8 +394,25 @@ def test_1_deploy_release_a_serves_through_socket_activation(host, tmp_path):
     assert _http(JAFFLR, '/health')[1] == a['jafflr']
     assert _http(CHILLYBIN, '/health')[1] == a['chillybin']
     for unit in ('jafflr.socket', 'chillybin.socket', 'jafflr.service', 'chillybin.service',
-                 'jafflr-sim.service'):
+                 'jafflr-plate.service', 'jafflr-sim.service'):
         assert c.show(unit, 'ActiveState') == 'active', unit
+    # The heater control: its own process as jafflr's user, every thread of it at the
+    # unit's real-time priority, above jafflr's (SCHED_OTHER, nice 0); jafflr reaches its
+    # socket through its read-only /run (jafflr's status carries the plate's).
+    assert c.show('jafflr-plate.service', 'User') == 'jafflr'
+    assert c.show('jafflr-plate.service', 'UnitFileState') == 'enabled'
+    plate_pid, jafflr_pid = host.main_pid('jafflr-plate'), host.main_pid('jafflr')
+    plate_sched, jafflr_sched = _scheduling(c, plate_pid), _scheduling(c, jafflr_pid)
+    assert len(plate_sched) >= 3 and set(plate_sched.values()) == {('fifo', 10, -10)}, plate_sched
+    assert set(jafflr_sched.values()) == {('other', 0, 0)}, jafflr_sched
+    assert _owner(c, '/run/jafflr-plate') == ('jafflr', 0o700)
+    assert _owner(c, '/run/jafflr-plate/plate.sock') == ('jafflr', 0o600)
+    plate_status = json.loads(_http(JAFFLR, '/v2/status')[1])
+    assert plate_status.get('fault') is None, plate_status
+    # jafflr opens no I2C bus any more: not in the i2c group; the plate is
+    plate_groups, jafflr_groups = _groups(c, plate_pid), _groups(c, jafflr_pid)
+    assert 'i2c' not in jafflr_groups and 'gpio' in jafflr_groups, jafflr_groups
+    assert {'gpio', 'i2c', 'jafflr-sim'} <= set(plate_groups), plate_groups
     # v1 happy path, from the host; the checks below run while it cooks (from cold)
     assert _http(CHILLYBIN, '/restock')[0] == 200
     v1 = {}
@@ -396,6 +447,8 @@ def test_1_deploy_release_a_serves_through_socket_activation(host, tmp_path):
     assert v1.get('answer', '').strip() == 'done', v1
     assert json.loads(_http(CHILLYBIN, '/')[1])['cheese'] == 9
     REPORT['1 deploy A'] = {'ip_filter_probe': ip_probe,
+                            'plate_threads_scheduling': sorted(set(plate_sched.values())),
+                            'jafflr_threads_scheduling': sorted(set(jafflr_sched.values())),
                             'deploy_s': round(took, 1), 'v1_toastie_s': round(v1['took'], 1),
                             'safe_extract_on_python': extracted[0],
                             'that_python_has_tarfile_data_filter': extracted[1],
@@ -405,16 +458,30 @@ def test_1_deploy_release_a_serves_through_socket_activation(host, tmp_path):
 
 def test_2_deploy_b_and_ten_restarts_under_load_fail_no_request(host):
     c = host.container
-    chillybin_pid = host.main_pid('chillybin')
-    restarts = []
+    chillybin_pid, plate_pid = host.main_pid('chillybin'), host.main_pid('jafflr-plate')
+    restarts, plate_restarts = [], []
     with Load(LOAD_TARGETS, clients=24, timeout=30) as load:
         time.sleep(2)
         out, took = host.deploy('B')
+        # B changed jafflr: the deploy restarted the plate (its code is jafflr's), and
+        # jafflr with it through Requires=
+        deployed_plate_pid = host.main_pid('jafflr-plate')
         for _ in range(10):
             started = time.monotonic()
             c.run(['systemctl', 'restart', 'jafflr.service', 'chillybin.service'])
             restarts.append(time.monotonic() - started)
+        # Restarting the plate restarts jafflr after it (jafflr stops first): no request fails
+        for _ in range(3):
+            jafflr_pid, started = host.main_pid('jafflr'), time.monotonic()
+            c.run(['systemctl', 'restart', 'jafflr-plate.service'])
+            plate_restarts.append(time.monotonic() - started)
+            assert c.show('jafflr.service', 'ActiveState') in ('active', 'activating')
+            assert _wait(lambda: c.show('jafflr.service', 'ActiveState') == 'active', 60, 0.1)
+            assert host.main_pid('jafflr') != jafflr_pid, 'restarting the plate left jafflr'
         time.sleep(2)
+    assert deployed_plate_pid != plate_pid, 'deploying B did not restart the plate'
+    # a clean stop of jafflr detaches the plate without a fault
+    assert _status().get('fault') is None, _status()
     assert out.returncode == 0, out.stdout[-4000:]
     figures = load.summary()
     assert load.failures == [], load.failures[:20]
@@ -423,6 +490,7 @@ def test_2_deploy_b_and_ten_restarts_under_load_fail_no_request(host):
     assert _http(JAFFLR, '/health')[1] == b['jafflr']
     REPORT['2 deploy B + 10 restarts under load'] = dict(
         figures, deploy_s=round(took, 1), restart_max_s=round(max(restarts), 2),
+        plate_restart_max_s=round(max(plate_restarts), 2),
         connections='one per request')
     # B changed jafflr only: chillybin kept running until the manual restarts
     assert b['chillybin'] == host.versions('A')['chillybin'] and b['jafflr'] != host.versions('A')['jafflr']
@@ -487,21 +555,27 @@ def _queue_one_held():
     return order['id']
 
 
-HELD_SIM_S = 60.0
+# 15x the longest timer that could start anything by itself (the dead-man's 2 s); a
+# minute (before stop 13) cost 45 s more of make test across the three restarts.
+HELD_SIM_S = 30.0
 
 
-def _held_after_restart(sim, queued, reason, what):
+def _held_after_restart(sim, queued, reason, what, unclean=True):
     """The restarted jafflr is held: `reason` latched (kept, or unclean-start) with
-    unclean-start among it and its later faults, shown in /v2/status, the v1 text and
+    unclean-start among it and its later faults (when `unclean`), shown in /v2/status, the v1 text and
     /metrics; for HELD_SIM_S simulated seconds (with the queue resumed) the relay stays
     open, nothing moves and `queued` stays queued saying why. Then the admin reset alone is
-    refused (409), and the reset button held on the machine plus the admin reset clear it.
+    refused (409), and the reset button held on the machine plus the admin reset clear it,
+    and the queued toastie is made: it gets to the press and the relay closes for it (the
+    rest of a toastie is test 1's; waiting for it here was a minute of make test each; it
+    is stopped then, to leave the machine idle for the next step).
     Returns the figures."""
     assert _post('/v2/queue/resume', headers=_admin())[0] == 200
     st = _status()
     fault = st['fault']
     assert fault and fault['reason'] == reason, st
-    assert 'unclean-start' in [fault['reason']] + st['later_faults'], st
+    if unclean:
+        assert 'unclean-start' in [fault['reason']] + st['later_faults'], st
     assert st['reset']['cleared_by'] == 'at-machine' and not st['reset']['allowed'], st
     v1 = _http(JAFFLR, '/')[1]
     assert v1.startswith('toasting: false\nfault: ' + reason), v1
@@ -528,17 +602,54 @@ def _held_after_restart(sim, queued, reason, what):
     assert _wait(lambda: _status()['reset']['allowed'], 30, 0.1), 'the reset button not seen'
     code, reset = _post('/v2/reset', headers=_admin())
     assert code == 200 and reset['fault'] is None, reset
-    made = _wait(lambda: (lambda o: o if o['state'] in ('done', 'failed') else None)(
-        json.loads(_http(JAFFLR, f'/v2/toasties/{queued}')[1])), 600, 0.5)
-    assert made and made['state'] == 'done', made
+    def toasting():
+        order = json.loads(_http(JAFFLR, f'/v2/toasties/{queued}')[1])
+        assert order['state'] != 'failed', order
+        return order['state'] == 'toasting' and sim.status()['relay_closed'] and order
+    made = _wait(toasting, 600, 0.2)
+    assert made, json.loads(_http(JAFFLR, f'/v2/toasties/{queued}')[1])
+    # STOP it, so the next step starts from an idle machine, as it did after a whole toastie.
+    assert _post('/v2/stop', {'by': 'the systemd proof'})[0] == 200
+    assert _wait(lambda: json.loads(_http(JAFFLR, f'/v2/toasties/{queued}')[1])['state']
+                 == 'failed' and not sim.status()['relay_closed'], 30, 0.1)
+    code, reset = _post('/v2/reset', headers=_admin())
+    assert code == 200 and reset['fault'] is None, reset
     print(f'after {what}: held with {reason} ({fault["detail"]}), relay open {HELD_SIM_S:g} s '
-          f'simulated; cleared by the reset button and the admin reset; {queued} done')
+          f'simulated; cleared by the reset button and the admin reset; {queued} toasting')
     return {'fault': reason, 'detail': fault['detail'], 'later': st['later_faults'],
-            'held_sim_s': HELD_SIM_S, 'polls': polls, 'queued_toastie_after_reset': 'done'}
+            'held_sim_s': HELD_SIM_S, 'polls': polls,
+            'queued_toastie_after_reset': 'toasting, relay closed'}
 
 
 def _reason(order):
     return (order.get('failure') or {}).get('reason') or order.get('reason')
+
+
+def _relay_after_kill(sim, victim):
+    """Kill `victim` (a host pid) with SIGKILL the moment the relay is seen closed, so the
+    heater pin is most likely left high and something other than the killed process has to
+    open the relay; watch 1.5 simulated s after the kill: the relay may open by itself at
+    once (the time-proportioned pin was low, or the plate switched off) or only when the
+    heartbeat hold runs out. Either way, the last moment it is seen closed must be within
+    the hold (1.0 s). Returns (simulated s to the last closed moment, pin left high, polls)."""
+    before = _wait(lambda: (lambda s: s if s['relay_closed'] else None)(sim.status()),
+                   timeout=60, step=0.0)
+    assert before, 'the heater never came on while toasting'
+    os.kill(victim, signal.SIGKILL)
+    wall = time.monotonic()
+    last_closed, pin_left_high, seen = before['time_s'], False, []
+    while time.monotonic() - wall < 1.5 / SIM_SPEED + 0.2:
+        now = sim.status()
+        seen.append(now)
+        if now['relay_closed']:
+            last_closed = now['time_s']
+        pin_left_high = pin_left_high or now['heater_pin']
+        time.sleep(0.002)
+    assert not seen[-1]['relay_closed'], 'the relay stayed closed after SIGKILL'
+    sim_open = last_closed - before['time_s']
+    assert sim_open <= 1.0 + 0.05 * SIM_SPEED, \
+        f'relay last closed {sim_open:.2f} simulated s after the kill (hold 1.0 s)'
+    return sim_open, pin_left_high, len(seen)
 
 
 def test_4_sigkill_mid_toast_opens_the_relay_and_fails_the_order(host):
@@ -562,29 +673,11 @@ def test_4_sigkill_mid_toast_opens_the_relay_and_fails_the_order(host):
         assert toasting, 'the toastie never reached the press'
         queued = None if host.fakes else _queue_one_held()
         pid, restarts = host.main_pid('jafflr'), int(c.show('jafflr.service', 'NRestarts'))
-        victim = c.host_pid(pid)
-        # Kill from the host the moment the relay is seen closed, so the heater pin is
-        # most likely left high and it is the heartbeat hold that has to open the relay.
-        before = _wait(lambda: (lambda s: s if s['relay_closed'] else None)(sim.status()),
-                       timeout=60, step=0.0)
-        assert before, 'the heater never came on while toasting'
-        os.kill(victim, signal.SIGKILL)
+        plate_pid = host.main_pid('jafflr-plate')
+        # The plate process holds the heater: when jafflr's connection drops it switches
+        # off at once, and the heartbeat stops; it keeps running (nothing to restart).
         wall = time.monotonic()
-        # Watch 1.5 simulated s after the kill: the relay may open by itself at once (the
-        # time-proportioned pin was low) or only when the heartbeat hold runs out (the pin
-        # was left high). Either way, the last moment it is seen closed must be within 1.0 s.
-        last_closed, pin_left_high, seen = before['time_s'], False, []
-        while time.monotonic() - wall < 1.5 / SIM_SPEED + 0.2:
-            now = sim.status()
-            seen.append(now)
-            if now['relay_closed']:
-                last_closed = now['time_s']
-            pin_left_high = pin_left_high or now['heater_pin']
-            time.sleep(0.002)
-        assert not seen[-1]['relay_closed'], 'the relay stayed closed after SIGKILL'
-        sim_open = last_closed - before['time_s']
-        assert sim_open <= 1.0 + 0.05 * SIM_SPEED, \
-            f'relay last closed {sim_open:.2f} simulated s after the kill (hold 1.0 s)'
+        sim_open, pin_left_high, polls = _relay_after_kill(sim, c.host_pid(pid))
         back = _wait(lambda: int(c.show('jafflr.service', 'NRestarts')) > restarts
                      and c.show('jafflr.service', 'ActiveState') == 'active', 60, 0.1)
         assert back, 'systemd did not restart jafflr'
@@ -597,6 +690,7 @@ def test_4_sigkill_mid_toast_opens_the_relay_and_fails_the_order(host):
         taken = {name: stock_before[name] - stock[name] for name in ('bread', 'cheese', 'vegemite')}
         assert taken == {'bread': 2, 'cheese': 1, 'vegemite': 1}, (stock_before, stock)
         held = None
+        assert host.main_pid('jafflr-plate') == plate_pid, 'the plate restarted with jafflr'
         if not host.fakes:   # the real chillybin counts what the load cells weigh
             assert all(stock[name] == bays[name] for name in taken), (stock, bays)
             held = _held_after_restart(sim, queued, 'unclean-start', 'SIGKILL mid-toast')
@@ -606,16 +700,70 @@ def test_4_sigkill_mid_toast_opens_the_relay_and_fails_the_order(host):
     REPORT['4 SIGKILL mid-toast'] = {
         'held_after_restart': held,
         'relay_last_closed_after_kill_sim_s': round(sim_open, 3),
-        'heater_pin_left_high': pin_left_high, 'polls': len(seen), 'hold_s': 1.0,
+        'heater_pin_left_high': pin_left_high, 'polls': polls, 'hold_s': 1.0,
         'restarted_after_s': round(restarted, 2), 'stock_taken': taken,
         'order': {k: failed[0].get(k) for k in ('id', 'state', 'failure', 'reason') if k in failed[0]}}
+
+
+def test_4b_sigkill_of_the_plate_mid_toast_is_plate_lost_until_a_person_resets(host):
+    """The heater control (jafflr-plate.service) killed mid-toast: the relay opens within
+    the heartbeat hold (nothing beats it), jafflr latches plate-lost, systemd restarts the
+    plate, and nothing heats or moves until a person resets at the machine (the reset
+    button, then the admin reset); then the queued toastie is made."""
+    if host.fakes:
+        pytest.skip('the stand-ins have no plate process')
+    c = host.container
+    _clear_fault(host)
+    assert _http(CHILLYBIN, '/restock')[0] == 200
+    thread, answer = _toastie_in_thread('medium')
+    sim = host.sim()
+    try:
+        toasting = _wait(lambda: _status()['state'] == 'toasting', timeout=600, step=0.2)
+        assert toasting, 'the toastie never reached the press'
+        queued = _queue_one_held()
+        plate_pid = host.main_pid('jafflr-plate')
+        plate_restarts = int(c.show('jafflr-plate.service', 'NRestarts'))
+        jafflr_pid = host.main_pid('jafflr')
+        wall = time.monotonic()
+        sim_open, pin_left_high, polls = _relay_after_kill(sim, c.host_pid(plate_pid))
+        lost = _wait(lambda: (lambda st: st if st.get('fault') and 'plate-lost' in
+                              [st['fault']['reason']] + st['later_faults'] else None)(_status()),
+                     30, 0.05)
+        assert lost, f'jafflr did not latch plate-lost: {_status()}'
+        lost_s = time.monotonic() - wall
+        back = _wait(lambda: int(c.show('jafflr-plate.service', 'NRestarts')) > plate_restarts
+                     and c.show('jafflr-plate.service', 'ActiveState') == 'active', 60, 0.1)
+        assert back, 'systemd did not restart the plate'
+        restarted_s = time.monotonic() - wall
+        assert host.main_pid('jafflr-plate') != plate_pid
+        journal = c.run(['journalctl', '-u', 'jafflr-plate.service', '--no-pager', '-q']).stdout
+        assert 'every plate output driven off' in journal, journal[-2000:]   # ExecStopPost
+        assert _wait(lambda: c.show('jafflr.service', 'ActiveState') == 'active', 240, 0.2), \
+            'jafflr is not running after the plate came back'
+        assert _wait(lambda: _http(JAFFLR, '/health')[0] == 200, 60, 0.2)
+        jafflr_restarted = host.main_pid('jafflr') != jafflr_pid
+        thread.join(600)
+        assert 'error' in answer or 'done' not in answer['result'][1], answer
+        held = _held_after_restart(sim, queued, 'plate-lost', 'SIGKILL of the plate',
+                                   unclean=False)
+    finally:
+        sim.close()
+    REPORT['4b SIGKILL of the plate mid-toast'] = {
+        'relay_last_closed_after_kill_sim_s': round(sim_open, 3), 'hold_s': 1.0,
+        'heater_pin_left_high': pin_left_high, 'polls': polls,
+        # an upper bound: the relay is watched for 0.95 s real after the kill first
+        'plate_lost_seen_by_s': round(lost_s, 2),
+        'plate_restarted_after_s': round(restarted_s, 2),
+        'jafflr_restarted_too': jafflr_restarted, 'held_after_restart': held,
+        'first_order': answer.get('result', answer.get('error'))}
 
 
 def test_5_a_stalled_control_loop_is_restarted_by_the_watchdog(host):
     c = host.container
     queued = None if host.fakes else _queue_one_held()
     pid, restarts = host.main_pid('jafflr'), int(c.show('jafflr.service', 'NRestarts'))
-    started = time.monotonic()
+    plate_pid = host.main_pid('jafflr-plate')
+    started, stalled_at = time.monotonic(), time.time()
     if host.fakes:   # the stand-in has no stall hook: stop the whole process instead
         how = 'SIGSTOP'
         c.run(['kill', '-STOP', str(pid)])
@@ -630,15 +778,28 @@ def test_5_a_stalled_control_loop_is_restarted_by_the_watchdog(host):
     journal = c.run(['journalctl', '-u', 'jafflr.service', '--no-pager', '-q']).stdout
     assert 'Watchdog timeout' in journal
     assert _wait(lambda: _http(JAFFLR, '/health')[0] == 200, 30, 0.2)
-    held = None
+    held, plate_latched = None, None
     if not host.fakes:
+        # The plate (still running) latched it too: told by jafflr's dead-man, or by its
+        # own lease (both 2 s; whichever comes first; test 6 shows the lease alone).
+        plate_latched = [line for line in _plate_journal_since(c, stalled_at)
+                         if line.startswith('heater shutdown: control-loop-stalled')]
+        assert plate_latched, _plate_journal_since(c, stalled_at)
+        assert host.main_pid('jafflr-plate') == plate_pid, 'the plate restarted with jafflr'
         sim = host.sim()
         try:    # the dead-man latched control-loop-stalled before the watchdog killed it
             held = _held_after_restart(sim, queued, 'control-loop-stalled', 'watchdog')
         finally:
             sim.close()
     REPORT['5 watchdog'] = {'stall_to_restarted_s': round(took, 2), 'WatchdogSec': 5, 'stall': how,
-                            'held_after_restart': held}
+                            'held_after_restart': held,
+                            'plate_latched': plate_latched[-1][-200:] if plate_latched else None}
+
+
+def _plate_journal_since(c, wall):
+    """The plate's journal messages since `wall` (the host's time.time(): one clock)."""
+    return c.run(['journalctl', '-u', 'jafflr-plate.service', '--no-pager', '-q', '-o', 'cat',
+                  f'--since=@{int(wall) - 1}']).stdout.splitlines()
 
 
 def test_6_a_frozen_service_is_killed_within_watchdog_plus_abort_timeout(host):
@@ -649,7 +810,8 @@ def test_6_a_frozen_service_is_killed_within_watchdog_plus_abort_timeout(host):
     which this test cannot show; test_units_verify checks the setting."""
     c = host.container
     pid, restarts = host.main_pid('jafflr'), int(c.show('jafflr.service', 'NRestarts'))
-    started = time.monotonic()
+    plate_pid = host.main_pid('jafflr-plate')
+    started, stopped_at = time.monotonic(), time.time()
     c.run(['kill', '-STOP', str(pid)])
     gone = _wait(lambda: host.main_pid('jafflr') != pid, 40, 0.1)
     took = time.monotonic() - started
@@ -659,11 +821,22 @@ def test_6_a_frozen_service_is_killed_within_watchdog_plus_abort_timeout(host):
                  and c.show('jafflr.service', 'ActiveState') == 'active', 60, 0.1)
     assert back, 'jafflr did not come back after the frozen process was killed'
     assert _wait(lambda: _http(JAFFLR, '/health')[0] == 200, 30, 0.2)
+    lease = None
     if not host.fakes:     # a killed jafflr comes back held; a person clears it at the machine
-        assert _status()['fault']['reason'] in ('unclean-start', 'control-loop-stalled')
+        # A frozen jafflr cannot tell the plate anything: the plate's own lease (2 s) ran
+        # out and latched control-loop-stalled, which the restarted jafflr holds too.
+        lease = [line for line in _plate_journal_since(c, stopped_at)
+                 if line.startswith('heater shutdown: control-loop-stalled')
+                 and "(the plate's lease)" in line]
+        assert lease, _plate_journal_since(c, stopped_at)
+        assert host.main_pid('jafflr-plate') == plate_pid, 'the plate restarted with jafflr'
+        st = _status()
+        assert st['fault']['reason'] in ('unclean-start', 'control-loop-stalled'), st
+        assert 'control-loop-stalled' in [st['fault']['reason']] + st['later_faults'], st
         _clear_at_machine(host)
     REPORT['6 frozen (SIGSTOP)'] = {'stop_to_killed_s': round(took, 2), 'WatchdogSec': 5,
-                                    'TimeoutAbortSec': 5}
+                                    'TimeoutAbortSec': 5,
+                                    'plate_lease_latched': lease[-1][-160:] if lease else None}
 
 
 def test_7_a_stuck_bin_loop_gets_chillybin_restarted_by_its_watchdog(host):

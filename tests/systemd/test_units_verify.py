@@ -43,7 +43,7 @@ def verify_root(tmp_path_factory):
     etc.mkdir(parents=True)
     for name in UNITS:
         shutil.copy(os.path.join(UNIT_DIR, name), etc / name)
-    for service in ('chillybin.service', 'jafflr.service'):
+    for service in ('chillybin.service', 'jafflr.service', 'jafflr-plate.service'):
         (etc / f'{service}.d').mkdir()
         for drop_in in DROP_INS:
             shutil.copy(os.path.join(UNIT_DIR, drop_in), etc / f'{service}.d' / drop_in)
@@ -108,10 +108,11 @@ def test_units_services_are_socket_activated_notify_services(name, port, listen)
     socket, service = unit(f'{name}.socket'), unit(f'{name}.service')
     assert socket['Socket']['ListenStream'] == [listen]
     s = service['Service']
-    assert service['Unit']['Requires'] == [f'{name}.socket']
+    assert service['Unit']['Requires'][0] == f'{name}.socket'
     assert s['Type'] == ['notify'] and s['Restart'] == ['on-failure']
     assert s['User'] == [name] and s['Group'] == [name]
-    assert s['SupplementaryGroups'] == ['gpio i2c']
+    # jafflr opens no I2C bus since the plate (jafflr-plate.service) took the heater's parts
+    assert s['SupplementaryGroups'] == ['gpio' if name == 'jafflr' else 'gpio i2c']
     assert s['ExecStart'] == [f'/opt/jafflr/current/venv/bin/python -m api.{name}']
     assert s['ExecStartPre'] == [f'/opt/jafflr/current/venv/bin/python -m api.{name} migrate']
     assert s['ExecStopPost'] == [
@@ -122,7 +123,8 @@ def test_units_services_are_socket_activated_notify_services(name, port, listen)
     assert {'ProtectSystem', 'ProtectHome', 'PrivateTmp', 'NoNewPrivileges'} <= set(s)
     # the board's one GPIO chip (gpiochip4 on a Pi 5 with an older kernel) and I2C bus
     assert s['DevicePolicy'] == ['closed']
-    assert s['DeviceAllow'] == ['/dev/gpiochip0 rw', '/dev/gpiochip4 rw', '/dev/i2c-1 rw']
+    assert s['DeviceAllow'] == ['/dev/gpiochip0 rw', '/dev/gpiochip4 rw'] + (
+        [] if name == 'jafflr' else ['/dev/i2c-1 rw'])
     assert s['CapabilityBoundingSet'] == [''] and s['UMask'] == ['0077']
     assert 'JAFFLR_ADMIN_TOKEN_FILE=%d/admin-token' in s['Environment']
     # The service itself reaches loopback only (chillybin, the simulator); for jafflr the
@@ -158,7 +160,8 @@ def test_units_jafflr_has_a_watchdog_and_time_to_finish_a_toastie():
         f'TimeoutStopSec={stop} must be from {STOP_BOUND_S:.0f} to {STOP_BOUND_S + 30:.0f} s'
 
 
-@pytest.mark.parametrize('name, watchdog_s', [('jafflr', 5), ('chillybin', 10)])
+@pytest.mark.parametrize('name, watchdog_s', [('jafflr', 5), ('chillybin', 10),
+                                               ('jafflr-plate', 5)])
 def test_units_a_frozen_service_is_killed_within_seconds_of_its_watchdog(name, watchdog_s):
     """A SIGSTOPped or D-state process ignores the watchdog's SIGABRT: TimeoutAbortSec=
     bounds how long systemd waits before SIGKILL (by default TimeoutStopSec, 30-90 s)."""
@@ -168,7 +171,7 @@ def test_units_a_frozen_service_is_killed_within_seconds_of_its_watchdog(name, w
     assert watchdog_s + int(s['TimeoutAbortSec'][0]) <= 15
 
 
-@pytest.mark.parametrize('name', ['jafflr', 'chillybin'])
+@pytest.mark.parametrize('name', ['jafflr', 'chillybin', 'jafflr-plate'])
 def test_units_start_after_time_sync(name):
     assert 'time-sync.target' in unit(f'{name}.service')['Unit']['After'][0].split()
 
@@ -181,3 +184,39 @@ def test_units_simulator_socket_is_for_the_jafflr_sim_group():
     drop_in = unit('simulated-machine.conf')
     assert 'JAFFLR_SIM_SOCKET=/run/jafflr-sim/sim.sock' in drop_in['Service']['Environment'][0]
     assert drop_in['Service']['SupplementaryGroups'] == ['jafflr-sim']
+
+
+def test_units_the_plate_runs_the_heater_control_before_jafflr_at_a_higher_priority():
+    """jafflr-plate.service (api/plate): the heater's GPIO lines and I2C parts, as jafflr's
+    user (it shares jafflr's state directory), no network, its socket where jafflr looks,
+    a watchdog, safe_off for the plate however it ends, and a priority above jafflr's."""
+    plate, jafflr = unit('jafflr-plate.service'), unit('jafflr.service')
+    s = plate['Service']
+    assert s['Type'] == ['notify'] and s['Restart'] == ['on-failure']
+    assert s['User'] == ['jafflr'] and s['Group'] == ['jafflr']
+    assert s['SupplementaryGroups'] == ['gpio i2c']
+    assert s['ExecStart'] == ['/opt/jafflr/current/venv/bin/python -m api.plate']
+    assert s['ExecStopPost'] == [
+        '/opt/jafflr/current/venv/bin/python -m hardware.safe_off --owner plate']
+    assert s['WorkingDirectory'] == ['/opt/jafflr/current']
+    assert s['WatchdogSec'] == ['5'] and int(s['TimeoutAbortSec'][0]) <= 5
+    env = ' '.join(s['Environment']).split()
+    for setting in ('JAFFLR_STATE_DIR=/var/lib/jafflr', 'JAFFLR_MACHINE=pi',
+                    'JAFFLR_PLATE_SOCKET=/run/jafflr-plate/plate.sock', 'LG_WD=/run/jafflr-plate'):
+        assert setting in env, setting
+    assert s['StateDirectory'] == ['jafflr'] and s['StateDirectoryMode'] == ['0700']
+    assert s['RuntimeDirectory'] == ['jafflr-plate'] and s['RuntimeDirectoryMode'][0] in ('0700', '0750')
+    assert s['DevicePolicy'] == ['closed']
+    assert s['DeviceAllow'] == ['/dev/gpiochip0 rw', '/dev/gpiochip4 rw', '/dev/i2c-1 rw']
+    assert s['PrivateNetwork'] == ['yes'] and s['RestrictAddressFamilies'] == ['AF_UNIX']
+    assert s['CapabilityBoundingSet'] == [''] and s['UMask'] == ['0077']
+    assert 'LoadCredential' not in s, 'the plate needs no admin token'
+    # a higher priority than jafflr's (which sets none: nice 0, SCHED_OTHER)
+    assert int(s['Nice'][0]) <= -10 and 'Nice' not in jafflr['Service']
+    assert s['CPUSchedulingPolicy'] == ['fifo'] and 1 <= int(s['CPUSchedulingPriority'][0]) < 50
+    # jafflr needs it, starts after it, and finds its socket
+    j = jafflr['Unit']
+    assert 'jafflr-plate.service' in ' '.join(j['Requires']).split()
+    assert 'jafflr-plate.service' in j['After'][0].split()
+    assert 'JAFFLR_PLATE_SOCKET=/run/jafflr-plate/plate.sock' in jafflr['Service']['Environment']
+    assert 'jafflr-plate.service' in unit('jafflr-sim.service')['Unit']['Before'][0].split()

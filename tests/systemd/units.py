@@ -4,7 +4,7 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UNIT_DIR = os.path.join(ROOT, 'systemd')
 UNITS = ('chillybin.socket', 'chillybin.service', 'jafflr.socket', 'jafflr.service',
-         'jafflr-sim.service')
+         'jafflr-plate.service', 'jafflr-sim.service')
 DROP_INS = ('simulated-machine.conf',)
 
 

@@ -26,7 +26,7 @@ def control_loop():
     from hardware.platform import open_platform
     try:
         platform = open_platform()
-        m = platform.machine('jafflr')
+        m = platform.machine(('jafflr', 'plate'))
     except Exception as exc:
         machine['error'] = exc
         raise
