@@ -170,8 +170,13 @@ def measure(profile, calibration, groups):
         result['confined'] = sorted(stack.groups)
         time.sleep(5)
         idle, procs, pss = memory.snapshot(stack)
-        result['memory'] = {'idle_mb': idle, 'processes_idle': procs, 'stack_idle_mb': pss,
-                            'services_summed_idle_mb': round(sum(idle.values()), 1)}
+        # The Pi's stack is the services: the simulator stands in for the hardware there.
+        pi_pss = round(sum(p['pss_mb'] for label, p in procs.items()
+                           if not label.startswith('sim')), 1)
+        result['memory'] = {'idle_mb': idle, 'processes_idle': procs, 'stack_idle_mb': pi_pss,
+                            'stack_with_simulator_idle_mb': pss,
+                            'services_summed_idle_mb': round(sum(mb for name, mb in idle.items()
+                                                                 if name != 'sim'), 1)}
         result['order_status'] = order(stack)
         time.sleep(3)
         metrics, status = stack.url('jafflr', '/metrics'), stack.url('jafflr', '/v2/status')
@@ -244,7 +249,8 @@ def verdicts(r):
     worst = max(mem['stack_idle_mb'], mem['services_summed_idle_mb'])
     out.append(('whole stack < 100 MB', worst < t['stack_mb'],
                 f'{mem["stack_idle_mb"]:.1f} MB Pss; services counted alone '
-                f'{mem["services_summed_idle_mb"]:.1f} MB (simulator included)'))
+                f'{mem["services_summed_idle_mb"]:.1f} MB (the simulator, which stands in for '
+                f'the hardware, left out)'))
     return out
 
 
