@@ -21,6 +21,7 @@ Two things can starve a waitress server, and each gets its own guard:
 """
 import functools
 import logging
+import threading
 import time
 from collections import deque
 
@@ -57,11 +58,16 @@ class LaneDispatcher(ThreadedTaskDispatcher):
     """waitress's thread pool with lanes: `ordinary` threads take any task (priority
     first), `reserved` threads only priority ones. `rank(method, path)` gives a task's lane."""
 
-    def __init__(self, ordinary, reserved, rank):
+    def __init__(self, ordinary, reserved, rank, inline=None):
+        """`inline(request)`: true for a request cheap enough, and sure not to block, to
+        answer on the server's loop thread itself (see `run_inline`)."""
         super().__init__()
         self.ordinary = ordinary
         self.reserved = reserved
         self.rank = rank
+        self.inline = inline
+        self.loop_thread = None         # the server loop's thread ident, once it runs
+        self.inline_pending = deque()   # channels whose request the loop answers itself
         self.lanes = (deque(), deque(), deque())     # stop, priority, ordinary
         self.reserved_cv = self.queue_cv.__class__(self.lock)
         self.stops_running = 0      # STOP requests being answered: nothing else starts ...
@@ -83,12 +89,40 @@ class LaneDispatcher(ThreadedTaskDispatcher):
             return ORDINARY_RANK
 
     def add_task(self, task):
+        if self.inline is not None and threading.get_ident() == self.loop_thread \
+                and self._inline_ok(task):
+            self.inline_pending.append(task)    # answered once the read that found it ends
+            return
         rank = self._rank_of(task)
         with self.lock:
             self.lanes[rank].append(task)
             if rank < ORDINARY_RANK:
                 self.reserved_cv.notify()
             self.queue_cv.notify()
+
+    def _inline_ok(self, task):
+        requests = getattr(task, 'requests', None)
+        if not requests or requests[0].error:
+            return False
+        try:
+            return bool(self.inline(requests[0]))
+        except Exception:       # never let classifying lose a request: a thread takes it
+            return False
+
+    def run_inline(self):
+        """On the loop thread: answer the requests `add_task` kept for it, and send each
+        answer at once. A request handed to a thread costs two GIL hand-offs (to the
+        thread, and back through the loop's trigger to send); on a Pi's CPU budget each
+        waits behind every runnable thread. Used by chillybin's read replica for its one
+        answer from shared memory (api/common/replica.py)."""
+        while self.inline_pending:
+            channel = self.inline_pending.popleft()
+            try:
+                channel.service()      # waitress's own: the task, keep-alive, pipelining
+                if channel.connected:
+                    channel.handle_write()
+            except BaseException:
+                self.logger.exception('Exception when servicing %r inline', channel)
 
     def _next(self, reserved):
         """(rank, task) to run next on this thread, or (None, None)."""

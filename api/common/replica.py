@@ -284,12 +284,29 @@ def replica_app(edge_for, shared, upstream, hot_path, primary_pid):
         return [body]
 
     def app(environ, start_response):
-        if (environ['REQUEST_METHOD'] in ('GET', 'HEAD') and environ.get('PATH_INFO') == hot_path
-                and not environ.get('QUERY_STRING')
-                and (environ.get('HTTP_API_VERSION') or '1').strip() == '1'):
+        if is_hot(hot_path, environ['REQUEST_METHOD'], environ.get('PATH_INFO'),
+                  environ.get('QUERY_STRING'), environ.get('HTTP_API_VERSION')):
             return answer_hot(environ, start_response)
         return forward(environ, start_response)
     return app
+
+
+def is_hot(hot_path, method, path, query, api_version):
+    """The request the replica answers from shared memory: GET or HEAD of `hot_path`,
+    no query, API version 1 (none said)."""
+    return (method in ('GET', 'HEAD') and path == hot_path and not query
+            and (api_version or '1').strip() == '1')
+
+
+def answered_inline(hot_path, shared, primary_pid):
+    """For HttpService(inline=): a waitress request the replica's loop thread answers
+    itself, without a thread: a hot one while there is an answer in memory to give (the
+    rest, forwarded to the primary, wait on a socket and go to the threads)."""
+    def inline(request):
+        return (is_hot(hot_path, request.command, request.path, request.query,
+                       request.headers.get('API_VERSION'))
+                and os.getppid() == primary_pid and shared.read() is not None)
+    return inline
 
 
 def dump_stacks_on_signal(file=None):
@@ -362,7 +379,8 @@ class Replica:
                           self.shared, Upstream(self.address), self.hot_path,
                           primary)
         http = HttpService(f'{self.name}-replica', app, self.sockets, threads=self.threads,
-                           notifier=Notifier(env={}))
+                           notifier=Notifier(env={}),
+                           inline=answered_inline(self.hot_path, self.shared, primary))
         log.info('%s replica (pid %d) answers GET %s; the rest goes to pid %d', self.name,
                  os.getpid(), self.hot_path, primary)
         http.serve(ready_status='replica')

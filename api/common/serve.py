@@ -16,6 +16,7 @@ import time
 
 import waitress
 from waitress import wasyncore
+from waitress.channel import HTTPChannel
 
 from .lanes import CONNECTION_LIMIT, REQUEST_DEADLINE_S, ConnectionGuard, LaneDispatcher, \
     rank_by_paths
@@ -57,6 +58,17 @@ def _give_back_free_memory():
         pass
 
 
+class _InlineChannel(HTTPChannel):
+    """waitress's channel, which answers on the loop thread the requests its read found
+    that the dispatcher kept for it (LaneDispatcher.run_inline)."""
+
+    def handle_read(self):
+        super().handle_read()
+        dispatcher = self.server.task_dispatcher
+        if dispatcher.inline_pending:
+            dispatcher.run_inline()
+
+
 class HttpService:
     """One waitress server over one or more listening sockets, with a graceful drain.
 
@@ -69,7 +81,8 @@ class HttpService:
     def __init__(self, name, app, sockets, *, threads=8, drain_timeout_s=30.0,
                  max_body_bytes=64 * 1024, notifier=None, before_exit=(), before_drain=(),
                  private_sockets=(), priority_paths=None, reserved_threads=2,
-                 connection_limit=CONNECTION_LIMIT, request_deadline_s=REQUEST_DEADLINE_S):
+                 connection_limit=CONNECTION_LIMIT, request_deadline_s=REQUEST_DEADLINE_S,
+                 inline=None):
         self.name = name
         self.app = app
         self.sockets = sockets
@@ -83,9 +96,10 @@ class HttpService:
         self.before_drain = list(before_drain)
         self.private_sockets = list(private_sockets)
         # `priority_paths` {(method, path): rank} get `reserved_threads` of their own
-        # (lanes.LaneDispatcher); every server gets the connection guard.
+        # (lanes.LaneDispatcher); every server gets the connection guard. `inline(request)`
+        # picks requests the loop thread answers itself (LaneDispatcher.run_inline).
         self.dispatcher = LaneDispatcher(threads, reserved_threads if priority_paths else 0,
-                                         rank_by_paths(priority_paths or {}))
+                                         rank_by_paths(priority_paths or {}), inline=inline)
         self.guard = ConnectionGuard(connection_limit, request_deadline_s)
         self.draining = threading.Event()
         self.stopped = threading.Event()
@@ -130,6 +144,10 @@ class HttpService:
                            [ls for ls in self._listeners() if ls.socket.fileno() in private])
         # The loop's own wake-up channel: it stays in the map until the very end.
         self._trigger = self._listeners()[0].trigger
+        if self.dispatcher.inline is not None:
+            self.dispatcher.loop_thread = threading.get_ident()     # run() is on this one
+            for listener in self._listeners():
+                listener.channel_class = _InlineChannel
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self.stop())
         # What start-up built lives as long as the process: move it out of the garbage
