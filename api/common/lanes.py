@@ -114,15 +114,24 @@ class LaneDispatcher(ThreadedTaskDispatcher):
         answer at once. A request handed to a thread costs two GIL hand-offs (to the
         thread, and back through the loop's trigger to send); on a Pi's CPU budget each
         waits behind every runnable thread. Used by chillybin's read replica for its one
-        answer from shared memory (api/common/replica.py)."""
+        answer from shared memory (api/common/replica.py), and by jafflr for STOP, which
+        holds the others back here as on a thread (no new request starts meanwhile); the
+        loop reads no other request while it answers one, which for a STOP is the point."""
         while self.inline_pending:
             channel = self.inline_pending.popleft()
+            stop = self._rank_of(channel) == STOP_RANK
+            if stop:
+                with self.lock:
+                    self._stop_started()
             try:
                 channel.service()      # waitress's own: the task, keep-alive, pipelining
                 if channel.connected:
                     channel.handle_write()
             except BaseException:
                 self.logger.exception('Exception when servicing %r inline', channel)
+            finally:
+                if stop:
+                    self._stop_finished()
 
     def _next(self, reserved):
         """(rank, task) to run next on this thread, or (None, None)."""
@@ -173,11 +182,14 @@ class LaneDispatcher(ThreadedTaskDispatcher):
                 self.logger.exception('Exception when servicing %r', task)
             finally:
                 if rank == STOP_RANK:
-                    with self.lock:
-                        self.stops_running -= 1
-                        if not self.stops_running:      # the others may start again
-                            self.queue_cv.notify_all()
-                            self.reserved_cv.notify_all()
+                    self._stop_finished()
+
+    def _stop_finished(self):
+        with self.lock:
+            self.stops_running -= 1
+            if not self.stops_running:      # the others may start again
+                self.queue_cv.notify_all()
+                self.reserved_cv.notify_all()
 
     def set_thread_count(self, count):
         super().set_thread_count(count)

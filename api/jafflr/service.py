@@ -45,6 +45,15 @@ STATION_PERIOD_S = 0.05
 # STOP first, then the machine's status and the panel's page and files.
 PRIORITY_PATHS = {('POST', '/v2/stop'): 0, ('POST', '/stop'): 0, ('GET', '/v2/status'): 1,
                   ('GET', '/status'): 1, ('GET', '/'): 1, ('GET', '/panel/'): 1}
+
+
+def answered_inline(request):
+    """STOP is answered on waitress's loop thread as soon as it is read, not handed to a
+    thread and back (serve.HttpService(inline=)): it waits on nothing that can hang (the
+    outputs, the plate's link within its timeout, the status's short locks)."""
+    return PRIORITY_PATHS.get((request.command, request.path)) == 0
+
+
 HISTORY_PERIOD_S = 1.0      # the panel's plate chart: one sample a second
 
 
@@ -110,7 +119,8 @@ class JafflrService:
                               events=self.events)
         self.http = HttpService('jafflr', None, sockets, before_exit=[self._drain],
                                 threads=threads, priority_paths=PRIORITY_PATHS,
-                                notifier=self.notifier, drain_timeout_s=REQUEST_DRAIN_S)
+                                notifier=self.notifier, drain_timeout_s=REQUEST_DRAIN_S,
+                                inline=answered_inline)
         app = build_app(self.desk, version=self.version, auth=self.auth, readiness=self.readiness,
                         metrics=self.metrics, chillybin=self.stock,
                         v1_waiter_limit=self.v1_waiter_limit,

@@ -10,7 +10,7 @@ from api.jafflr.service import PRIORITY_PATHS
 
 class Task:
     def __init__(self, method, path, gate=None, log=None):
-        self.requests = [SimpleNamespace(command=method, path=path)]
+        self.requests = [SimpleNamespace(command=method, path=path, error=None)]
         self.gate, self.log = gate, log
         self.done = threading.Event()
         self.started = threading.Event()
@@ -143,4 +143,50 @@ def test_lanes_a_flood_of_stops_leaves_the_others_half_the_time(monkeypatch):
             f'overlapping STOPs held the others back {status.at - started:.2f} s'
     finally:
         flood.set()
+        assert dispatcher.shutdown(timeout=2)
+
+
+class Channel(Task):
+    """What run_inline drives: waitress's channel (service(), connected, handle_write)."""
+    connected = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.written = False
+
+    def handle_write(self):
+        self.written = True
+
+
+def test_lanes_a_stop_answered_on_the_loop_thread_holds_the_others_back_too(monkeypatch):
+    """jafflr answers STOP on waitress's loop thread (serve.HttpService(inline=)): the
+    dispatcher keeps it for that thread, and while it runs no queued request starts."""
+    from api.common import lanes
+    monkeypatch.setattr(lanes, 'STOP_FIRST_S', 5.0)
+    dispatcher = LaneDispatcher(2, 1, rank_by_paths(PRIORITY_PATHS),
+                                inline=lambda r: PRIORITY_PATHS.get((r.command, r.path)) == 0)
+    dispatcher.start()
+    dispatcher.loop_thread = threading.get_ident()      # this test is the loop
+    stopping = threading.Event()
+    try:
+        stop = Channel('POST', '/v2/stop', stopping)
+        dispatcher.add_task(stop)
+        assert list(dispatcher.inline_pending) == [stop] and not stop.started.wait(0.2), \
+            'the STOP went to a thread, not kept for the loop'
+        other = Task('GET', '/v2/status')
+        threading.Thread(target=dispatcher.add_task, args=(other,)).start()  # not the loop's
+        assert other.started.wait(2), 'a request from another thread is not kept for the loop'
+        loop = threading.Thread(target=dispatcher.run_inline)
+        dispatcher.loop_thread = None
+        loop.start()
+        assert stop.started.wait(2)
+        held = Task('GET', '/v2/events')
+        dispatcher.add_task(held)
+        assert not held.started.wait(0.3), 'a request started beside the inline STOP'
+        stopping.set()
+        loop.join(2)
+        assert stop.done.is_set() and stop.written, 'answered and its answer sent at once'
+        assert held.done.wait(2), 'the held request did not start after the STOP'
+    finally:
+        stopping.set()
         assert dispatcher.shutdown(timeout=2)
