@@ -186,8 +186,12 @@ class OrderBook:
         return order
 
     def queued(self):
-        with self.lock:
-            return [self.orders[i] for i in self.queue]
+        """The queued toasties, oldest first, without the lock: the status reads this on
+        the HTTP loop itself (api/jafflr/service.py), and the book's writes hold the lock
+        across the disk. The queue's ids are copied in one step (a C call the GIL is not
+        given away in), each looked up after."""
+        ids, orders = tuple(self.queue), self.orders
+        return [o for o in map(orders.get, ids) if o is not None]
 
     def active(self):
         with self.lock:

@@ -67,7 +67,8 @@ class LaneDispatcher(ThreadedTaskDispatcher):
         self.rank = rank
         self.inline = inline
         self.loop_thread = None         # the server loop's thread ident, once it runs
-        self.inline_pending = deque()   # channels whose request the loop answers itself
+        # Channels whose request the loop answers itself, by rank (STOP's first).
+        self.inline_lanes = (deque(), deque(), deque())
         self.lanes = (deque(), deque(), deque())     # stop, priority, ordinary
         self.reserved_cv = self.queue_cv.__class__(self.lock)
         self.stops_running = 0      # STOP requests being answered: nothing else starts ...
@@ -91,7 +92,7 @@ class LaneDispatcher(ThreadedTaskDispatcher):
     def add_task(self, task):
         if self.inline is not None and threading.get_ident() == self.loop_thread \
                 and self._inline_ok(task):
-            self.inline_pending.append(task)    # answered once the read that found it ends
+            self.inline_lanes[self._rank_of(task)].append(task)     # see run_inline
             return
         rank = self._rank_of(task)
         with self.lock:
@@ -109,17 +110,30 @@ class LaneDispatcher(ThreadedTaskDispatcher):
         except Exception:       # never let classifying lose a request: a thread takes it
             return False
 
-    def run_inline(self):
-        """On the loop thread: answer the requests `add_task` kept for it, and send each
-        answer at once. A request handed to a thread costs two GIL hand-offs (to the
-        thread, and back through the loop's trigger to send); on a Pi's CPU budget each
-        waits behind every runnable thread. Used by chillybin's read replica for its one
-        answer from shared memory (api/common/replica.py), and by jafflr for STOP, which
-        holds the others back here as on a thread (no new request starts meanwhile); the
-        loop reads no other request while it answers one, which for a STOP is the point."""
-        while self.inline_pending:
-            channel = self.inline_pending.popleft()
-            stop = self._rank_of(channel) == STOP_RANK
+    @property
+    def inline_pending(self):
+        return any(self.inline_lanes)
+
+    def run_inline(self, limit=None):
+        """On the loop thread, after each poll (HttpService's loop): answer up to `limit`
+        of the requests `add_task` kept for it, STOP's first, and send each answer at once.
+
+        A request handed to a thread costs two GIL hand-offs (to the thread, and back
+        through the loop's trigger to send); on a Pi's CPU budget each waits behind every
+        runnable thread. Used by chillybin's read replica for its one answer from shared
+        memory (api/common/replica.py), and by jafflr for STOP and its status (their
+        answers wait on no disk). A few at a time, then the loop polls again (at once while
+        any are left): a STOP read meanwhile goes ahead of those left, so it waits for at
+        most `limit` answers, not for every client that asked in the same poll. A STOP
+        holds the others back here as on a thread (no new request starts meanwhile)."""
+        done = 0
+        while limit is None or done < limit:
+            lane = next((lane for lane in self.inline_lanes if lane), None)
+            if lane is None:
+                return
+            channel = lane.popleft()
+            done += 1
+            stop = lane is self.inline_lanes[STOP_RANK]
             if stop:
                 with self.lock:
                     self._stop_started()

@@ -16,13 +16,13 @@ import time
 
 import waitress
 from waitress import wasyncore
-from waitress.channel import HTTPChannel
 
 from .lanes import CONNECTION_LIMIT, REQUEST_DEADLINE_S, ConnectionGuard, LaneDispatcher, \
     rank_by_paths
 from .sdnotify import Notifier
 
 log = logging.getLogger('api.serve')
+INLINE_PER_POLL = 4     # requests the loop answers itself between two polls (see _run)
 FRESH_GRACE_S = 2.0   # how long a just-accepted, not yet read connection counts as busy
 
 
@@ -56,17 +56,6 @@ def _give_back_free_memory():
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
         pass
-
-
-class _InlineChannel(HTTPChannel):
-    """waitress's channel, which answers on the loop thread the requests its read found
-    that the dispatcher kept for it (LaneDispatcher.run_inline)."""
-
-    def handle_read(self):
-        super().handle_read()
-        dispatcher = self.server.task_dispatcher
-        if dispatcher.inline_pending:
-            dispatcher.run_inline()
 
 
 class HttpService:
@@ -145,9 +134,7 @@ class HttpService:
         # The loop's own wake-up channel: it stays in the map until the very end.
         self._trigger = self._listeners()[0].trigger
         if self.dispatcher.inline is not None:
-            self.dispatcher.loop_thread = threading.get_ident()     # run() is on this one
-            for listener in self._listeners():
-                listener.channel_class = _InlineChannel
+            self.dispatcher.loop_thread = threading.get_ident()     # the loop is on this one
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self.stop())
         # What start-up built lives as long as the process: move it out of the garbage
@@ -160,11 +147,27 @@ class HttpService:
         log.info('%s serving on %s', self.name,
                  ', '.join(f'{h}:{p}' for h, p in self.addresses))
         try:
-            self._server.run()
+            self._run()
             if self.draining.is_set():     # the loop ends inside the drain: let it finish
                 self.drained.wait(10)
         finally:
             self.stopped.set()
+
+    def _run(self):
+        """waitress's loop; with `inline`, after each poll the loop answers up to
+        INLINE_PER_POLL of the requests kept for it, and polls again at once while any are
+        left (LaneDispatcher.run_inline)."""
+        dispatcher = self.dispatcher
+        if dispatcher.inline is None:
+            self._server.run()
+            return
+        timeout, map_ = self._server.adj.asyncore_loop_timeout, self._map()
+        try:
+            while map_:
+                wasyncore.poll2(0.0 if dispatcher.inline_pending else timeout, map_)
+                dispatcher.run_inline(INLINE_PER_POLL)
+        except (SystemExit, KeyboardInterrupt):     # as waitress's own run()
+            dispatcher.shutdown()
 
     def stop(self):
         """Begin the drain (idempotent; safe from a signal handler)."""

@@ -48,10 +48,14 @@ PRIORITY_PATHS = {('POST', '/v2/stop'): 0, ('POST', '/stop'): 0, ('GET', '/v2/st
 
 
 def answered_inline(request):
-    """STOP is answered on waitress's loop thread as soon as it is read, not handed to a
-    thread and back (serve.HttpService(inline=)): it waits on nothing that can hang (the
-    outputs, the plate's link within its timeout, the status's short locks)."""
-    return PRIORITY_PATHS.get((request.command, request.path)) == 0
+    """STOP and `GET /v2/status` are answered on waitress's loop thread as soon as they are
+    read, STOP's first, not handed to a thread and back (serve.HttpService(inline=)): on a
+    Pi's CPU budget each hand-off waits behind every runnable thread, and a STOP waited
+    for the loop behind them. Neither waits on anything that can hang: the outputs, the
+    plate's link within its timeout, and locks that no disk write or socket is behind
+    (the order book's queue is read without its lock)."""
+    return PRIORITY_PATHS.get((request.command, request.path)) == 0 or \
+        (request.command, request.path) == ('GET', '/v2/status')
 
 
 HISTORY_PERIOD_S = 1.0      # the panel's plate chart: one sample a second

@@ -171,7 +171,7 @@ def test_lanes_a_stop_answered_on_the_loop_thread_holds_the_others_back_too(monk
     try:
         stop = Channel('POST', '/v2/stop', stopping)
         dispatcher.add_task(stop)
-        assert list(dispatcher.inline_pending) == [stop] and not stop.started.wait(0.2), \
+        assert list(dispatcher.inline_lanes[0]) == [stop] and not stop.started.wait(0.2), \
             'the STOP went to a thread, not kept for the loop'
         other = Task('GET', '/v2/status')
         threading.Thread(target=dispatcher.add_task, args=(other,)).start()  # not the loop's
@@ -190,3 +190,20 @@ def test_lanes_a_stop_answered_on_the_loop_thread_holds_the_others_back_too(monk
     finally:
         stopping.set()
         assert dispatcher.shutdown(timeout=2)
+
+
+def test_lanes_the_loop_answers_a_few_at_a_time_and_a_stop_first():
+    """After each poll the loop answers at most `limit` of the requests kept for it, STOP's
+    first: a STOP read in a busy poll waits for a few answers, not for every client's."""
+    log = []
+    dispatcher = LaneDispatcher(1, 0, rank_by_paths(PRIORITY_PATHS), inline=lambda r: True)
+    dispatcher.loop_thread = threading.get_ident()
+    statuses = [Channel('GET', '/v2/status', log=log) for _ in range(6)]
+    for task in statuses:
+        dispatcher.add_task(task)
+    dispatcher.add_task(Channel('POST', '/v2/stop', log=log))
+    dispatcher.run_inline(limit=3)
+    assert log == ['/v2/stop', '/v2/status', '/v2/status'] and dispatcher.inline_pending
+    dispatcher.run_inline()
+    assert len(log) == 7 and not dispatcher.inline_pending
+    assert all(t.written for t in statuses), 'each answer sent as soon as it was made'

@@ -193,3 +193,19 @@ def test_orders_finish_sets_the_step_to_the_end_state(book):
     order, _ = book.submit(['cheese'], 'light', WALL)
     book.cancel(order.id, WALL)
     assert order.state is OrderState.CANCELLED and order.step is Step.CANCELLED
+
+
+def test_orders_queued_does_not_wait_for_a_write_in_progress(book):
+    """The status reads the queue on the HTTP loop itself: a write holding the book's lock
+    across the disk must not hold the loop (and a STOP behind it) too."""
+    from tests.support.threads import held_by_another_thread
+    import threading
+    book.submit(['cheese'], 'light', WALL)
+    book.submit(['cheese'], 'light', WALL + 1)
+    answered = []
+    with held_by_another_thread(book.lock):
+        reader = threading.Thread(target=lambda: answered.append(book.queued()))
+        reader.start()
+        reader.join(1)
+        assert answered, 'queued() waited for the lock'
+    assert [o.id for o in answered[0]] == ['t1', 't2']
