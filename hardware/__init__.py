@@ -2,3 +2,7 @@
 
 Imports nothing else of this project.
 """
+
+from . import lazymeta
+
+lazymeta.install()      # before any module here imports gpiozero: see lazymeta.py
