@@ -40,6 +40,8 @@ PI5_OVER_PI4 = 2.5
 PROFILES = {'pi4': 1.0, 'pi5': PI5_OVER_PI4}
 PERIOD_US = 5000
 CALIBRATION_STEPS = 200_000
+CALIBRATION_RUNS = 4            # confined n-body runs at most
+CALIBRATION_TOLERANCE = 0.06    # within 6 % of the Pi's time
 QUIET_LOAD = 1.5
 
 STOP_MS = 250.0
@@ -74,32 +76,47 @@ def calibrate(groups, name, speed_over_pi4, steps=CALIBRATION_STEPS):
     """The quota that makes one process here run n-body at the Pi's speed.
 
     The unconfined figure is CPU time (best of three), not wall time, so a busy machine
-    does not make this one look slower than it is. One correction is made from the
-    confined run when the machine is quiet (throttling is not exactly linear)."""
+    does not make this one look slower than it is. Throttling is not linear in the quota,
+    so the share is corrected from confined runs, up to CALIBRATION_RUNS of them, until
+    one lands within CALIBRATION_TOLERANCE of the Pi's time (from two runs either side,
+    by interpolating between them), unless the machine has no CPU to spare (then a slow
+    confined run says nothing about the quota). The run nearest the Pi's time is used."""
     load = loadavg()
     unconfined = min((nbody(steps) for _ in range(3)), key=lambda r: r['cpu_seconds'])
     pi_s = PI4_NBODY_S * steps / PI4_NBODY_STEPS / speed_over_pi4
     share = min(1.0, unconfined['cpu_seconds'] / pi_s)
     runs = []
-    for attempt in range(2):
+    for attempt in range(CALIBRATION_RUNS):
         quota, period = budget(share)
         group = groups.create(f'calibrate-{attempt}', quota, period)
         confined = nbody(steps, group)
-        runs.append({'share': round(share, 4), 'quota_us': quota, 'period_us': period,
-                     'seconds': confined['seconds'],
-                     'vs_pi': round(confined['seconds'] / pi_s, 3)})
         off = confined['seconds'] / pi_s
-        # Corrected unless the machine has no CPU to spare (then the confined run was slow
-        # for want of CPU, not for its quota): throttling costs some of the quota (5 ms
-        # periods gave 1/5.9 of a core for a quota of 1/5 here).
-        if attempt or abs(off - 1) < 0.08 or load >= (os.cpu_count() or 1):
+        runs.append({'share': round(share, 4), 'quota_us': quota, 'period_us': period,
+                     'seconds': confined['seconds'], 'vs_pi': round(off, 3)})
+        if abs(off - 1) < CALIBRATION_TOLERANCE or load >= (os.cpu_count() or 1):
             break
-        share = min(1.0, share * off)
+        share = min(1.0, next_share(runs))
+    best = min(runs, key=lambda r: abs(r['vs_pi'] - 1))
     return {'profile': name, 'steps': steps, 'loadavg_1m': load,
             'unconfined_s': unconfined['seconds'], 'unconfined_cpu_s': unconfined['cpu_seconds'],
             'pi_estimate_s': round(pi_s, 2), 'speedup_here': round(pi_s / unconfined['cpu_seconds'], 2),
-            'runs': runs, 'share': runs[-1]['share'], 'quota_us': runs[-1]['quota_us'],
-            'period_us': runs[-1]['period_us']}
+            'runs': runs, 'share': best['share'], 'quota_us': best['quota_us'],
+            'period_us': best['period_us'], 'vs_pi': best['vs_pi']}
+
+
+def next_share(runs):
+    """The share to try next: between the nearest runs either side of the Pi's time, by
+    interpolating throughput (1 / vs_pi) linearly in the share; else the last run's share
+    scaled by how far off it was."""
+    slow = [r for r in runs if r['vs_pi'] > 1]
+    fast = [r for r in runs if r['vs_pi'] < 1]
+    if slow and fast:
+        a = max(slow, key=lambda r: r['share'])       # the most CPU that was still too slow
+        b = min(fast, key=lambda r: r['share'])       # the least that was too fast
+        ta, tb = 1 / a['vs_pi'], 1 / b['vs_pi']
+        return a['share'] + (1 - ta) * (b['share'] - a['share']) / (tb - ta)
+    last = runs[-1]
+    return last['share'] * last['vs_pi']
 
 
 def post(url, body=None, headers=None, timeout=10, with_body=False):
@@ -262,7 +279,8 @@ def table(profile, r, found):
              f'   calibration: n-body {c["steps"]} steps unconfined {c["unconfined_cpu_s"]} s CPU '
              f'({c["unconfined_s"]} s wall); the Pi: {c["pi_estimate_s"]} s; confined: '
              + '; '.join(f'{x["quota_us"]}/{x["period_us"]} us -> {x["seconds"]} s '
-                         f'(x{x["vs_pi"]} the Pi)' for x in c['runs']),
+                         f'(x{x["vs_pi"]} the Pi)' for x in c['runs'])
+             + f'; used x{c.get("vs_pi", c["runs"][-1]["vs_pi"])}',
              f'   load average (1 min): calibration {c["loadavg_1m"]}, start '
              f'{r["loadavg_1m_start"]}, end {r["loadavg_1m_end"]}'
              + ('  -> LOADED MACHINE: figures pessimistic' if r['loaded_machine'] else ' (quiet)'),
