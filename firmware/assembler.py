@@ -69,6 +69,7 @@ class Assembler:
         self.events = events
         self.tray = tray
         self.order = None          # being assembled
+        self._starting = False     # taking the next order from the book (see tick)
         self._paused = False
         self.halted = False        # after a fault, until reset
         self.to_cancel = []        # (order, reservation, not before): held, to give back
@@ -87,7 +88,7 @@ class Assembler:
 
     @property
     def busy(self):
-        return self.order is not None
+        return self.order is not None or self._starting
 
     @property
     def paused(self):
@@ -115,9 +116,16 @@ class Assembler:
         if self.order is None:
             # A reservation not yet given back would be booked the next toastie's drops.
             if not self._paused and not self.to_cancel:
-                with self.tray.lock:    # the press cannot start the conveyor meanwhile
-                    if self.tray.free_to_build():
-                        self._start(now, wall)
+                with self.tray.lock:
+                    if not self.tray.free_to_build():
+                        return
+                    self._starting = True   # busy: the press starts no conveyor meanwhile
+                try:
+                    # The book's and the journal's writes, outside the tray's lock: status
+                    # reads take it, on the HTTP loop (api/jafflr/service.py).
+                    self._start(now, wall)
+                finally:
+                    self._starting = False
             return
         try:
             self._STEPS[self.phase](self, now, wall)

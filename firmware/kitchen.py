@@ -314,8 +314,7 @@ class Kitchen:
 
     def drained(self):
         """True when no toastie is being assembled or is in the press."""
-        assembling, _ = self.assembler.snapshot()
-        return assembling is None and not self.press.busy
+        return not self.assembler.busy and not self.press.busy
 
     def fail_unfinished_press(self, now, wall, waited_s):
         if not self.drained():
@@ -391,7 +390,7 @@ class Kitchen:
             assembling, waiting = self.assembler.snapshot()
             # Busy while the machine holds any toastie: being assembled, waiting on the
             # tray, or in the press (a deploy waits for busy: false before a restart).
-            busy = assembling is not None or waiting is not None or self.press.busy
+            busy = self.assembler.busy or waiting is not None or self.press.busy
             return _Line(in_press, loading, toast_ends, waiting, assembling, busy)
 
     def state(self, now, line=None):

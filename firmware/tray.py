@@ -37,7 +37,7 @@ class Tray:
         return self._moving
 
     def free_to_build(self):
-        """May the assembler start a toastie now? Ask holding `lock`, and start under it."""
+        """May the assembler start a toastie now? Ask holding `lock`, and claim it under it."""
         with self.lock:
             return self._waiting is None and not self._moving
 

@@ -839,3 +839,38 @@ def test_kitchen_first_start_on_a_new_state_dir_moves_nothing_by_itself(tmp_path
             assert outputs_safe(k)['moving'] == [], 'the press or the conveyor moved at start'
     finally:
         k.close()
+
+
+def test_kitchen_status_does_not_wait_for_the_disk_while_a_toastie_starts(restartable):
+    """The status is answered on the HTTP loop (api/jafflr/service.py): while the assembler
+    takes the next order (the book's write, with its fsync), the tray's lock is free, and
+    the machine reads busy throughout, so the press starts no conveyor and a deploy waits."""
+    k = restartable
+    book = k.kitchen.book
+    writing, disk_free = threading.Event(), threading.Event()
+    real_save = book.store.save_order
+
+    def slow_save(order, *args, **kwargs):
+        if order.state == 'assembling' and not disk_free.is_set():
+            writing.set()
+            disk_free.wait(5)
+        return real_save(order, *args, **kwargs)
+    book.store.save_order = slow_save
+    try:
+        order, _ = k.submit(['cheese'], 'light')
+        ticking = threading.Thread(target=k.assembler.tick, args=now_wall(k))
+        ticking.start()
+        assert writing.wait(5), 'the assembler did not take the order'
+        read = []
+        reader = threading.Thread(target=lambda: read.append(k.kitchen.status(*now_wall(k))))
+        reader.start()
+        reader.join(1)
+        assert read, 'the status waited for the book\'s write'
+        assert read[0]['busy'] and k.assembler.busy
+        assert not k.kitchen.drained(), 'a drain would not wait for the toastie starting'
+        disk_free.set()
+        ticking.join(5)
+        assert k.assembler.order is order and k.assembler.busy
+    finally:
+        disk_free.set()
+        book.store.save_order = real_save
