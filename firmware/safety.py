@@ -307,11 +307,10 @@ class Shutdown:
                 self._unrecorded += 1       # until saved and told: see recorded()
                 first, listeners = list(self._first), list(self._listeners)
         if latched is not None:
-            if new:
-                try:
-                    self._persist()
-                finally:
-                    self._done_recording()
+            if new and record_later:
+                self._recorder().put((fault, None))     # saved just after, as below
+            elif new:
+                self._save_later()
             return latched
         # Outside the lock: a listener that blocks cannot hold up other trips. Outputs
         # are safe meanwhile because they switch on only through run_unless_latched.
@@ -331,6 +330,13 @@ class Shutdown:
         finally:
             self._done_recording()
 
+    def _save_later(self):
+        """Save a later fault (its listeners were told of the first)."""
+        try:
+            self._persist()
+        finally:
+            self._done_recording()
+
     def _done_recording(self):
         with self._recorded:
             self._unrecorded -= 1
@@ -347,7 +353,10 @@ class Shutdown:
     def _record_pending(self):
         while True:
             fault, listeners = self._pending.get()
-            self._record(fault, listeners)
+            if listeners is None:       # a later fault: saved only
+                self._save_later()
+            else:
+                self._record(fault, listeners)
 
     def recorded(self):
         """Wait until every fault latched so far is saved and its listeners told: counted

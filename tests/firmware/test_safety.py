@@ -510,3 +510,26 @@ def test_shutdown_recorded_counts_a_trip_still_switching_outputs_off():
     waiting.join(5)
     tripping.join(5)
     assert not waiting.is_alive() and saved and saved[-1]['fault']['reason'] == 'stopped'
+
+
+def test_shutdown_record_later_a_stop_on_a_latched_machine_does_not_wait_for_the_disk():
+    """STOP is answered on the HTTP loop (api/jafflr/service.py): pressed while another
+    fault is latched, it is saved as a later fault on the recorder thread, not in the
+    request."""
+    import threading
+    disk_free, saved = threading.Event(), []
+    s = Shutdown(save=lambda record: (disk_free.wait(5), saved.append(record)))
+    disk_free.set()
+    s.trip('plate-lost', 'the plate process stopped answering', 1.0)
+    disk_free.clear()                   # the disk is busy from now on
+    saved.clear()
+    done = []
+    stopping = threading.Thread(target=lambda: done.append(
+        s.trip('stopped', 'stop pressed', 2.0, record_later=True)))
+    stopping.start()
+    stopping.join(1)
+    assert done and done[0].reason == 'plate-lost', 'the STOP waited for the disk'
+    assert [f.reason for f in s.later] == ['stopped'] and saved == []
+    disk_free.set()
+    s.recorded()
+    assert saved and [f['reason'] for f in saved[-1]['later']] == ['stopped']
