@@ -188,9 +188,10 @@ class OrderBook:
     def queued(self):
         """The queued toasties, oldest first, without the lock: the status reads this on
         the HTTP loop itself (api/jafflr/service.py), and the book's writes hold the lock
-        across the disk. The queue's ids are copied in one step (a C call the GIL is not
-        given away in), each looked up after."""
-        ids, orders = tuple(self.queue), self.orders
+        across the disk. The queue's ids are copied in one step (deque.copy, a C call
+        that runs no Python code once it reads, so the GIL is not given away meanwhile),
+        each looked up after."""
+        ids, orders = self.queue.copy(), self.orders
         return [o for o in map(orders.get, ids) if o is not None]
 
     def active(self):

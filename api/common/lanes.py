@@ -105,6 +105,11 @@ class LaneDispatcher(ThreadedTaskDispatcher):
         requests = getattr(task, 'requests', None)
         if not requests or requests[0].error:
             return False
+        # Only with nothing waiting to be sent (a client that does not read its answers):
+        # waitress waits for the loop to flush output above its high-watermark, which on
+        # the loop itself would be for ever. One answer (at most 64 KB) cannot reach it.
+        if getattr(task, 'total_outbufs_len', 0):
+            return False
         try:
             return bool(self.inline(requests[0]))
         except Exception:       # never let classifying lose a request: a thread takes it
@@ -141,8 +146,12 @@ class LaneDispatcher(ThreadedTaskDispatcher):
                 channel.service()      # waitress's own: the task, keep-alive, pipelining
                 if channel.connected:
                     channel.handle_write()
-            except BaseException:
+            except Exception:       # waitress's own failure (the app's is its 500): close
                 self.logger.exception('Exception when servicing %r inline', channel)
+                try:
+                    channel.handle_close()
+                except Exception:
+                    pass
             finally:
                 if stop:
                     self._stop_finished()

@@ -306,6 +306,9 @@ def answered_inline(hot_path, shared, primary_pid):
         return (is_hot(hot_path, request.command, request.path, request.query,
                        request.headers.get('API_VERSION'))
                 and os.getppid() == primary_pid and shared.read() is not None)
+    # Once published the answer is never None again, so the app forwards from the loop
+    # only when the primary died in between, whose port then refuses at once. The read
+    # waits on the primary's lock only when a new answer was published since the last.
     return inline
 
 

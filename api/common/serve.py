@@ -168,6 +168,7 @@ class HttpService:
                 dispatcher.run_inline(INLINE_PER_POLL)
         except (SystemExit, KeyboardInterrupt):     # as waitress's own run()
             dispatcher.shutdown()
+            wasyncore.close_all(map_)
 
     def stop(self):
         """Begin the drain (idempotent; safe from a signal handler)."""

@@ -51,9 +51,12 @@ def answered_inline(request):
     """STOP and `GET /v2/status` are answered on waitress's loop thread as soon as they are
     read, STOP's first, not handed to a thread and back (serve.HttpService(inline=)): on a
     Pi's CPU budget each hand-off waits behind every runnable thread, and a STOP waited
-    for the loop behind them. Neither waits on anything that can hang: the outputs, the
-    plate's link within its timeout, and locks that no disk write or socket is behind
-    (the order book's queue is read without its lock)."""
+    for the loop behind them. Neither waits on the disk (a STOP on a latched machine is
+    saved by the recorder thread; the order book's queue is read without the lock its
+    writes hold; the assembler writes outside the tray's lock) or on a socket that can
+    hang, with one bound on purpose: a STOP tells the plate process before it answers
+    (the heater is its output; the answer says the outputs are off), within the link's
+    timeout (at most 1 s, api/plate/timing.py)."""
     return PRIORITY_PATHS.get((request.command, request.path)) == 0 or \
         (request.command, request.path) == ('GET', '/v2/status')
 

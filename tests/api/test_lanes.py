@@ -207,3 +207,18 @@ def test_lanes_the_loop_answers_a_few_at_a_time_and_a_stop_first():
     dispatcher.run_inline()
     assert len(log) == 7 and not dispatcher.inline_pending
     assert all(t.written for t in statuses), 'each answer sent as soon as it was made'
+
+
+def test_lanes_a_connection_with_answers_unsent_goes_to_a_thread_not_the_loop():
+    """waitress waits for the loop to flush above its high-watermark: on the loop itself
+    that would be for ever, so a client that is not reading its answers gets a thread."""
+    dispatcher = LaneDispatcher(1, 0, rank_by_paths(PRIORITY_PATHS),
+                                inline=lambda r: True).start()
+    dispatcher.loop_thread = threading.get_ident()
+    try:
+        backed_up = Channel('GET', '/v2/status')
+        backed_up.total_outbufs_len = 1 << 20
+        dispatcher.add_task(backed_up)
+        assert not dispatcher.inline_pending and backed_up.done.wait(2)
+    finally:
+        assert dispatcher.shutdown(timeout=2)
