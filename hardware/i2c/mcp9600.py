@@ -15,6 +15,7 @@ DEVICE_IDS = {0x40: 'MCP9600', 0x41: 'MCP9601'}
 STATUS_BURST_COMPLETE = 0x80
 STATUS_TH_UPDATE = 0x40      # a new hot-junction conversion is in register 0x00
 STATUS_INPUT_RANGE = 0x10    # input out of range: what an open thermocouple looks like
+TYPE_K_RANGE_C = (-200.0, 1372.0)   # what a type K thermocouple can measure at all
 
 THERMOCOUPLE_K = 0b000
 # Cold junction 0.0625 C, ADC 16 bits (about 80 ms a conversion), normal mode. 18 bits
@@ -80,7 +81,17 @@ class MCP9600(I2CDevice):
                                   f'since the last read (status 0x{status:02X})')
         data = self.read_register(_REG_HOT_JUNCTION, 2)
         self.write_byte_register(_REG_STATUS, status & ~STATUS_TH_UPDATE & 0xFF)
-        return decode_junction(data[0], data[1])
+        celsius = decode_junction(data[0], data[1])
+        if not TYPE_K_RANGE_C[0] <= celsius <= TYPE_K_RANGE_C[1]:
+            # Beyond what a type K thermocouple can measure: the probe opened between the
+            # status read and this one (an open input floats to the top of the range).
+            # Asked again, the chip says so; a value it still vouches for goes back to the
+            # caller, whose range check latches a sensor fault.
+            again = self.status
+            if again & STATUS_INPUT_RANGE:
+                raise SensorOpen(f'{self.describe()}: thermocouple open or input out of range '
+                                 f'(status 0x{again:02X}, read {celsius:.1f} C)')
+        return celsius
 
     def wait_for_hot_junction_c(self, timeout_s=1.0, poll_s=0.02):
         """The next new conversion, polling the status for up to `timeout_s` (for one-off

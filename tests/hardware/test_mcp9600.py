@@ -72,6 +72,31 @@ def test_mcp9600_open_thermocouple_raises_never_a_value(bus, world):
         tc.hot_junction_c
 
 
+def test_mcp9600_probe_opening_between_the_status_and_the_reading_is_open_not_a_value(
+        bus, world):
+    """The status said a good conversion; the probe opened before the data was read (seen
+    under load: the plate latched `plate-sensor-fault` at 1800 C, not `plate-sensor-open`)."""
+    tc = MCP9600(bus, name='plate_thermocouple')
+    world.clock.advance(0.1)
+    chip = bus.direct[0x60]
+    real_read = chip.read
+
+    def read(register, length):
+        if register == 0x00:        # the hot junction, after the status was read
+            world.set_fault('plate-sensor-open', True)
+        return real_read(register, length)
+    chip.read = read
+    with pytest.raises(SensorOpen, match=r'plate_thermocouple.*open.*read 1800.0 C'):
+        tc.hot_junction_c
+
+
+def test_mcp9600_an_impossible_value_the_chip_vouches_for_goes_to_the_caller(bus, world):
+    world.plate.temp_c = world.plate.probe_c = 1500.0      # no type K reads this: a short?
+    tc = MCP9600(bus, name='plate_thermocouple')
+    world.clock.advance(0.1)
+    assert tc.hot_junction_c == pytest.approx(1500.0, abs=0.1)     # the range check trips
+
+
 def test_mcp9600_clock_stretch_erratum_is_retried(bus):
     flaky = FlakyBus(bus)
     tc = MCP9600(flaky)
