@@ -12,7 +12,10 @@ Firmware never imports hardware/, and an explicit tuple cannot match by accident
 a class name could. Any other exception from `read_plate_c` is a sensor error.
 Likewise `stale_errors` ("no new conversion since the last read", e.g.
 hardware.errors.NoNewConversion): the last reading stands for up to `stale_s`, then a
-converter that stopped converting is a sensor error, however plausible its last value.
+converter that stopped converting is a sensor error, however plausible its last value
+(on STALE_MIN_TICKS ticks in a row at least: a loop that ran late read its last new
+conversion long after its tick's `now`, and its next tick may come within that same
+conversion).
 """
 import logging
 import threading
@@ -38,6 +41,7 @@ TARGET_MARGIN_C = 15.0
 # rest refuse with HeaterFaulted, rather than the panel, the press station and the
 # service's drain all hanging behind it until the dead-man has long tripped.
 LOCK_WAIT_S = 0.5
+STALE_MIN_TICKS = 3     # ticks in a row with no new conversion before the age can trip
 
 
 def refuse_if_faulted(shutdown):
@@ -105,6 +109,7 @@ class PlateController:
         self._open_errors = tuple(open_errors)
         self._stale_errors = tuple(stale_errors)
         self._fresh_at = None         # `now` of the last new conversion (or the first tick)
+        self._stale_ticks = 0         # ticks in a row since then with no new conversion
         self._lock = threading.RLock()
         self._mode = 'off'            # 'off', 'hold' or 'standby'
         self._target_c = None
@@ -291,6 +296,7 @@ class PlateController:
             try:
                 self._temp_c = float(self._read_plate_c())
                 self._fresh_at = now
+                self._stale_ticks = 0
                 return self._temp_c
             except self._open_errors as exc:
                 self._shutdown.trip(PLATE_SENSOR_OPEN, str(exc), now)
@@ -307,7 +313,8 @@ class PlateController:
     def _stale(self, now, exc):
         """No new conversion this tick: the last reading stands while it is young."""
         age = now - self._fresh_at
-        if age < self.cfg.stale_s:
+        self._stale_ticks += 1
+        if age < self.cfg.stale_s or self._stale_ticks < STALE_MIN_TICKS:
             return self._temp_c
         self._shutdown.trip(PLATE_SENSOR_ERROR, f'no new conversion for {age:.2f} s (limit '
                                                 f'{self.cfg.stale_s:.2f} s): {exc}', now)

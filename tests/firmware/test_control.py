@@ -235,6 +235,41 @@ def test_control_stale_reading_is_recognised_only_by_the_types_handed_in():
     assert shutdown.fault.reason == 'plate-sensor-error' and 'Stale' in shutdown.fault.detail
 
 
+def test_control_a_late_loop_meeting_the_same_conversion_again_is_not_a_frozen_converter():
+    """Seen under load: the plate process stalled 3.4 s between a tick's `now` and its read,
+    and the next tick, right after, came within the same 80 ms conversion: "no new
+    conversion for 3.38 s" latched though the converter was converting. One tick like that
+    is not evidence; a converter that stays frozen still trips (three ticks later at most)."""
+    class Stale(Exception):
+        pass
+    answers = iter([150.0, Stale('status 0x80'), 151.0] + [Stale('status 0x80')] * 30)
+
+    def read():
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+    plate, heater, shutdown = plain(read, stale_errors=(Stale,))
+    plate.tick(0.0)             # its read came late, but counts from this tick's now
+    plate.tick(3.4)             # the same conversion again: not frozen
+    assert shutdown.fault is None
+    plate.tick(3.5)             # a new one
+    tick = 3.5
+    while shutdown.fault is None and tick < 8:
+        tick = round(tick + 0.1, 1)
+        plate.tick(tick)
+    assert shutdown.fault.reason == 'plate-sensor-error' and tick == 5.0, (tick, shutdown.fault)
+    # Frozen after a late tick: at most STALE_MIN_TICKS - 1 ticks more than the age alone.
+    answers = iter([150.0] + [Stale('status 0x80')] * 10)
+    plate, heater, shutdown = plain(read, stale_errors=(Stale,))
+    plate.tick(0.0)
+    for tick in (5.0, 5.1):
+        plate.tick(tick)
+        assert shutdown.fault is None
+    plate.tick(5.2)
+    assert shutdown.fault.reason == 'plate-sensor-error'
+
+
 def test_control_reset_while_the_lid_is_still_open_latches_again(rig, world):
     world.set_fault('lid-open', True)
     rig.run(1)
