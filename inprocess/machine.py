@@ -147,19 +147,26 @@ class InProcessMachine:
         """One station tick (50 ms); the control loop and chillybin tick every other one."""
         self.clock.advance(TICK_S)
         now, wall = self.clock.monotonic(), self.clock.time()
-        j = self.jafflr
         if self.ticks % 2 == 0:
-            self.chilly.tick(now, wall)
-            if not self.control_stalled:
-                j.control_tick(now)
-            j.deadman.check(now)
+            self._control_ticks(now, wall)
+        self._station_ticks(now, wall)
+        self.ticks += 1
+
+    def _control_ticks(self, now, wall):
+        """chillybin, the control loop and its dead-man (every other station tick)."""
+        self.chilly.tick(now, wall)
+        if not self.control_stalled:
+            self.jafflr.control_tick(now)
+        self.jafflr.deadman.check(now)
+
+    def _station_ticks(self, now, wall):
+        j = self.jafflr
         for name, tick in (('press', j.press_tick), ('assembler', j.assembler_tick)):
             try:
                 tick(now, wall)
             except Exception as exc:    # as the service's station loops: stop the machine
                 log.exception('%s station: tick failed', name)
                 j.station_failed(name, exc)
-        self.ticks += 1
 
     def run(self, seconds):
         for _ in range(round(seconds / TICK_S)):

@@ -74,11 +74,16 @@ def test_remoteplate_an_order_budget_round_trip(quiet_press):
     assert m.shutdown.fault.reason == 'heater-on-time-limit'
 
 
-def test_remoteplate_a_toastie_is_made_through_the_link(split):
-    m = split
+def makes_a_toastie(m):
+    """A light cheese toastie ordered and run to its end; the order."""
     order, _ = m.submit(['cheese'], 'light')
     m.run_until(lambda: order.finished, 600)
-    assert order.state == 'done'
+    return order
+
+
+def test_remoteplate_a_toastie_is_made_through_the_link(split):
+    m = split
+    assert makes_a_toastie(m).state == 'done'
     assert m.shutdown.fault is None and m.plate_shutdown.fault is None
     assert {'begin_order', 'end_order', 'set_target', 'ping'} <= set(m.link.requests)
 
@@ -148,9 +153,7 @@ def test_remoteplate_reset_clears_both_from_the_panel(split):
     assert m.plate_reasons() == m.jafflr_reasons() == {STOPPED}
     assert reset(m).reason == STOPPED
     assert m.plate_shutdown.fault is None and m.shutdown.fault is None
-    order, _ = m.submit(['cheese'], 'light')
-    m.run_until(lambda: order.finished, 600)
-    assert order.state == 'done'
+    assert makes_a_toastie(m).state == 'done'
 
 
 def test_remoteplate_an_at_machine_fault_needs_the_reset_button_as_before(split):
@@ -376,9 +379,7 @@ def test_remoteplate_after_a_reconnect_the_plate_takes_jafflrs_faults(split):
     m.hold_reset_button()
     assert reset(m).reason == PLATE_LOST
     assert m.plate_shutdown.fault is None and m.shutdown.fault is None
-    again, _ = m.submit(['cheese'], 'light')
-    m.run_until(lambda: again.finished, 600)
-    assert again.state == 'done'
+    assert makes_a_toastie(m).state == 'done'
 
 
 def test_remoteplate_a_person_resets_after_the_plate_restarts(split):

@@ -14,7 +14,6 @@ from firmware.build import DEADMAN_S, PlateProcess
 from firmware.platehost import PlateStore
 from hardware.platform import open_in_process
 from inprocess import InProcessMachine
-from inprocess.machine import TICK_S
 
 
 class InMemoryLink:
@@ -131,29 +130,22 @@ class SplitMachine(InProcessMachine):
         self.jafflr_alive = True
 
     # -- running ---------------------------------------------------------------------------------
-    def step(self):
-        self.clock.advance(TICK_S)
-        now, wall = self.clock.monotonic(), self.clock.time()
-        j = self.jafflr
-        if self.ticks % 2 == 0:
-            self.chilly.tick(now, wall)
-            if self.plate_alive and not self.plate_stalled:
+    def _control_ticks(self, now, wall):
+        """As the in-process machine's, with the plate process's loop and dead-man first,
+        and each side only while its process is alive."""
+        self.chilly.tick(now, wall)
+        if self.plate_alive:
+            if not self.plate_stalled:
                 self.plate_parts.tick(now)
-            if self.plate_alive:
-                self.plate_parts.deadman.check(now)
-            if self.jafflr_alive and not self.control_stalled:
-                j.control_tick(now)
-            if self.jafflr_alive:
-                j.deadman.check(now)
-        if not self.jafflr_alive:
-            self.ticks += 1
-            return
-        for name, tick in (('press', j.press_tick), ('assembler', j.assembler_tick)):
-            try:
-                tick(now, wall)
-            except Exception as exc:    # as the service's station loops: stop the machine
-                j.station_failed(name, exc)
-        self.ticks += 1
+            self.plate_parts.deadman.check(now)
+        if self.jafflr_alive:
+            if not self.control_stalled:
+                self.jafflr.control_tick(now)
+            self.jafflr.deadman.check(now)
+
+    def _station_ticks(self, now, wall):
+        if self.jafflr_alive:
+            super()._station_ticks(now, wall)
 
     def close(self):
         if self._closed:
