@@ -5,8 +5,13 @@ from firmware.orderbook import OrderState, Step
 
 NAME = {'type': 'string', 'pattern': r'^[a-z][a-z-]{0,30}$',
         'description': 'an ingredient name: lower-case letters and dashes'}
-LABEL = {'type': 'string', 'maxLength': 40, 'pattern': r"^[\w .,'&-]*$",
-         'description': 'letters, digits, spaces and . , \' & - (up to 40)'}
+# Spelled out rather than `\w`: JSON Schema patterns are ECMA-262, where `\w` is ASCII only,
+# while Python's is every script's; a client validating with the document must agree with us.
+# Latin letters with their accents and macrons (José, Zoë, Māori, Nguyễn), not other scripts.
+LABEL = {'type': 'string', 'maxLength': 40,
+         'pattern': "^[0-9A-Za-z_ .,'&\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F\u1E00-\u1EFF-]*$",
+         'description': "Latin letters (accents and macrons too: José, Zoë, Māori), digits, spaces "
+                        "and _ . , ' & - (up to 40)"}
 
 TOASTIE_REQUEST = {
     'type': 'object', 'additionalProperties': False, 'required': ['ingredients'],

@@ -1,8 +1,10 @@
 """Part 4a: bad input, property-based (hypothesis).
 
-- the request validator (api/common/schema.py) against jsonschema on every request
-  schema both services validate with: it accepts what the document allows and refuses
-  the rest with a SchemaError naming the field, never anything else;
+- the request validator (api/common/schema.py) against jsonschema and jsonschema_rs on
+  every request schema both services validate with: it accepts what the document allows
+  and refuses the rest with a SchemaError naming the field, never anything else. The
+  second reads patterns as ECMA-262 does (as JSON Schema says, and as schemathesis and
+  most clients do: `\\w` is ASCII there, every script in Python's `re`);
 - query parsing (api/common/web.py): any query value is a whole number in range or a
   400 that names the parameter, never a 500;
 - reservations (firmware/reservations.py through firmware/chillybin.py): random
@@ -20,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition,
                                  rule, run_state_machine_as_test)
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 
 from api.chillybin import schemas as chilly_schemas
@@ -65,7 +68,8 @@ SCALARS = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([1.0, 2.0, 0.5, 10.0]),
     st.sampled_from(['cheese', 'bread', 'tare', 'span', 'light', 'medium', 'burnt', 'Cheese',
                      'a' * 31, 'a' * 32, 'a-', '-a', 'ham cheese', "O'Brien & co.", 'x' * 41,
-                     '', 'é', '\u0000', 'cheese\n']),
+                     '', 'é', '\u0000', 'cheese\n', 'óËf', 'José', 'Zoë', 'Māori', 'Nguyễn',
+                     '李', 'Ωmega', '×', 'a\u200bb']),
     st.text(max_size=45))
 JSON = st.recursive(SCALARS, lambda inner: st.one_of(
     st.lists(inner, max_size=7),
@@ -145,12 +149,18 @@ def _ends_in_newline(value):
 def check_validator_agrees(name, value):
     schema = REQUEST_SCHEMAS[name]
     theirs = Draft202012Validator(schema).is_valid(value)
+    ecma = jsonschema_rs.validator_for(schema).is_valid(value)
     try:
         validate(schema, value)
         ours, problem = True, None
     except SchemaError as exc:
         ours, problem = False, exc
         assert exc.field and exc.problem, f'{name}: an error that names nothing: {exc!r}'
+    if ours != ecma:
+        assert ecma and not ours and _integral_float_only(value) \
+            and 'must be integer' in problem.problem, \
+            f'{name}: ours {"accepts" if ours else f"refuses ({problem})"}, the document read ' \
+            f'with ECMA-262 patterns {"accepts" if ecma else "refuses"} {value!r}'
     if ours != theirs and theirs and not ours and _ends_in_newline(value) \
             and 'not allowed' in problem.problem:
         return ours   # Python's `$` matches before a final newline; ECMA-262's (JSON Schema's) does not
@@ -186,6 +196,54 @@ def test_validator_agrees_with_the_documents(size):
            [f'validator vs jsonschema on {len(REQUEST_SCHEMAS)} request schemas: '
             f'{counts["accepted"]} accepted, {counts["refused"]} refused, no disagreement '
             f'(but 2.0 as a count, refused on purpose)'])
+
+
+def _patterned(schema, found):
+    if isinstance(schema, dict):
+        if 'pattern' in schema:
+            found[schema['pattern']] = schema
+        for value in schema.values():
+            _patterned(value, found)
+    elif isinstance(schema, list):
+        for value in schema:
+            _patterned(value, found)
+    return found
+
+
+PATTERNED = _patterned(REQUEST_SCHEMAS, {})
+NAMES_PEOPLE_TYPE = ['José', 'Zoë', 'Māori', 'Nguyễn', 'óËf', "O'Brien & co.", 'a_b', '李',
+                     'Ωmega', '×', '÷', 'a\u200bb', 'cheese\n', '\u0000', 'ｆｕｌｌ', '٣', 'ß', 'ǅ']
+
+
+@sizes(short={'examples': 200}, full={'examples': 5000})
+def test_every_pattern_means_the_same_to_python_and_to_ecma_262(size):
+    """A string field's pattern is checked by `re` here and by ECMA-262 rules in every
+    client that validates with the document (schemathesis found `\\w` taking 'óËf')."""
+    assert PATTERNED, 'no patterned strings found in the request schemas'
+    checked = {'strings': 0}
+
+    def agree(schema, text):
+        ours = True
+        try:
+            validate(schema, text)
+        except SchemaError:
+            ours = False
+        ecma = jsonschema_rs.validator_for(schema).is_valid(text)
+        assert ours == ecma, f'{schema["pattern"]!r}: ours {ours}, ECMA-262 {ecma} for {text!r}'
+        checked['strings'] += 1
+
+    for schema in PATTERNED.values():
+        for text in NAMES_PEOPLE_TYPE:
+            agree(schema, text)
+
+    @settings(max_examples=size['examples'], deadline=None, database=None)
+    @given(st.sampled_from(sorted(PATTERNED)), st.text(max_size=12))
+    def check(pattern, text):
+        agree(PATTERNED[pattern], text)
+
+    check()
+    report(f'properties-patterns-{size["name"]}', {'size': size, **checked},
+           [f'{len(PATTERNED)} patterns, {checked["strings"]} strings: Python and ECMA-262 agree'])
 
 
 # -- query parameters -------------------------------------------------------------------------
