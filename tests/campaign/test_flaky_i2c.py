@@ -38,6 +38,7 @@ from hardware.sim.bus import SimBus
 from hardware.sim.pins import LocalWire, SimPinFactory
 from hardware.sim.world import World
 
+from .parallel import run_all
 from .report import report, sizes
 
 TICK_S = 0.1
@@ -366,7 +367,8 @@ def describe(row):
              'bin_rates': [0.0, 0.01, 0.02, 0.05, 0.10, 0.20, 0.30, 0.50],
              'bin_trip_rates': [0.7, 0.9, 1.0]})
 def test_flaky_i2c_no_false_faults_below_the_bound_and_the_fault_above_it(tmp_path, size):
-    rows = plate_sweep(size) + bin_sweep(tmp_path, size)
+    plate, bins = run_all([(plate_sweep, (size,)), (bin_sweep, (tmp_path, size))])
+    rows = plate + bins
     bound = (f'plate: no false fault at <= {PLATE_QUIET:.0%} NACKs, plate-sensor-error within '
              f'{PLATE_WITHIN_S:.0f} s at >= {PLATE_TRIPS:.0%}; load cells and bin sensor: no '
              f'false report at <= {BIN_QUIET:.0%}, reported within {BIN_WITHIN_S:.0f} s at '
