@@ -85,8 +85,19 @@ def json_answer(payload, status=200, headers=None):
 
 
 # -- reading requests ------------------------------------------------------------------
+def query_all(name):
+    """Every value of query parameter `name`, as the text the client sent. The WSGI server
+    hands query values over as Latin-1 (PEP 3333); clients percent-encode UTF-8, so
+    `customer=Jos%C3%A9` is 'José' here, not 'JosÃ©'."""
+    try:
+        return [v.encode('latin-1').decode('utf-8') for v in bottle.request.query.getall(name)]
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise ApiError(400, f'{name} is not UTF-8 text', field=name,
+                       allowed='UTF-8, percent-encoded') from None
+
+
 def query_one(name, default=None, required=False):
-    values = bottle.request.query.getall(name)
+    values = query_all(name)
     if len(values) > 1:
         raise ApiError(400, f'give {name} once, not {len(values)} times', field=name)
     if not values:
@@ -136,8 +147,13 @@ def json_body(schema, limit=MAX_BODY_BYTES):
         raise ApiError(400, f'the body is not valid JSON: {exc}', field='(body)') from None
     except RecursionError:
         raise ApiError(400, 'the body is nested too deeply to be a request', field='(body)') from None
+    return conform(schema, value)
+
+
+def conform(schema, value, field=''):
+    """`value` when it fits `schema`, else a 400 naming the field, the problem and what is allowed."""
     try:
-        return validate(schema, value)
+        return validate(schema, value, field)
     except SchemaError as exc:
         raise ApiError(400, f'{exc.field} {exc.problem}', field=exc.field,
                        allowed=exc.allowed) from None

@@ -15,8 +15,8 @@ import bottle
 from firmware import errors
 from firmware.frontdesk import MAX_PAUSE_S, Wait
 from firmware.orderbook import DONE
-from ..common.web import ApiError, client_address, install_error_pages, json_answer, json_body, \
-    query_int, query_one
+from ..common.web import ApiError, client_address, conform, install_error_pages, json_answer, \
+    json_body, query_all, query_int, query_one
 from . import schemas
 from .openapi import build_document
 from .panel_routes import add_panel_routes
@@ -179,10 +179,10 @@ def add_v1_routes(app, api, version, panel):
 
     @app.get('/toastie')
     def v1_toastie():
-        ingredients = bottle.request.query.getall('i')
+        ingredients = query_all('i')
         doneness = query_one('doneness', default='medium')
-        customer = query_one('customer', default='')
-        order, replayed = api.submit(ingredients, doneness, customer=customer[:40], source='v1')
+        customer = conform(schemas.LABEL, query_one('customer', default=''), 'customer')
+        order, replayed = api.submit(ingredients, doneness, customer=customer, source='v1')
         bottle.response.content_type = 'text/plain; charset=utf-8'
         if replayed:
             return api.v1_now(order)

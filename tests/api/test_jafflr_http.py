@@ -161,6 +161,10 @@ V1_REFUSALS = [
     ('i=cheese&i=bread', 400, 'leave out the bread'),
     ('i=cheese&doneness=light&doneness=burnt', 400, 'give doneness once'),
     ('i=cheese&i=cheese&i=cheese&i=cheese&i=cheese&i=cheese&i=cheese', 400, 'at most 6 fillings'),
+    ('i=cheese&customer=' + 'x' * 41, 400, 'customer length 41 is out of range'),
+    ('i=cheese&customer=%3Cb%3E', 400, "customer '<b>' has characters"),
+    ('i=cheese&customer=%E6%9D%8E', 400, "customer '李' has characters"),
+    ('i=cheese&customer=Jos%E9', 400, 'customer is not UTF-8 text'),   # Latin-1, not UTF-8
 ]
 
 
@@ -466,13 +470,17 @@ def mode_of_v1_toastie(machine, j, api, customer):
 
 def test_http_flag_rollout_to_a_named_customer_on_v1_toastie(machine, j, api):
     restock(machine)
-    rolled = api('PUT', '/v2/flags/pick-v2', {'enabled': False, 'customers': ['kim']}, admin(j))
-    assert rolled.status == 200 and rolled.json()['customers'] == ['kim']
+    rolled = api('PUT', '/v2/flags/pick-v2', {'enabled': False, 'customers': ['kim', 'José']},
+                 admin(j))
+    assert rolled.status == 200 and rolled.json()['customers'] == ['kim', 'José']
     try:
         assert mode_of_v1_toastie(machine, j, api, 'kim') == 'v2'
         assert mode_of_v1_toastie(machine, j, api, 'lee') == 'v1'
+        # The query is percent-encoded UTF-8: the name is José's, as the flag's list spells it.
+        assert mode_of_v1_toastie(machine, j, api, 'Jos%C3%A9') == 'v2'
         events = api('GET', '/v2/events?kind=flag').json()['events']
-        assert "pick-v2 set to {'enabled': False, 'customers': ['kim']}" in events[0]['detail']
+        assert "pick-v2 set to {'enabled': False, 'customers': ['kim', 'José']}" \
+            in events[0]['detail']
     finally:
         api('PUT', '/v2/flags/pick-v2', {'enabled': True, 'customers': []}, admin(j))
 
