@@ -195,6 +195,7 @@ def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path, size):
     env = {'JAFFLR_DEADMAN_S': str(min(10.0, max(2.0, 0.4 * SPEED)))}
     kills = {'chillybin': 0, 'jafflr': 0}
     lost_after_restart = []
+    busy_at_kill = []       # jafflr's status just before each of its kills
     restart_s = []
     resets = {}
     with Machine(str(tmp_path / 'state'), speed=SPEED, seed=5, env=env) as machine:
@@ -217,6 +218,9 @@ def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path, size):
                 for _ in range(size['kills']):
                     time.sleep(rng.uniform(*size['gap_s']))
                     victim = rng.choice(('chillybin', 'jafflr'))
+                    if victim == 'jafflr':
+                        busy_at_kill.append(machine.http('jafflr', 'GET', '/v2/status',
+                                                         headers=JSON).json['busy'])
                     machine.kill9(victim)
                     kills[victim] += 1
                     began = time.monotonic()
@@ -263,6 +267,7 @@ def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path, size):
         'lost': lost, 'replayed_with_another_id': acks.two_ids,
         'writes_given_up': sum(d.unanswered for d in drivers),
         'orders': len(orders), 'orders_by_state': states, 'faults_reset': resets,
+        'jafflr_kills_while_busy': sum(busy_at_kill),
         'units_dropped': drops, 'units_booked_to_orders': booked,
         'falls_booked_to_no_reservation': removals,
         'negative_stock': watch.negative, 'stock_polls': watch.polls,
@@ -275,7 +280,8 @@ def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path, size):
         f"x{SPEED:g}; restart max {figures['restart_s']['max']} s",
         f"acknowledged: {len(acked_orders)} orders, {len(acked_holds)} holds, {acks.restocks} "
         f"restocks; lost {len(lost)}; given up {figures['writes_given_up']}",
-        f"orders {len(orders)}: {states}; faults reset by a person {resets}",
+        f"orders {len(orders)}: {states}; faults reset by a person {resets}; jafflr killed "
+        f"busy {sum(busy_at_kill)} of {len(busy_at_kill)} times",
         f"units dropped {drops}; booked to orders {booked}; falls chillybin booked to no "
         f"reservation {len(removals)}",
         f"stock polls {watch.polls}, negative {len(watch.negative)}",
@@ -294,6 +300,8 @@ def test_kill_9_at_random_moments_loses_nothing_acknowledged(tmp_path, size):
     assert not removals, f'falls chillybin booked to no reservation: {removals[:10]}'
     assert not answers.unexplained, answers.unexplained[:10]
     assert acked_orders and sum(kills.values()) == size['kills']
+    # The kills met work: at least one of jafflr's found it making a toastie.
+    assert any(busy_at_kill), f'jafflr was never killed busy: {busy_at_kill}'
     assert 'Traceback' not in log, log[-4000:]
 
 

@@ -35,17 +35,10 @@ from tests.firmware.binrig import BAYS, BinRig
 
 from .report import report, sizes
 
-REQUEST_SCHEMAS = {
-    'chillybin RESERVATION_REQUEST': chilly_schemas.RESERVATION_REQUEST,
-    'chillybin RESTOCK_REQUEST': chilly_schemas.RESTOCK_REQUEST,
-    'chillybin CALIBRATE_REQUEST': chilly_schemas.CALIBRATE_REQUEST,
-    'chillybin BAY_REQUEST': chilly_schemas.BAY_REQUEST,
-    'jafflr TOASTIE_REQUEST': jafflr_schemas.TOASTIE_REQUEST,
-    'jafflr FLAG_REQUEST': jafflr_schemas.FLAG_REQUEST,
-    'jafflr STOP_REQUEST': jafflr_schemas.STOP_REQUEST,
-    'jafflr RESTOCK_REQUEST': jafflr_schemas.RESTOCK_REQUEST,
-    'jafflr CALIBRATE_REQUEST': jafflr_schemas.CALIBRATE_REQUEST,
-}
+# Every request shape both services validate a body with (each module's `*_REQUEST`).
+REQUEST_SCHEMAS = {f'{service} {name}': getattr(module, name)
+                   for service, module in (('chillybin', chilly_schemas), ('jafflr', jafflr_schemas))
+                   for name in sorted(vars(module)) if name.endswith('_REQUEST')}
 
 
 # -- values near what the schemas allow --------------------------------------------------
@@ -235,6 +228,12 @@ def test_every_pattern_means_the_same_to_python_and_to_ecma_262(size):
     for schema in PATTERNED.values():
         for text in NAMES_PEOPLE_TYPE:
             agree(schema, text)
+    # What the panel's hint promises a name may hold, and what it may not.
+    for name in ('José', 'Zoë', 'Māori', 'Nguyễn', "O'Brien & co.", 'Table 4, window'):
+        assert validate(jafflr_schemas.LABEL, name) == name
+    for name in ('李', '<b>', 'a\nb', 'x' * 41):
+        with pytest.raises(SchemaError):
+            validate(jafflr_schemas.LABEL, name)
 
     @settings(max_examples=size['examples'], deadline=None, database=None)
     @given(st.sampled_from(sorted(PATTERNED)), st.text(max_size=12))
