@@ -57,6 +57,14 @@ class ChillybinClient:
                 self._local.conn = None
                 if attempt == 2:
                     raise Unavailable(f'chillybin at {self.url} dropped the connection: {exc}') from None
+            except http.client.HTTPException as exc:
+                # An answer cut off (chillybin killed while sending it: IncompleteRead) or not
+                # HTTP. Not retried: the request may have been carried out. The callers take
+                # Unavailable as "look again", as for a chillybin that cannot be reached.
+                conn.close()
+                self._local.conn = None
+                raise Unavailable(f'chillybin at {self.url} broke off its answer: '
+                                  f'{type(exc).__name__}: {exc!r}') from None
             except OSError as exc:
                 conn.close()
                 self._local.conn = None

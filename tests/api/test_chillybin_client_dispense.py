@@ -72,3 +72,36 @@ def test_stock_client_grams_names_an_unreadable_load_cell():
         client.grams('bread')
     client.request = lambda method, path, *a: (200, {'grams': 350.0, 'sensor': {'ok': True}})
     assert client.grams('bread') == 350.0
+
+
+@pytest.mark.parametrize('answer, says', [
+    # chillybin killed while sending its answer: the headers promise more than comes
+    (b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 243\r\n\r\n',
+     'IncompleteRead'),
+    (b'SSH-2.0-not-http\r\n', 'BadStatusLine'),
+], ids=['cut-off', 'not-http'])
+def test_stock_client_an_answer_cut_off_is_unavailable_not_a_crash(answer, says):
+    """Seen in the kill -9 campaign: jafflr's assembler asked for its reservation as
+    chillybin was killed, read half an answer, and http.client's IncompleteRead (not an
+    OSError) ended the assembler's thread: a false control-error. It is Unavailable, which
+    the assembler takes as 'look again at the next poll'."""
+    import socket
+    from firmware.errors import Unavailable
+    server = socket.create_server(('127.0.0.1', 0))
+    asked = []
+
+    def serve():
+        conn, _ = server.accept()
+        asked.append(conn.recv(65536))
+        conn.sendall(answer)
+        conn.close()
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        client = ChillybinClient(f'http://127.0.0.1:{server.getsockname()[1]}', {}, {})
+        with pytest.raises(Unavailable, match=says):
+            client.reservation('r1')
+        thread.join(5)
+        assert asked and asked[0].startswith(b'GET /v2/reservations/r1 ')
+    finally:
+        server.close()
