@@ -18,6 +18,11 @@ def cores():
     return min(len(os.sched_getaffinity(0)), int(os.environ.get('CAMPAIGN_WORKERS') or 4))
 
 
+def workers(jobs, least=2):
+    """How many processes run_all uses for `jobs` jobs."""
+    return min(cores(), jobs) if jobs >= least else 1
+
+
 def _call(job):
     """One job in a worker. What pytest's process fails a test on and a worker would only
     print (an exception in a finaliser, in a thread) fails the job here too."""
@@ -42,10 +47,9 @@ def run_all(jobs, least=2):
     """[fn(*args) for fn, args in jobs], in that order; in worker processes when there are
     two cores or more and at least `least` jobs. The first failure is raised with the
     worker's traceback, and the jobs not started yet are dropped."""
-    workers = min(cores(), len(jobs))
-    if workers < 2 or len(jobs) < least:
+    if workers(len(jobs), least) < 2:
         return [fn(*args) for fn, args in jobs]
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('spawn'))
+    pool = ProcessPoolExecutor(workers(len(jobs), least), mp_context=multiprocessing.get_context('spawn'))
     try:
         return list(pool.map(_call, jobs))
     finally:

@@ -44,7 +44,7 @@ from firmware.safety import FAULT_HELP
 from hardware.sim.world import FAULTS
 from tests.support.kitchen import bay_units, hot_plate, outputs_safe, person_resets
 
-from .parallel import cores, run_all
+from .parallel import run_all, workers
 from .report import report, sizes
 
 ORDER = ['cheese', 'vegemite']               # dropped as bread, cheese, vegemite, bread
@@ -434,12 +434,12 @@ def test_every_fault_at_a_random_step_ends_safe_explained_and_recovers(tmp_path,
     # More than 40 cases (the long campaign's 576) run on every core: each has its own machine
     # on a fake clock, so the figures are the same.
     cases = run_all([(run_case, spec) for spec in specs], least=40)
-    workers = cores() if len(specs) >= 40 else 1
+    processes = workers(len(specs), least=40)
     by_fault = {}
     for c in cases:
         by_fault.setdefault(base(c['fault']), []).append(c)
     lines = [f'{len(cases)} cases: {len(by_fault)} faults x {len({c["step"] for c in cases})} steps '
-             f'x {size["seeds"]} seed(s) in {workers} process(es); all '
+             f'x {size["seeds"]} seed(s) in {processes} process(es); all '
              f'ended safe, explained, accounted for and recovered']
     for name, found in sorted(by_fault.items()):
         times = sorted(c['detection_s'] for c in found)

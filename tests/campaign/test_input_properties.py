@@ -42,18 +42,19 @@ REQUEST_SCHEMAS = {f'{service} {name}': getattr(module, name)
 
 
 # -- values near what the schemas allow --------------------------------------------------
-def _names(schema, found):
+def _subschemas(schema):
+    """Every object in a schema tree (the schema, its properties, items, ...)."""
     if isinstance(schema, dict):
-        found.update(schema.get('properties', {}))
+        yield schema
         for value in schema.values():
-            _names(value, found)
+            yield from _subschemas(value)
     elif isinstance(schema, list):
         for value in schema:
-            _names(value, found)
-    return found
+            yield from _subschemas(value)
 
 
-KEYS = sorted(_names(REQUEST_SCHEMAS, set()) | {'bread', 'cheese', 'vegemite', 'x', ''})
+KEYS = sorted({k for sub in _subschemas(REQUEST_SCHEMAS) for k in sub.get('properties', {})}
+              | {'bread', 'cheese', 'vegemite', 'x', ''})
 SCALARS = st.one_of(
     st.none(), st.booleans(),
     st.integers(-3, 60), st.sampled_from([0, 1, 9, 10, 11, 49, 50, 51, 100, 101, 5000, 5001,
@@ -192,19 +193,7 @@ def test_validator_agrees_with_the_documents(size):
             f'(but 2.0 as a count, refused on purpose)'])
 
 
-def _patterned(schema, found):
-    if isinstance(schema, dict):
-        if 'pattern' in schema:
-            found[schema['pattern']] = schema
-        for value in schema.values():
-            _patterned(value, found)
-    elif isinstance(schema, list):
-        for value in schema:
-            _patterned(value, found)
-    return found
-
-
-PATTERNED = _patterned(REQUEST_SCHEMAS, {})
+PATTERNED = {sub['pattern']: sub for sub in _subschemas(REQUEST_SCHEMAS) if 'pattern' in sub}
 NAMES_PEOPLE_TYPE = ['José', 'Zoë', 'Māori', 'Nguyễn', 'óËf', "O'Brien & co.", 'a_b', '李',
                      'Ωmega', '×', '÷', 'a\u200bb', 'cheese\n', '\u0000', 'ｆｕｌｌ', '٣', 'ß', 'ǅ']
 
